@@ -1,0 +1,455 @@
+"""The key store: AES-256 master keys, wrapped under a key-encryption key (KEK).
+
+The KEK comes from a passphrase through scrypt (memory-hard) or from a 32-byte secret in the
+environment. There is no default passphrase. Master keys are named (``reads/2026-10-01/pii``),
+versioned (rotation adds a version; old versions stay until destroyed) and can be destroyed,
+which is how retention crypto-shreds a day of reads.
+
+Environment
+-----------
+``ALPR_WORKBENCH_KEK``
+    URL-safe base64 of a 32-byte key-encryption key (for services; takes precedence).
+``ALPR_WORKBENCH_PASSPHRASE``
+    Passphrase from which the KEK is derived with scrypt.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from alpr_workbench._fsutil import atomic_write_bytes, exclusive_lock
+from alpr_workbench.errors import KeyDestroyedError, KeyStoreError
+
+__all__ = [
+    "KEYSTORE_FILE",
+    "DEMO_PASSPHRASE_FILE",
+    "KeyStore",
+    "MasterKey",
+    "resolve_kek_source",
+]
+
+KEYSTORE_FILE = "keystore.json"
+DEMO_PASSPHRASE_FILE = "DEMO-PASSPHRASE.txt"
+_FORMAT = 1
+_CHECK_PLAINTEXT = b"alpr-workbench key store v1"
+_SCRYPT_N = 2**15
+_SCRYPT_R = 8
+_SCRYPT_P = 1
+_MIN_PASSPHRASE_LEN = 12
+
+
+def _b64e(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _b64d(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _seal(key: bytes, plaintext: bytes, aad: bytes) -> str:
+    nonce = os.urandom(12)
+    return _b64e(nonce + AESGCM(key).encrypt(nonce, plaintext, aad))
+
+
+def _open(key: bytes, sealed: str, aad: bytes) -> bytes:
+    raw = _b64d(sealed)
+    return AESGCM(key).decrypt(raw[:12], raw[12:], aad)
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """One version of a named master key (key material stays in memory only)."""
+
+    key_id: str
+    version: int
+    material: bytes
+
+    def __repr__(self) -> str:  # never print key material
+        return f"MasterKey(key_id={self.key_id!r}, version={self.version})"
+
+
+def resolve_kek_source(
+    keys_dir: Path, *, passphrase: str | None = None
+) -> tuple[str, bytes | str]:
+    """Find where the key-encryption key comes from, without a default.
+
+    Order: explicit ``passphrase``; ``ALPR_WORKBENCH_KEK``; ``ALPR_WORKBENCH_PASSPHRASE``;
+    the demo passphrase file, only for a key store created in demo mode.
+
+    Returns
+    -------
+    tuple
+        ``("kek", bytes)`` or ``("passphrase", str)``.
+
+    Raises
+    ------
+    KeyStoreError
+        When no source is configured.
+    """
+    if passphrase is not None:
+        return "passphrase", passphrase
+    env_kek = os.environ.get("ALPR_WORKBENCH_KEK")
+    if env_kek:
+        try:
+            kek = base64.urlsafe_b64decode(env_kek.encode("ascii"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise KeyStoreError("ALPR_WORKBENCH_KEK is not valid base64") from exc
+        if len(kek) != 32:
+            raise KeyStoreError("ALPR_WORKBENCH_KEK must decode to exactly 32 bytes")
+        return "kek", kek
+    env_pass = os.environ.get("ALPR_WORKBENCH_PASSPHRASE")
+    if env_pass:
+        return "passphrase", env_pass
+    demo_file = keys_dir / DEMO_PASSPHRASE_FILE
+    store_file = keys_dir / KEYSTORE_FILE
+    if demo_file.is_file() and store_file.is_file():
+        try:
+            is_demo = json.loads(store_file.read_text()).get("demo") is True
+        except (OSError, ValueError):
+            is_demo = False
+        if is_demo:
+            return "passphrase", demo_file.read_text().strip()
+    raise KeyStoreError(
+        "no key-encryption secret configured: set ALPR_WORKBENCH_PASSPHRASE (or "
+        "ALPR_WORKBENCH_KEK, 32 bytes, URL-safe base64). There is no default passphrase."
+    )
+
+
+class KeyStore:
+    """Named, versioned AES-256 master keys kept encrypted in one 0600 file.
+
+    Use :meth:`create` for a new store and :meth:`open` for an existing one. All changes
+    are written atomically under a file lock, so a crash never leaves a half-written store.
+    """
+
+    def __init__(self, path: Path, kek: bytes, doc: dict[str, Any]) -> None:
+        self._path = path
+        self._kek = kek
+        self._doc = doc
+        self._cache: dict[tuple[str, int], bytes] = {}
+        self._mutex = threading.RLock()
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    def create(
+        cls, keys_dir: Path, *, passphrase: str | None = None, demo: bool = False
+    ) -> KeyStore:
+        """Create a new, empty key store in ``keys_dir``.
+
+        Parameters
+        ----------
+        keys_dir
+            Folder for the key store (created with mode 0700).
+        passphrase
+            Passphrase for the KEK; otherwise taken from the environment. In ``demo`` mode
+            with no passphrase, a random one is generated and written to
+            ``DEMO-PASSPHRASE.txt`` (0600) beside the store.
+        demo
+            Mark the store as a demo store (not for real data).
+
+        Raises
+        ------
+        KeyStoreError
+            If a store already exists there, or no secret is available, or the passphrase
+            is too short.
+        """
+        keys_dir = Path(keys_dir)
+        keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(keys_dir, 0o700)
+        path = keys_dir / KEYSTORE_FILE
+        if path.exists():
+            raise KeyStoreError(f"a key store already exists at {path}")
+        if demo and passphrase is None and not (
+            os.environ.get("ALPR_WORKBENCH_KEK") or os.environ.get("ALPR_WORKBENCH_PASSPHRASE")
+        ):
+            passphrase = secrets.token_urlsafe(24)
+            atomic_write_bytes(keys_dir / DEMO_PASSPHRASE_FILE, passphrase.encode() + b"\n")
+        kind, secret = resolve_kek_source(keys_dir, passphrase=passphrase)
+        doc: dict[str, Any] = {"format": _FORMAT, "demo": demo, "keys": {}}
+        if kind == "passphrase":
+            assert isinstance(secret, str)
+            if len(secret) < _MIN_PASSPHRASE_LEN:
+                raise KeyStoreError(
+                    f"passphrase too short: use at least {_MIN_PASSPHRASE_LEN} characters"
+                )
+            salt = os.urandom(16)
+            doc["kdf"] = {"name": "scrypt", "salt": _b64e(salt), "n": _SCRYPT_N,
+                          "r": _SCRYPT_R, "p": _SCRYPT_P}
+            kek = _derive(secret, doc["kdf"])
+        else:
+            assert isinstance(secret, bytes)
+            doc["kdf"] = {"name": "raw"}
+            kek = secret
+        doc["check"] = _seal(kek, _CHECK_PLAINTEXT, b"check")
+        store = cls(path, kek, doc)
+        with exclusive_lock(keys_dir / ".lock"):
+            store._save()
+        return store
+
+    @classmethod
+    def open(cls, keys_dir: Path, *, passphrase: str | None = None) -> KeyStore:
+        """Open the key store in ``keys_dir``.
+
+        Raises
+        ------
+        KeyStoreError
+            If the store is missing or corrupted, or the secret is wrong.
+        """
+        keys_dir = Path(keys_dir)
+        path = keys_dir / KEYSTORE_FILE
+        if not path.is_file():
+            raise KeyStoreError(f"no key store at {path}")
+        doc = _load_doc(path)
+        kind, secret = resolve_kek_source(keys_dir, passphrase=passphrase)
+        kdf = doc.get("kdf", {})
+        if kind == "passphrase":
+            if kdf.get("name") != "scrypt":
+                raise KeyStoreError("this key store uses ALPR_WORKBENCH_KEK, not a passphrase")
+            assert isinstance(secret, str)
+            kek = _derive(secret, kdf)
+        else:
+            if kdf.get("name") != "raw":
+                raise KeyStoreError("this key store needs its passphrase, not ALPR_WORKBENCH_KEK")
+            assert isinstance(secret, bytes)
+            kek = secret
+        try:
+            ok = _open(kek, doc["check"], b"check") == _CHECK_PLAINTEXT
+        except (InvalidTag, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise KeyStoreError("wrong passphrase or key-encryption key for this key store")
+        return cls(path, kek, doc)
+
+    @property
+    def is_demo(self) -> bool:
+        """True for a store created by the demo (not for real data)."""
+        return bool(self._doc.get("demo"))
+
+    # -- key operations ------------------------------------------------------------------
+    def key_ids(self, *, prefix: str = "", include_destroyed: bool = False) -> list[str]:
+        """List key ids starting with ``prefix``."""
+        with self._mutex:
+            return sorted(
+                k for k, v in self._doc["keys"].items()
+                if k.startswith(prefix) and (include_destroyed or not v.get("destroyed_at"))
+            )
+
+    def ensure_key(self, key_id: str) -> MasterKey:
+        """Return the current version of ``key_id``, creating the key if it does not exist.
+
+        Raises
+        ------
+        KeyDestroyedError
+            If the key was destroyed (a destroyed key is never re-created).
+        """
+        with self._mutex:
+            self._reload()
+            entry = self._doc["keys"].get(key_id)
+            if entry is None:
+                self._add_version(key_id)
+                entry = self._doc["keys"][key_id]
+            if entry.get("destroyed_at"):
+                raise KeyDestroyedError(f"master key {key_id!r} was destroyed")
+            return self.get_key(key_id, entry["versions"][-1]["version"])
+
+    def ensure_keys(self, key_ids: list[str]) -> None:
+        """Create every missing key of ``key_ids`` in one durable write.
+
+        Raises
+        ------
+        KeyDestroyedError
+            If one of them was destroyed.
+        """
+        with self._mutex, exclusive_lock(self._path.parent / ".lock"):
+            self._reload()
+            changed = False
+            for key_id in key_ids:
+                entry = self._doc["keys"].get(key_id)
+                if entry is None:
+                    self._new_version_locked(key_id)
+                    changed = True
+                elif entry.get("destroyed_at"):
+                    raise KeyDestroyedError(f"master key {key_id!r} was destroyed")
+            if changed:
+                self._save()
+
+    def current_key(self, key_id: str) -> MasterKey:
+        """Return the current version of an existing key."""
+        with self._mutex:
+            entry = self._entry(key_id)
+            return self.get_key(key_id, entry["versions"][-1]["version"])
+
+    def get_key(self, key_id: str, version: int) -> MasterKey:
+        """Return one version of a key.
+
+        Raises
+        ------
+        KeyStoreError
+            If the key or version is unknown.
+        KeyDestroyedError
+            If it was destroyed.
+        """
+        with self._mutex:
+            cached = self._cache.get((key_id, version))
+            if cached is not None:
+                return MasterKey(key_id, version, cached)
+            entry = self._entry(key_id)
+            for item in entry["versions"]:
+                if item["version"] == version:
+                    if item.get("wrapped") is None:
+                        raise KeyDestroyedError(
+                            f"version {version} of master key {key_id!r} was destroyed"
+                        )
+                    material = _open(self._kek, item["wrapped"], _aad(key_id, version))
+                    self._cache[(key_id, version)] = material
+                    return MasterKey(key_id, version, material)
+            raise KeyStoreError(f"master key {key_id!r} has no version {version}")
+
+    def rotate(self, key_id: str) -> MasterKey:
+        """Add a new version of ``key_id`` and make it current (old versions stay readable)."""
+        with self._mutex:
+            self._reload()
+            self._entry(key_id)
+            self._add_version(key_id)
+            return self.current_key(key_id)
+
+    def retire_versions(self, key_id: str, *, keep: int) -> None:
+        """Destroy every version of ``key_id`` older than ``keep`` (after a re-wrap)."""
+        with self._mutex, exclusive_lock(self._path.parent / ".lock"):
+            self._reload()
+            entry = self._entry(key_id)
+            for item in entry["versions"]:
+                if item["version"] < keep:
+                    item["wrapped"] = None
+                    self._cache.pop((key_id, item["version"]), None)
+            self._save()
+
+    def destroy(self, key_ids: list[str]) -> None:
+        """Crypto-shred ``key_ids``: every version's material is erased from the store.
+
+        Data encrypted under them can never be decrypted again, from any copy.
+        """
+        with self._mutex, exclusive_lock(self._path.parent / ".lock"):
+            self._reload()
+            now = dt.datetime.now(dt.UTC).isoformat()
+            for key_id in key_ids:
+                entry = self._doc["keys"].get(key_id)
+                if entry is None:
+                    continue
+                for item in entry["versions"]:
+                    item["wrapped"] = None
+                    self._cache.pop((key_id, item["version"]), None)
+                entry["destroyed_at"] = now
+            self._save()
+
+    def is_destroyed(self, key_id: str) -> bool:
+        """True when ``key_id`` exists and was destroyed."""
+        with self._mutex:
+            self._reload()
+            entry = self._doc["keys"].get(key_id)
+            return bool(entry and entry.get("destroyed_at"))
+
+    def destroyed(self, key_ids: list[str]) -> list[str]:
+        """Those of ``key_ids`` that exist and were destroyed (one read of the store)."""
+        with self._mutex:
+            self._reload()
+            keys = self._doc["keys"]
+            return [k for k in key_ids if keys.get(k, {}).get("destroyed_at")]
+
+    def change_passphrase(self, new_passphrase: str) -> None:
+        """Re-wrap every master key under a KEK derived from ``new_passphrase`` (no data rewrite)."""
+        if len(new_passphrase) < _MIN_PASSPHRASE_LEN:
+            raise KeyStoreError(f"passphrase too short: use at least {_MIN_PASSPHRASE_LEN} characters")
+        with self._mutex, exclusive_lock(self._path.parent / ".lock"):
+            self._reload()
+            kdf = {"name": "scrypt", "salt": _b64e(os.urandom(16)), "n": _SCRYPT_N,
+                   "r": _SCRYPT_R, "p": _SCRYPT_P}
+            new_kek = _derive(new_passphrase, kdf)
+            for key_id, entry in self._doc["keys"].items():
+                for item in entry["versions"]:
+                    if item.get("wrapped") is not None:
+                        aad = _aad(key_id, item["version"])
+                        material = _open(self._kek, item["wrapped"], aad)
+                        item["wrapped"] = _seal(new_kek, material, aad)
+            self._doc["kdf"] = kdf
+            self._doc["check"] = _seal(new_kek, _CHECK_PLAINTEXT, b"check")
+            self._kek = new_kek
+            self._save()
+
+    # -- internals -----------------------------------------------------------------------
+    def _entry(self, key_id: str) -> dict[str, Any]:
+        entry = self._doc["keys"].get(key_id)
+        if entry is None:
+            self._reload()
+            entry = self._doc["keys"].get(key_id)
+        if entry is None:
+            raise KeyStoreError(f"no master key {key_id!r} in the key store")
+        if entry.get("destroyed_at"):
+            raise KeyDestroyedError(f"master key {key_id!r} was destroyed")
+        return entry
+
+    def _add_version(self, key_id: str) -> None:
+        with exclusive_lock(self._path.parent / ".lock"):
+            self._reload()
+            self._new_version_locked(key_id)
+            self._save()
+
+    def _new_version_locked(self, key_id: str) -> None:
+        entry = self._doc["keys"].setdefault(key_id, {"versions": []})
+        if entry.get("destroyed_at"):
+            raise KeyDestroyedError(f"master key {key_id!r} was destroyed")
+        version = (entry["versions"][-1]["version"] + 1) if entry["versions"] else 1
+        material = os.urandom(32)
+        entry["versions"].append({
+            "version": version,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "wrapped": _seal(self._kek, material, _aad(key_id, version)),
+        })
+        self._cache[(key_id, version)] = material
+
+    def _reload(self) -> None:
+        # Another process may have added or destroyed keys since we loaded the file.
+        if self._path.is_file():
+            self._doc = _load_doc(self._path)
+            live = {
+                (k, item["version"])
+                for k, v in self._doc["keys"].items()
+                for item in v["versions"] if item.get("wrapped") is not None
+            }
+            for cached in list(self._cache):
+                if cached not in live:
+                    del self._cache[cached]
+
+    def _save(self) -> None:
+        atomic_write_bytes(self._path, json.dumps(self._doc, indent=1, sort_keys=True).encode())
+
+
+def _aad(key_id: str, version: int) -> bytes:
+    return f"{key_id}@{version}".encode()
+
+
+def _derive(passphrase: str, kdf: dict[str, Any]) -> bytes:
+    return Scrypt(salt=_b64d(kdf["salt"]), length=32, n=int(kdf["n"]), r=int(kdf["r"]),
+                  p=int(kdf["p"])).derive(passphrase.encode("utf-8"))
+
+
+def _load_doc(path: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise KeyStoreError(f"key store {path} is unreadable or corrupted") from exc
+    if not isinstance(doc, dict) or doc.get("format") != _FORMAT or "keys" not in doc:
+        raise KeyStoreError(f"key store {path} is corrupted or of an unknown format")
+    return doc

@@ -1,0 +1,292 @@
+"""One encrypted partition: a folder of Parquet files listed in an atomic manifest.
+
+A file becomes visible only when the manifest that lists it is renamed into place, so a
+process killed at any moment leaves the partition as it was before, or with the new file
+complete. Files not listed in the manifest are leftovers of an interrupted write and are
+ignored, then removed by :meth:`Partition.remove_orphans`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+import pyarrow.parquet.encryption as pqe
+
+from alpr_workbench._fsutil import atomic_write_bytes, exclusive_lock, fsync_dir, fsync_file
+from alpr_workbench.errors import KeyDestroyedError, KeyStoreError, StoreError
+from alpr_workbench.keys import KeyStore
+from alpr_workbench.schema import TableSpec
+from alpr_workbench.store._kms import (
+    FOOTER,
+    WorkbenchKmsClient,
+    key_material_path,
+    read_data_keys,
+)
+
+MANIFEST = "_manifest.json"
+STAGING = ".staging"
+ROW_GROUP_ROWS = 65_536
+_LOW_CARDINALITY = {"camera_id", "network_id", "plate_state", "vehicle_make", "vehicle_color",
+                    "vehicle_type", "source", "hotlist_id", "hotlist_source", "disposition",
+                    "match_tier", "event_type", "outcome", "organization", "role"}
+
+_KEY_CACHE: dict[tuple[str, int, int], tuple[bytes, dict[str, bytes]]] = {}
+_KEY_CACHE_LOCK = threading.Lock()
+
+
+class Partition:
+    """An encrypted, manifest-committed folder of Parquet files for one table.
+
+    Parameters
+    ----------
+    root
+        The partition folder (``.../reads/day=2026-10-01``). Nothing sensitive in the path.
+    key_prefix
+        Prefix of this partition's master keys; ``<prefix>/pii`` protects personal columns
+        and ``<prefix>/ops`` operational columns and the footer.
+    spec
+        The table declaration.
+    keystore
+        Where the master keys live.
+    label
+        How errors name the partition (``reads day=2026-10-01``).
+    """
+
+    def __init__(
+        self, root: Path, key_prefix: str, spec: TableSpec, keystore: KeyStore, label: str
+    ) -> None:
+        self.root = root
+        self.key_prefix = key_prefix
+        self.spec = spec
+        self.keystore = keystore
+        self.label = label
+
+    # -- keys ----------------------------------------------------------------------------
+    @property
+    def key_ids(self) -> list[str]:
+        """Master key ids of this partition."""
+        return [f"{self.key_prefix}/pii", f"{self.key_prefix}/ops"]
+
+    def _encryption_config(self) -> pqe.EncryptionConfiguration:
+        column_keys: dict[str, list[str]] = {}
+        for field in self.spec.fields:
+            kind = "pii" if field.sensitivity == "personal" else "ops"
+            column_keys[f"{self.key_prefix}/{kind}#{field.name}"] = [field.name]
+        return pqe.EncryptionConfiguration(
+            footer_key=f"{self.key_prefix}/ops#{FOOTER}",
+            column_keys=column_keys,
+            encryption_algorithm="AES_GCM_V1",
+            plaintext_footer=False,
+            double_wrapping=False,
+            data_key_length_bits=256,
+            internal_key_material=False,
+            cache_lifetime=None,
+        )
+
+    # -- manifest ------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        """The committed manifest (an empty one when the partition has none)."""
+        path = self.root / MANIFEST
+        if not path.is_file():
+            return {"format": 1, "table": self.spec.name, "files": []}
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"{self.label}: manifest is unreadable or corrupted") from exc
+        if doc.get("table") != self.spec.name or not isinstance(doc.get("files"), list):
+            raise StoreError(f"{self.label}: manifest is corrupted")
+        return doc
+
+    def files(self) -> list[Path]:
+        """Committed data files."""
+        return [self.root / item["name"] for item in self.manifest()["files"]]
+
+    def row_count(self) -> int:
+        """Rows in the committed files (from the manifest)."""
+        return sum(int(item["rows"]) for item in self.manifest()["files"])
+
+    def exists(self) -> bool:
+        """True when the partition has committed files."""
+        return bool(self.manifest()["files"])
+
+    # -- writing -------------------------------------------------------------------------
+    def write(self, frame: pl.DataFrame, *, replace: bool = False) -> None:
+        """Encrypt ``frame`` into a new file and commit it.
+
+        Parameters
+        ----------
+        frame
+            Rows conforming to the table's schema, already sorted as they should be stored.
+        replace
+            Commit the new file in place of every existing one (small tables).
+        """
+        with exclusive_lock(self.root.parent / f".{self.root.name}.lock"):
+            self._write_locked(frame, replace=replace)
+
+    def _write_locked(self, frame: pl.DataFrame, *, replace: bool) -> None:
+        self.keystore.ensure_keys(self.key_ids)
+        staging = self.root / STAGING
+        staging.mkdir(parents=True, exist_ok=True)
+        name = f"part-{uuid.uuid4().hex}.parquet"
+        tmp_path = staging / name
+        table = frame.to_arrow().cast(self.spec.arrow_schema)
+        factory = pqe.CryptoFactory(lambda _config: WorkbenchKmsClient(self.keystore))
+        props = factory.file_encryption_properties(
+            pqe.KmsConnectionConfig(), self._encryption_config(), str(tmp_path),
+            pafs.LocalFileSystem(),
+        )
+        dictionary = [c for c in self.spec.columns if c in _LOW_CARDINALITY]
+        pq.write_table(
+            table, tmp_path, encryption_properties=props, compression="zstd",
+            row_group_size=ROW_GROUP_ROWS, use_dictionary=dictionary or False,
+        )
+        material = key_material_path(tmp_path)
+        fsync_file(tmp_path)
+        fsync_file(material)
+        final = self.root / name
+        os.replace(material, key_material_path(final))
+        os.replace(tmp_path, final)
+        with contextlib.suppress(OSError):
+            staging.rmdir()
+        fsync_dir(self.root)
+        doc = self.manifest()
+        old = [item["name"] for item in doc["files"]] if replace else []
+        entry = {"name": name, "rows": table.num_rows, "bytes": final.stat().st_size}
+        doc["files"] = [entry] if replace else [*doc["files"], entry]
+        atomic_write_bytes(self.root / MANIFEST, json.dumps(doc, indent=1).encode())
+        for old_name in old:
+            self._remove_file(self.root / old_name)
+
+    # -- reading -------------------------------------------------------------------------
+    def scan(self) -> list[pl.LazyFrame]:
+        """One lazy, natively decrypted scan per committed file.
+
+        Raises
+        ------
+        KeyDestroyedError
+            If the partition was crypto-shredded.
+        StoreError
+            If a listed file is missing or truncated.
+        """
+        frames = []
+        for path in self.files():
+            try:
+                size = path.stat().st_size
+            except FileNotFoundError as exc:
+                raise StoreError(f"{self.label}: data file {path.name} is missing") from exc
+            footer, columns = self._data_keys(path, size)
+            props = pl.ParquetDecryptionProperties(footer_key=footer, column_keys=columns)
+            frames.append(pl.scan_parquet(path, decryption=props, schema=self.spec.polars_schema))
+        return frames
+
+    def _data_keys(self, path: Path, size: int) -> tuple[bytes, dict[str, bytes]]:
+        cache_key = (str(path), size, os.stat(path).st_mtime_ns)
+        with _KEY_CACHE_LOCK:
+            hit = _KEY_CACHE.get(cache_key)
+        if hit is not None:
+            return hit
+        try:
+            footer, by_column = read_data_keys(self.keystore, path)
+            keys = (footer, self._leaf_paths(by_column))
+        except KeyDestroyedError as exc:
+            raise KeyDestroyedError(
+                f"{self.label}: its master key was destroyed; the data cannot be decrypted"
+            ) from exc
+        except KeyStoreError as exc:
+            raise StoreError(f"{self.label}: {exc}") from exc
+        with _KEY_CACHE_LOCK:
+            _KEY_CACHE[cache_key] = keys
+        return keys
+
+    def _leaf_paths(self, by_column: dict[str, bytes]) -> dict[str, bytes]:
+        # Parquet names a list column's values by its leaf path; Polars wants that path.
+        out = {}
+        for column, key in by_column.items():
+            is_list = column in self.spec.columns and self.spec.field(column).type.startswith("list")
+            out[f"{column}.list.element" if is_list else column] = key
+        return out
+
+    def read(self, columns: Sequence[str] | None = None) -> pl.DataFrame:
+        """Decrypt and return the whole partition (or some columns of it)."""
+        scans = self.scan()
+        if not scans:
+            frame = pl.DataFrame(schema=self.spec.polars_schema)
+            return frame.select(columns) if columns else frame
+        lazy = pl.concat(scans, how="vertical")
+        if columns:
+            lazy = lazy.select(columns)
+        try:
+            return lazy.collect()
+        except pl.exceptions.PolarsError as exc:
+            raise StoreError(f"{self.label}: cannot read: {_clean(exc)}") from exc
+
+    def verify(self) -> list[str]:
+        """Check every committed file decrypts and authenticates; return the problems found."""
+        problems = []
+        for item in self.manifest()["files"]:
+            path = self.root / item["name"]
+            if not path.is_file():
+                problems.append(f"{self.label}: {item['name']} is missing")
+                continue
+            if path.stat().st_size != item["bytes"]:
+                problems.append(f"{self.label}: {item['name']} has the wrong size (truncated?)")
+                continue
+            try:
+                footer, columns = read_data_keys(self.keystore, path)
+                props = pl.ParquetDecryptionProperties(
+                    footer_key=footer, column_keys=self._leaf_paths(columns)
+                )
+                rows = pl.scan_parquet(path, decryption=props).collect().height
+            except (pl.exceptions.PolarsError, KeyStoreError, OSError) as exc:
+                problems.append(f"{self.label}: {item['name']} does not decrypt: {_clean(exc)}")
+                continue
+            if rows != item["rows"]:
+                problems.append(f"{self.label}: {item['name']} holds {rows} rows, manifest {item['rows']}")
+        return problems
+
+    # -- housekeeping --------------------------------------------------------------------
+    def remove_orphans(self) -> int:
+        """Delete files left by interrupted writes; return how many were removed."""
+        if not self.root.is_dir():
+            return 0
+        listed = {item["name"] for item in self.manifest()["files"]}
+        removed = 0
+        shutil.rmtree(self.root / STAGING, ignore_errors=True)
+        for path in self.root.glob("part-*.parquet"):
+            if path.name not in listed:
+                self._remove_file(path)
+                removed += 1
+        for path in self.root.glob(".*.tmp-*"):
+            path.unlink(missing_ok=True)
+        return removed
+
+    def destroy(self) -> None:
+        """Crypto-shred the partition: destroy its master keys, then delete its files."""
+        self.keystore.destroy(self.key_ids)
+        with _KEY_CACHE_LOCK:
+            for cached in [k for k in _KEY_CACHE if k[0].startswith(str(self.root) + os.sep)]:
+                del _KEY_CACHE[cached]
+        shutil.rmtree(self.root, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.root.parent / f".{self.root.name}.lock").unlink()
+
+    @staticmethod
+    def _remove_file(path: Path) -> None:
+        path.unlink(missing_ok=True)
+        key_material_path(path).unlink(missing_ok=True)
+
+
+def _clean(exc: BaseException) -> str:
+    """First line of an error, which never contains key material."""
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

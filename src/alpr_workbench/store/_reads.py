@@ -1,0 +1,256 @@
+"""The read store: reads in encrypted day partitions, sorted by plate, with holds and purges."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from alpr_workbench.errors import StoreError
+from alpr_workbench.keys import KeyStore
+from alpr_workbench.schema import load_table, validate_frame
+from alpr_workbench.store._partition import Partition
+
+_DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
+_HOLD_DIR = re.compile(r"^hold=([A-Za-z0-9_-]+)$")
+_WRITERS = 2
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one ingest did."""
+
+    rows_received: int
+    rows_added: int
+    rows_already_stored: int
+    days: tuple[dt.date, ...]
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    """What one retention purge did."""
+
+    as_of: dt.date
+    retention_days: int
+    days_purged: tuple[dt.date, ...]
+    rows_destroyed: int
+    rows_kept_under_hold: int
+    hold_ids: tuple[str, ...] = field(default=())
+
+
+class ReadStore:
+    """Plate reads, encrypted at rest in one partition per UTC day.
+
+    Only the governance gate may call :meth:`scan`; everything else asks the gate.
+    """
+
+    def __init__(self, root: Path, keystore: KeyStore) -> None:
+        self.spec = load_table("reads")
+        self.keystore = keystore
+        self.days_root = root / "reads"
+        self.holds_root = root / "holds"
+
+    # -- partitions ----------------------------------------------------------------------
+    def partition(self, day: dt.date) -> Partition:
+        """The partition of one UTC day."""
+        iso = day.isoformat()
+        return Partition(self.days_root / f"day={iso}", f"reads/{iso}", self.spec,
+                         self.keystore, f"reads day={iso}")
+
+    def hold_partition(self, hold_id: str) -> Partition:
+        """The partition holding the reads kept by legal hold ``hold_id``."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", hold_id):
+            raise StoreError(f"invalid hold id {hold_id!r}")
+        return Partition(self.holds_root / f"hold={hold_id}", f"holds/{hold_id}", self.spec,
+                         self.keystore, f"reads hold={hold_id}")
+
+    def days(self) -> list[dt.date]:
+        """Days that have committed reads, oldest first."""
+        if not self.days_root.is_dir():
+            return []
+        out = []
+        for path in self.days_root.iterdir():
+            m = _DAY_DIR.match(path.name)
+            if m and (path / "_manifest.json").is_file():
+                out.append(dt.date.fromisoformat(m.group(1)))
+        return sorted(out)
+
+    def hold_ids(self) -> list[str]:
+        """Ids of live legal-hold partitions."""
+        if not self.holds_root.is_dir():
+            return []
+        return sorted(
+            m.group(1) for p in self.holds_root.iterdir()
+            if (m := _HOLD_DIR.match(p.name)) and (p / "_manifest.json").is_file()
+        )
+
+    def row_count(self) -> int:
+        """Reads stored in day partitions (from the manifests; decrypts nothing)."""
+        return sum(self.partition(day).row_count() for day in self.days())
+
+    # -- ingest --------------------------------------------------------------------------
+    def ingest(
+        self,
+        frame: pl.DataFrame,
+        *,
+        on_day_done: Callable[[dt.date, int], None] | None = None,
+    ) -> IngestReport:
+        """Validate, encrypt and store a batch of reads; idempotent by ``read_id``.
+
+        Parameters
+        ----------
+        frame
+            Reads conforming to ``data_schema/reads.yaml``.
+        on_day_done
+            Called with ``(day, rows_added)`` after each day commits (progress bars).
+
+        Returns
+        -------
+        IngestReport
+            Counts of rows received, added and skipped because already stored.
+
+        Raises
+        ------
+        SchemaValidationError
+            If the batch breaks a declared rule; nothing is written.
+        StoreError
+            If the batch reaches into a day already purged under retention.
+        """
+        batch = validate_frame("reads", frame)
+        if batch.height == 0:
+            return IngestReport(0, 0, 0, ())
+        batch = batch.with_columns(pl.col("captured_at").dt.date().alias("_day"))
+        by_day = {key[0]: part.drop("_day") for key, part in
+                  batch.partition_by("_day", as_dict=True, maintain_order=False).items()}
+        days = sorted(by_day)
+        shredded = self.keystore.destroyed([f"reads/{day.isoformat()}/ops" for day in days])
+        if shredded:
+            day = shredded[0].split("/")[1]
+            raise StoreError(
+                f"reads day={day}: this day was purged under retention; "
+                "refusing to store reads for it again"
+            )
+        self.keystore.ensure_keys([k for day in days for k in self.partition(day).key_ids])
+
+        def store_day(day: dt.date) -> int:
+            partition = self.partition(day)
+            rows = by_day[day]
+            if partition.exists():
+                stored = partition.read(["read_id"]).get_column("read_id")
+                rows = rows.filter(~pl.col("read_id").is_in(stored.implode()))
+            if rows.height:
+                partition.write(rows.sort(list(self.spec.sort_by)))
+            if on_day_done is not None:
+                on_day_done(day, rows.height)
+            return rows.height
+
+        with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+            added = sum(pool.map(store_day, days))
+        return IngestReport(batch.height, added, batch.height - added, tuple(days))
+
+    # -- reading (for the gate only) -----------------------------------------------------
+    def scan(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        include_holds: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> pl.LazyFrame:
+        """Lazily decrypt the reads of days ``start``..``end`` (inclusive).
+
+        Reads kept under a legal hold are included (once) when their day was purged.
+        Only the governance gate should call this.
+        """
+        scans = []
+        for day in self.days():
+            if (start is None or day >= start) and (end is None or day <= end):
+                scans.extend(self.partition(day).scan())
+        if include_holds:
+            for hold_id in self.hold_ids():
+                scans.extend(self.hold_partition(hold_id).scan())
+        if not scans:
+            lazy = pl.LazyFrame(schema=self.spec.polars_schema)
+        else:
+            lazy = pl.concat(scans, how="vertical")
+            if include_holds and self.hold_ids():
+                lazy = lazy.unique(subset="read_id", keep="first", maintain_order=True)
+                if start is not None:
+                    lazy = lazy.filter(pl.col("captured_at").dt.date() >= start)
+                if end is not None:
+                    lazy = lazy.filter(pl.col("captured_at").dt.date() <= end)
+        return lazy.select(columns) if columns else lazy
+
+    # -- retention -----------------------------------------------------------------------
+    def place_hold(
+        self, hold_id: str, read_ids: Sequence[str] | pl.Series
+    ) -> int:
+        """Copy the given reads into a hold partition under the hold's own keys.
+
+        Returns
+        -------
+        int
+            Number of reads now under the hold.
+        """
+        wanted = pl.Series("read_id", list(read_ids), dtype=pl.String)
+        rows = self.scan(include_holds=True).filter(
+            pl.col("read_id").is_in(wanted.implode())
+        ).collect()
+        partition = self.hold_partition(hold_id)
+        if partition.exists():
+            raise StoreError(f"legal hold {hold_id!r} already exists")
+        partition.write(rows.sort(list(self.spec.sort_by)))
+        return rows.height
+
+    def release_hold(self, hold_id: str) -> None:
+        """Crypto-shred the reads kept by a released hold."""
+        self.hold_partition(hold_id).destroy()
+
+    def purge(self, *, as_of: dt.date, retention_days: int) -> PurgeReport:
+        """Crypto-shred every day older than the retention period.
+
+        A day ``d`` is purged when ``d < as_of - retention_days``. Its master keys are
+        destroyed first (from then on no copy of its files can be decrypted), then its files
+        are deleted. Reads under legal hold live on in their hold partitions.
+        """
+        if retention_days < 1:
+            raise StoreError("retention_days must be at least 1")
+        cutoff = as_of - dt.timedelta(days=retention_days)
+        purged, destroyed = [], 0
+        for day in self.days():
+            if day < cutoff:
+                partition = self.partition(day)
+                destroyed += partition.row_count()
+                partition.destroy()
+                purged.append(day)
+        held = sum(self.hold_partition(h).row_count() for h in self.hold_ids())
+        return PurgeReport(as_of, retention_days, tuple(purged), destroyed, held,
+                           tuple(self.hold_ids()))
+
+    # -- integrity -----------------------------------------------------------------------
+    def verify(self) -> list[str]:
+        """Decrypt and authenticate every file; return the problems found (empty when sound)."""
+        problems: list[str] = []
+        for day in self.days():
+            problems.extend(self.partition(day).verify())
+        for hold_id in self.hold_ids():
+            problems.extend(self.hold_partition(hold_id).verify())
+        return problems
+
+    def remove_orphans(self) -> int:
+        """Remove leftovers of interrupted writes in every partition."""
+        removed = 0
+        for day in self.days():
+            removed += self.partition(day).remove_orphans()
+        if self.days_root.is_dir():
+            for path in self.days_root.glob("day=*"):
+                if not (path / "_manifest.json").is_file():
+                    m = _DAY_DIR.match(path.name)
+                    if m:
+                        removed += self.partition(dt.date.fromisoformat(m.group(1))).remove_orphans()
+        return removed
