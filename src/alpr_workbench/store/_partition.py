@@ -255,6 +255,30 @@ class Partition:
                 problems.append(f"{self.label}: {item['name']} holds {rows} rows, manifest {item['rows']}")
         return problems
 
+    def rotate_keys(self) -> int:
+        """Rotate this partition's master keys without rewriting any data file.
+
+        Each file's data keys are re-wrapped under a new master key version in its key
+        material; then the old versions are destroyed. Returns the number of files re-wrapped.
+        """
+        with exclusive_lock(self.root.parent / f".{self.root.name}.lock"):
+            files = self.files()
+            if not files:
+                return 0
+            versions = {key_id: self.keystore.rotate(key_id).version for key_id in self.key_ids}
+            factory = pqe.CryptoFactory(lambda _config: WorkbenchKmsClient(self.keystore))
+            for path in files:
+                factory.rotate_master_keys(
+                    pqe.KmsConnectionConfig(), str(path), pafs.LocalFileSystem(),
+                    double_wrapping=False, cache_lifetime_seconds=1,
+                )
+                fsync_file(key_material_path(path))
+            fsync_dir(self.root)
+            for key_id, version in versions.items():
+                self.keystore.retire_versions(key_id, keep=version)
+            _forget_keys(self.root)
+            return len(files)
+
     # -- housekeeping --------------------------------------------------------------------
     def remove_orphans(self) -> int:
         """Delete files left by interrupted writes; return how many were removed."""
@@ -274,9 +298,7 @@ class Partition:
     def destroy(self) -> None:
         """Crypto-shred the partition: destroy its master keys, then delete its files."""
         self.keystore.destroy(self.key_ids)
-        with _KEY_CACHE_LOCK:
-            for cached in [k for k in _KEY_CACHE if k[0].startswith(str(self.root) + os.sep)]:
-                del _KEY_CACHE[cached]
+        _forget_keys(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             (self.root.parent / f".{self.root.name}.lock").unlink()
@@ -285,6 +307,12 @@ class Partition:
     def _remove_file(path: Path) -> None:
         path.unlink(missing_ok=True)
         key_material_path(path).unlink(missing_ok=True)
+
+
+def _forget_keys(root: Path) -> None:
+    with _KEY_CACHE_LOCK:
+        for cached in [k for k in _KEY_CACHE if k[0].startswith(str(root) + os.sep)]:
+            del _KEY_CACHE[cached]
 
 
 def _clean(exc: BaseException) -> str:

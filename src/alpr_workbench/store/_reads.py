@@ -186,6 +186,39 @@ class ReadStore:
                     lazy = lazy.filter(pl.col("captured_at").dt.date() <= end)
         return lazy.select(columns) if columns else lazy
 
+    def query(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        *,
+        where: pl.Expr | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Decrypt and collect reads of ``start``..``end`` matching ``where``.
+
+        Only the governance gate should call this.
+
+        Raises
+        ------
+        StoreError
+            Naming the damaged partition when a file is corrupted or truncated.
+        KeyDestroyedError
+            If a partition's keys were destroyed while it was being read.
+        """
+        lazy = self.scan(start, end)
+        if where is not None:
+            lazy = lazy.filter(where)
+        if columns:
+            lazy = lazy.select(columns)
+        try:
+            return lazy.collect()
+        except pl.exceptions.PolarsError as exc:
+            damaged = [p for day in self.days()
+                       if (start is None or day >= start) and (end is None or day <= end)
+                       for p in self.partition(day).verify()]
+            detail = "; ".join(damaged) if damaged else str(exc).splitlines()[0]
+            raise StoreError(f"reads could not be read: {detail}") from exc
+
     # -- retention -----------------------------------------------------------------------
     def place_hold(
         self, hold_id: str, read_ids: Sequence[str] | pl.Series
@@ -231,6 +264,11 @@ class ReadStore:
         held = sum(self.hold_partition(h).row_count() for h in self.hold_ids())
         return PurgeReport(as_of, retention_days, tuple(purged), destroyed, held,
                            tuple(self.hold_ids()))
+
+    def rotate_keys(self) -> int:
+        """Rotate the master keys of every day and hold partition; return files re-wrapped."""
+        total = sum(self.partition(day).rotate_keys() for day in self.days())
+        return total + sum(self.hold_partition(h).rotate_keys() for h in self.hold_ids())
 
     # -- integrity -----------------------------------------------------------------------
     def verify(self) -> list[str]:

@@ -59,6 +59,10 @@ class Store:
         """Open an existing data directory (see :meth:`KeyStore.open`)."""
         return cls(home, KeyStore.open(store_paths(home).keys, passphrase=passphrase))
 
+    def rotate_master_keys(self) -> int:
+        """Rotate every master key without rewriting data; return files re-wrapped."""
+        return self.reads.rotate_keys() + self.tables.rotate_keys()
+
     def verify(self) -> list[str]:
         """Decrypt and authenticate every stored file; return the problems found."""
         return self.reads.verify() + self.tables.verify()

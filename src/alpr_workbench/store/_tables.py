@@ -58,6 +58,10 @@ class TableStore:
         """True when the table has been written."""
         return self._partition(table).exists()
 
+    def rotate_keys(self) -> int:
+        """Rotate the master keys of every table; return files re-wrapped."""
+        return sum(self._partition(t).rotate_keys() for t in list_tables() if t != "reads")
+
     def verify(self) -> list[str]:
         """Decrypt and authenticate every table; return the problems found."""
         problems: list[str] = []

@@ -1,0 +1,124 @@
+"""Build the embedded default: the synthetic city, stored encrypted in a data directory."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from alpr_workbench.keys import DEMO_PASSPHRASE_FILE
+from alpr_workbench.store import Store, store_paths
+
+__all__ = ["DemoSummary", "build_demo", "open_or_create_demo_store"]
+
+_REFERENCE_TABLES = ("networks", "cameras", "users", "cases", "sharing_grants", "hotlists",
+                     "hotlist_entries", "legal_holds", "audit_events")
+_DAYS_PER_INGEST = 7
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What :func:`build_demo` built."""
+
+    home: Path
+    passphrase_file: Path | None
+    start_date: dt.date
+    end_date: dt.date
+    networks: int
+    cameras: int
+    users: int
+    cases: int
+    reads_added: int
+    reads_stored: int
+    hits: int
+    recoveries: int
+    searches: int
+    planted_improper: int
+
+
+def open_or_create_demo_store(home: Path) -> tuple[Store, Path | None]:
+    """Open the store in ``home``, or create a demo store with a random passphrase.
+
+    Returns
+    -------
+    tuple
+        The store and, for a demo store, the file holding its generated passphrase.
+    """
+    paths = store_paths(home)
+    if (paths.keys / "keystore.json").is_file():
+        store = Store.open(home)
+    else:
+        store = Store.create(home, demo=True)
+    passphrase_file = paths.keys / DEMO_PASSPHRASE_FILE
+    return store, passphrase_file if passphrase_file.is_file() else None
+
+
+def build_demo(
+    home: Path,
+    *,
+    days: int = 30,
+    seed: int = 7,
+    scale: float = 1.0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> DemoSummary:
+    """Generate the synthetic city and store it, encrypted, in ``home``.
+
+    Rerunning with the same arguments adds nothing (ingest is idempotent by ``read_id``).
+
+    Parameters
+    ----------
+    home
+        Data directory (created if needed).
+    days, seed, scale
+        Synthetic city parameters (see :class:`alpr_workbench.synth.CityConfig`).
+    on_progress
+        Called with ``(days_done, days_total)`` as the reads are stored.
+
+    Returns
+    -------
+    DemoSummary
+        Counts of what was built.
+    """
+    from alpr_workbench.synth import CityConfig, generate_city, generate_day
+
+    store, passphrase_file = open_or_create_demo_store(home)
+    city = generate_city(CityConfig(seed=seed, days=days, scale=scale))
+    for table in _REFERENCE_TABLES:
+        store.tables.write(table, getattr(city, table))
+    all_days = [city.config.start_date + dt.timedelta(days=i) for i in range(days)]
+    hits, outcomes, added, done = [], [], 0, 0
+    for first in range(0, len(all_days), _DAYS_PER_INGEST):
+        chunk = [generate_day(city, d) for d in all_days[first:first + _DAYS_PER_INGEST]]
+        added += store.reads.ingest(pl.concat([b.reads for b in chunk])).rows_added
+        hits.extend(b.hits for b in chunk)
+        outcomes.extend(b.outcomes for b in chunk)
+        done += len(chunk)
+        if on_progress is not None:
+            on_progress(done, len(all_days))
+    hit_frame = pl.concat(hits) if hits else None
+    outcome_frame = pl.concat(outcomes) if outcomes else None
+    if hit_frame is not None:
+        store.tables.write("hits", hit_frame)
+    if outcome_frame is not None:
+        store.tables.write("outcomes", outcome_frame)
+    recoveries = (0 if outcome_frame is None
+                  else outcome_frame.filter(pl.col("outcome_type") == "recovery").height)
+    return DemoSummary(
+        home=Path(home),
+        passphrase_file=passphrase_file,
+        start_date=city.config.start_date,
+        end_date=city.config.end_date,
+        networks=city.networks.height,
+        cameras=city.cameras.height,
+        users=city.users.height,
+        cases=city.cases.height,
+        reads_added=added,
+        reads_stored=store.reads.row_count(),
+        hits=0 if hit_frame is None else hit_frame.height,
+        recoveries=recoveries,
+        searches=city.audit_events.filter(pl.col("event_type") == "search").height,
+        planted_improper=city.planted.height,
+    )
