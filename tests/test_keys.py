@@ -39,7 +39,10 @@ def test_master_keys_are_256_bit_and_never_stored_in_clear(tmp_path):
 def test_reopen_with_right_wrong_and_missing_secret(tmp_path):
     ks = KeyStore.create(tmp_path / "keys", passphrase=PASSPHRASE)
     original = ks.ensure_key("k").material
-    assert KeyStore.open(tmp_path / "keys", passphrase=PASSPHRASE).current_key("k").material == original
+    assert (
+        KeyStore.open(tmp_path / "keys", passphrase=PASSPHRASE).current_key("k").material
+        == original
+    )
     with pytest.raises(KeyStoreError, match="wrong passphrase"):
         KeyStore.open(tmp_path / "keys", passphrase="a different passphrase")
     with pytest.raises(KeyStoreError, match="no key-encryption secret"):

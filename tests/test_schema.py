@@ -7,8 +7,20 @@ from alpr_workbench.errors import SchemaValidationError
 from alpr_workbench.schema import empty_frame, list_tables, load_table, validate_frame
 from conftest import make_reads
 
-EXPECTED_TABLES = {"networks", "cameras", "reads", "hotlists", "hotlist_entries", "hits", "outcomes",
-                   "cases", "users", "sharing_grants", "legal_holds", "audit_events"}
+EXPECTED_TABLES = {
+    "networks",
+    "cameras",
+    "reads",
+    "hotlists",
+    "hotlist_entries",
+    "hits",
+    "outcomes",
+    "cases",
+    "users",
+    "sharing_grants",
+    "legal_holds",
+    "audit_events",
+}
 
 
 def test_every_table_is_declared_and_builds():
@@ -30,9 +42,24 @@ def test_every_table_is_declared_and_builds():
 
 def test_read_carries_what_the_issue_requires():
     cols = set(load_table("reads").columns)
-    assert {"read_id", "camera_id", "network_id", "captured_at", "plate", "plate_state",
-            "confidence_pct", "alternate_plates", "box_x_px", "box_y_px", "box_w_px", "box_h_px",
-            "vehicle_make", "vehicle_color", "vehicle_type", "image_ref"} <= cols
+    assert {
+        "read_id",
+        "camera_id",
+        "network_id",
+        "captured_at",
+        "plate",
+        "plate_state",
+        "confidence_pct",
+        "alternate_plates",
+        "box_x_px",
+        "box_y_px",
+        "box_w_px",
+        "box_h_px",
+        "vehicle_make",
+        "vehicle_color",
+        "vehicle_type",
+        "image_ref",
+    } <= cols
     assert set(load_table("reads").personal_columns) >= {"plate", "lat", "lon", "image_ref"}
 
 
@@ -58,8 +85,11 @@ def test_valid_batch_is_conformed():
 def test_bad_values_name_table_column_row_and_rule(column, value, rule):
     frame = make_reads(20)
     frame = frame.with_columns(
-        pl.when(pl.int_range(pl.len()) == 7).then(pl.lit(value)).otherwise(pl.col(column))
-        .cast(frame.schema[column]).alias(column)
+        pl.when(pl.int_range(pl.len()) == 7)
+        .then(pl.lit(value))
+        .otherwise(pl.col(column))
+        .cast(frame.schema[column])
+        .alias(column)
     )
     with pytest.raises(SchemaValidationError) as info:
         validate_frame("reads", frame)
@@ -98,8 +128,17 @@ def test_missing_required_and_unknown_columns():
 
 
 def test_uncastable_value_is_named():
-    frame = pl.DataFrame({"camera_id": ["c1"], "network_id": ["n"], "name": ["x"], "lat": ["north"],
-                          "lon": [1.0], "direction": ["N"], "installed_date": [dt.date(2026, 1, 1)]})
+    frame = pl.DataFrame(
+        {
+            "camera_id": ["c1"],
+            "network_id": ["n"],
+            "name": ["x"],
+            "lat": ["north"],
+            "lon": [1.0],
+            "direction": ["N"],
+            "installed_date": [dt.date(2026, 1, 1)],
+        }
+    )
     with pytest.raises(SchemaValidationError, match="cannot be read as float64"):
         validate_frame("cameras", frame)
 

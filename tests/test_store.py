@@ -30,8 +30,11 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _all_files(store: Store) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() for p in sorted(store.home.rglob("*")) if p.is_file()
-            and "keys" not in p.parts}
+    return {
+        str(p): p.read_bytes()
+        for p in sorted(store.home.rglob("*"))
+        if p.is_file() and "keys" not in p.parts
+    }
 
 
 def test_round_trip_and_day_partitions(store, reads):
@@ -40,21 +43,29 @@ def test_round_trip_and_day_partitions(store, reads):
     assert store.reads.days() == [DAY1, DAY2, DAY3]
     out = store.reads.query()
     from alpr_workbench.schema import validate_frame
+
     assert _sorted(out).equals(_sorted(validate_frame("reads", reads)))
     folders = sorted(p.name for p in (store.home / "store" / "reads").iterdir() if p.is_dir())
     assert folders == ["day=2026-10-01", "day=2026-10-02", "day=2026-10-03"]
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(n=st.integers(min_value=1, max_value=300), seed=st.integers(0, 10_000),
-       days=st.integers(1, 4))
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    n=st.integers(min_value=1, max_value=300), seed=st.integers(0, 10_000), days=st.integers(1, 4)
+)
 def test_round_trip_property(tmp_path_factory, n, seed, days):
     store = Store.create(tmp_path_factory.mktemp("h") / "home", passphrase=PASSPHRASE)
     batch = make_reads(n, seed=seed, days=days)
     store.reads.ingest(batch)
     out = store.reads.query()
     assert out.height == n
-    assert _sorted(out).select(batch.columns).equals(_sorted(batch).cast(out.select(batch.columns).schema))
+    assert (
+        _sorted(out)
+        .select(batch.columns)
+        .equals(_sorted(batch).cast(out.select(batch.columns).schema))
+    )
 
 
 def test_ingest_is_idempotent_by_read_id(store, reads):
@@ -73,8 +84,11 @@ def test_files_are_sorted_by_plate(store, reads):
     for path in store.reads.partition(DAY2).files():
         footer, columns = read_data_keys(store.keystore, path)
         keys = store.reads.partition(DAY2)._leaf_paths(columns)
-        plates = pl.read_parquet(path, decryption=pl.ParquetDecryptionProperties(
-            footer_key=footer, column_keys=keys), columns=["plate"])["plate"]
+        plates = pl.read_parquet(
+            path,
+            decryption=pl.ParquetDecryptionProperties(footer_key=footer, column_keys=keys),
+            columns=["plate"],
+        )["plate"]
         assert plates.is_sorted()
 
 
@@ -157,11 +171,16 @@ def test_bad_batch_changes_nothing(store, reads):
     store.reads.ingest(reads)
     before = _all_files(store)
     bad = make_reads(100, prefix="x").with_columns(
-        pl.when(pl.int_range(pl.len()) == 60).then(pl.lit("BAD PLATE")).otherwise(pl.col("plate"))
-        .alias("plate"))
+        pl.when(pl.int_range(pl.len()) == 60)
+        .then(pl.lit("BAD PLATE"))
+        .otherwise(pl.col("plate"))
+        .alias("plate")
+    )
     with pytest.raises(SchemaValidationError, match="row 60"):
         store.reads.ingest(bad)
-    naive = make_reads(10, prefix="y").with_columns(pl.col("captured_at").dt.replace_time_zone(None))
+    naive = make_reads(10, prefix="y").with_columns(
+        pl.col("captured_at").dt.replace_time_zone(None)
+    )
     with pytest.raises(SchemaValidationError, match="naive"):
         store.reads.ingest(naive)
     assert _all_files(store) == before
@@ -199,8 +218,11 @@ def test_legal_hold_survives_purge_under_its_own_key(store, reads):
     assert report.rows_kept_under_hold == 25
     kept = store.reads.query()
     assert sorted(kept["read_id"]) == sorted(held_ids)
-    ids = {json.loads(v)["masterKeyID"].split("#")[0] for p in store.reads.hold_partition("H-1").files()
-           for v in json.loads(key_material_path(p).read_text()).values()}
+    ids = {
+        json.loads(v)["masterKeyID"].split("#")[0]
+        for p in store.reads.hold_partition("H-1").files()
+        for v in json.loads(key_material_path(p).read_text()).values()
+    }
     assert ids == {"holds/H-1/pii", "holds/H-1/ops"}
     store.reads.release_hold("H-1")
     assert store.reads.query().height == 0
@@ -214,11 +236,22 @@ def test_hold_and_live_day_are_not_double_counted(store, reads):
 
 def test_master_key_rotation_rewrites_no_data(store, reads):
     store.reads.ingest(reads)
-    store.tables.write("cases", pl.DataFrame({
-        "case_number": ["BPD-2026-000001"], "title": ["Stolen Civic"], "offense_type": ["motor_vehicle_theft"],
-        "status": ["open"], "opened_at": [dt.datetime(2026, 10, 1, tzinfo=dt.UTC)]}))
-    data_files = {p: hashlib.sha256(p.read_bytes()).hexdigest()
-                  for p in (store.home / "store").rglob("part-*.parquet")}
+    store.tables.write(
+        "cases",
+        pl.DataFrame(
+            {
+                "case_number": ["BPD-2026-000001"],
+                "title": ["Stolen Civic"],
+                "offense_type": ["motor_vehicle_theft"],
+                "status": ["open"],
+                "opened_at": [dt.datetime(2026, 10, 1, tzinfo=dt.UTC)],
+            }
+        ),
+    )
+    data_files = {
+        p: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in (store.home / "store").rglob("part-*.parquet")
+    }
     assert store.rotate_master_keys() == len(data_files)
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data_files} == data_files
     fresh = Store.open(store.home, passphrase=PASSPHRASE)
@@ -241,10 +274,17 @@ def test_orphans_of_an_interrupted_write_are_invisible_then_removed(store, reads
 
 
 def test_tables_round_trip_and_append_skips_known_keys(store):
-    users = pl.DataFrame({
-        "user_id": ["a.analyst", "b.cmd"], "full_name": ["A", "B"], "role": ["analyst", "command_staff"],
-        "organization": "Burbank Police Department", "organization_type": "ca_local_agency",
-        "job_title": ["Crime Analyst", "Captain"], "is_active": [True, True]})
+    users = pl.DataFrame(
+        {
+            "user_id": ["a.analyst", "b.cmd"],
+            "full_name": ["A", "B"],
+            "role": ["analyst", "command_staff"],
+            "organization": "Burbank Police Department",
+            "organization_type": "ca_local_agency",
+            "job_title": ["Crime Analyst", "Captain"],
+            "is_active": [True, True],
+        }
+    )
     store.tables.write("users", users)
     assert store.tables.read("users").height == 2
     more = users.with_columns(pl.Series("user_id", ["a.analyst", "c.new"]))
@@ -263,8 +303,8 @@ KILL_SCRIPT = textwrap.dedent("""
     from alpr_workbench.store import Store
     store = Store.open({home!r})
     for i in range(40):
-        store.reads.ingest(make_reads(20000, start=dt.date(2026, 9, 1) + dt.timedelta(days=i), days=1,
-                                      seed=i, prefix=f"d{{i:02d}}-"))
+        start = dt.date(2026, 9, 1) + dt.timedelta(days=i)
+        store.reads.ingest(make_reads(20000, start=start, days=1, seed=i, prefix=f"d{{i:02d}}-"))
         print("committed", i, flush=True)
 """)
 
@@ -275,7 +315,9 @@ def test_a_real_kill_mid_ingest_leaves_the_store_consistent(tmp_path):
     script = tmp_path / "ingest.py"
     script.write_text(KILL_SCRIPT.format(tests=str(Path(__file__).parent), home=str(home)))
     env = {**os.environ, "ALPR_WORKBENCH_PASSPHRASE": PASSPHRASE}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, env=env, text=True
+    )
     assert proc.stdout is not None
     committed = 0
     while committed < 3:  # let a few days commit, then kill somewhere inside the next ones
@@ -295,7 +337,14 @@ def test_a_real_kill_mid_ingest_leaves_the_store_consistent(tmp_path):
     store.reads.remove_orphans()
     # rerunning the whole ingest finishes the job without duplicates
     for i in range(40):
-        store.reads.ingest(make_reads(20000, start=dt.date(2026, 9, 1) + dt.timedelta(days=i), days=1,
-                                      seed=i, prefix=f"d{i:02d}-"))
+        store.reads.ingest(
+            make_reads(
+                20000,
+                start=dt.date(2026, 9, 1) + dt.timedelta(days=i),
+                days=1,
+                seed=i,
+                prefix=f"d{i:02d}-",
+            )
+        )
     ids = store.reads.query(columns=["read_id"])["read_id"]
     assert ids.len() == 40 * 20000 and ids.n_unique() == ids.len()

@@ -52,11 +52,19 @@ def demo(
     home = _home(data_dir)
     console.print(f"Building the synthetic city in [bold]{home}[/] ({days} days, seed {seed})")
     try:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), console=console) as progress:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
             task = progress.add_task("Encrypting and storing reads (days)", total=days)
             summary = build_demo(
-                home, days=days, seed=seed, scale=scale,
+                home,
+                days=days,
+                seed=seed,
+                scale=scale,
                 on_progress=lambda done, total: progress.update(task, completed=done),
             )
     except WorkbenchError as exc:
@@ -88,7 +96,10 @@ def demo(
 def purge(
     data_dir: DataDir = None,
     as_of: Annotated[
-        str | None, typer.Option("--as-of", help="Purge relative to this date (YYYY-MM-DD; default today, UTC).")
+        str | None,
+        typer.Option(
+            "--as-of", help="Purge relative to this date (YYYY-MM-DD; default today, UTC)."
+        ),
     ] = None,
     retention_days: Annotated[
         int | None, typer.Option(min=1, max=3650, help="Override the configured retention.")
@@ -106,7 +117,9 @@ def purge(
     try:
         settings = load_settings(home)
         store = Store.open(home)
-        report = store.reads.purge(as_of=day, retention_days=retention_days or settings.retention_days)
+        report = store.reads.purge(
+            as_of=day, retention_days=retention_days or settings.retention_days
+        )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     console.print(
@@ -132,7 +145,9 @@ def verify(data_dir: DataDir = None) -> None:
         err.print(f"[red]{problem}[/]")
     if problems:
         raise typer.Exit(code=1)
-    console.print(f"Store sound: {len(store.reads.days())} day partition(s), all files authenticate.")
+    console.print(
+        f"Store sound: {len(store.reads.days())} day partition(s), all files authenticate."
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry point

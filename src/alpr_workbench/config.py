@@ -25,10 +25,12 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     home: Path
-    retention_days: int = Field(default=30, ge=1, le=3650,
-                                description="Days a read is kept before crypto-shredding.")
-    program_budget_usd: float = Field(default=150_000.0, ge=0,
-                                      description="Yearly cost of the ALPR program.")
+    retention_days: int = Field(
+        default=30, ge=1, le=3650, description="Days a read is kept before crypto-shredding."
+    )
+    program_budget_usd: float = Field(
+        default=150_000.0, ge=0, description="Yearly cost of the ALPR program."
+    )
     agency_name: str = "Burbank Police Department"
 
 

@@ -14,8 +14,17 @@ from alpr_workbench.store import Store, store_paths
 
 __all__ = ["DemoSummary", "build_demo", "open_or_create_demo_store"]
 
-_REFERENCE_TABLES = ("networks", "cameras", "users", "cases", "sharing_grants", "hotlists",
-                     "hotlist_entries", "legal_holds", "audit_events")
+_REFERENCE_TABLES = (
+    "networks",
+    "cameras",
+    "users",
+    "cases",
+    "sharing_grants",
+    "hotlists",
+    "hotlist_entries",
+    "legal_holds",
+    "audit_events",
+)
 _DAYS_PER_INGEST = 7
 
 
@@ -91,7 +100,7 @@ def build_demo(
     all_days = [city.config.start_date + dt.timedelta(days=i) for i in range(days)]
     hits, outcomes, added, done = [], [], 0, 0
     for first in range(0, len(all_days), _DAYS_PER_INGEST):
-        chunk = [generate_day(city, d) for d in all_days[first:first + _DAYS_PER_INGEST]]
+        chunk = [generate_day(city, d) for d in all_days[first : first + _DAYS_PER_INGEST]]
         added += store.reads.ingest(pl.concat([b.reads for b in chunk])).rows_added
         hits.extend(b.hits for b in chunk)
         outcomes.extend(b.outcomes for b in chunk)
@@ -104,8 +113,11 @@ def build_demo(
         store.tables.write("hits", hit_frame)
     if outcome_frame is not None:
         store.tables.write("outcomes", outcome_frame)
-    recoveries = (0 if outcome_frame is None
-                  else outcome_frame.filter(pl.col("outcome_type") == "recovery").height)
+    recoveries = (
+        0
+        if outcome_frame is None
+        else outcome_frame.filter(pl.col("outcome_type") == "recovery").height
+    )
     return DemoSummary(
         home=Path(home),
         passphrase_file=passphrase_file,

@@ -80,9 +80,7 @@ class MasterKey:
         return f"MasterKey(key_id={self.key_id!r}, version={self.version})"
 
 
-def resolve_kek_source(
-    keys_dir: Path, *, passphrase: str | None = None
-) -> tuple[str, bytes | str]:
+def resolve_kek_source(keys_dir: Path, *, passphrase: str | None = None) -> tuple[str, bytes | str]:
     """Find where the key-encryption key comes from, without a default.
 
     Order: explicit ``passphrase``; ``ALPR_WORKBENCH_KEK``; ``ALPR_WORKBENCH_PASSPHRASE``;
@@ -171,8 +169,12 @@ class KeyStore:
         path = keys_dir / KEYSTORE_FILE
         if path.exists():
             raise KeyStoreError(f"a key store already exists at {path}")
-        if demo and passphrase is None and not (
-            os.environ.get("ALPR_WORKBENCH_KEK") or os.environ.get("ALPR_WORKBENCH_PASSPHRASE")
+        if (
+            demo
+            and passphrase is None
+            and not (
+                os.environ.get("ALPR_WORKBENCH_KEK") or os.environ.get("ALPR_WORKBENCH_PASSPHRASE")
+            )
         ):
             passphrase = secrets.token_urlsafe(24)
             atomic_write_bytes(keys_dir / DEMO_PASSPHRASE_FILE, passphrase.encode() + b"\n")
@@ -185,8 +187,13 @@ class KeyStore:
                     f"passphrase too short: use at least {_MIN_PASSPHRASE_LEN} characters"
                 )
             salt = os.urandom(16)
-            doc["kdf"] = {"name": "scrypt", "salt": _b64e(salt), "n": _SCRYPT_N,
-                          "r": _SCRYPT_R, "p": _SCRYPT_P}
+            doc["kdf"] = {
+                "name": "scrypt",
+                "salt": _b64e(salt),
+                "n": _SCRYPT_N,
+                "r": _SCRYPT_R,
+                "p": _SCRYPT_P,
+            }
             kek = _derive(secret, doc["kdf"])
         else:
             assert isinstance(secret, bytes)
@@ -242,7 +249,8 @@ class KeyStore:
         """List key ids starting with ``prefix``."""
         with self._mutex:
             return sorted(
-                k for k, v in self._doc["keys"].items()
+                k
+                for k, v in self._doc["keys"].items()
                 if k.startswith(prefix) and (include_destroyed or not v.get("destroyed_at"))
             )
 
@@ -369,13 +377,20 @@ class KeyStore:
             return [k for k in key_ids if keys.get(k, {}).get("destroyed_at")]
 
     def change_passphrase(self, new_passphrase: str) -> None:
-        """Re-wrap every master key under a KEK derived from ``new_passphrase`` (no data rewrite)."""
+        """Re-wrap every master key under a KEK from ``new_passphrase`` (no data rewrite)."""
         if len(new_passphrase) < _MIN_PASSPHRASE_LEN:
-            raise KeyStoreError(f"passphrase too short: use at least {_MIN_PASSPHRASE_LEN} characters")
+            raise KeyStoreError(
+                f"passphrase too short: use at least {_MIN_PASSPHRASE_LEN} characters"
+            )
         with self._mutex, exclusive_lock(self._path.parent / ".lock"):
             self._reload()
-            kdf = {"name": "scrypt", "salt": _b64e(os.urandom(16)), "n": _SCRYPT_N,
-                   "r": _SCRYPT_R, "p": _SCRYPT_P}
+            kdf = {
+                "name": "scrypt",
+                "salt": _b64e(os.urandom(16)),
+                "n": _SCRYPT_N,
+                "r": _SCRYPT_R,
+                "p": _SCRYPT_P,
+            }
             new_kek = _derive(new_passphrase, kdf)
             for key_id, entry in self._doc["keys"].items():
                 for item in entry["versions"]:
@@ -412,11 +427,13 @@ class KeyStore:
             raise KeyDestroyedError(f"master key {key_id!r} was destroyed")
         version = (entry["versions"][-1]["version"] + 1) if entry["versions"] else 1
         material = os.urandom(32)
-        entry["versions"].append({
-            "version": version,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
-            "wrapped": _seal(self._kek, material, _aad(key_id, version)),
-        })
+        entry["versions"].append(
+            {
+                "version": version,
+                "created_at": dt.datetime.now(dt.UTC).isoformat(),
+                "wrapped": _seal(self._kek, material, _aad(key_id, version)),
+            }
+        )
         self._cache[(key_id, version)] = material
 
     def _reload(self) -> None:
@@ -426,7 +443,8 @@ class KeyStore:
             live = {
                 (k, item["version"])
                 for k, v in self._doc["keys"].items()
-                for item in v["versions"] if item.get("wrapped") is not None
+                for item in v["versions"]
+                if item.get("wrapped") is not None
             }
             for cached in list(self._cache):
                 if cached not in live:
@@ -441,8 +459,9 @@ def _aad(key_id: str, version: int) -> bytes:
 
 
 def _derive(passphrase: str, kdf: dict[str, Any]) -> bytes:
-    return Scrypt(salt=_b64d(kdf["salt"]), length=32, n=int(kdf["n"]), r=int(kdf["r"]),
-                  p=int(kdf["p"])).derive(passphrase.encode("utf-8"))
+    return Scrypt(
+        salt=_b64d(kdf["salt"]), length=32, n=int(kdf["n"]), r=int(kdf["r"]), p=int(kdf["p"])
+    ).derive(passphrase.encode("utf-8"))
 
 
 def _load_doc(path: Path) -> dict[str, Any]:

@@ -242,7 +242,11 @@ def _parse_table(raw: dict[str, Any], path: Path) -> TableSpec:
         sort_by=tuple(raw.get("sort_by") or ()),
         partition_by=raw.get("partition_by"),
     )
-    for col in (*spec.primary_key, *spec.sort_by, *([spec.partition_by] if spec.partition_by else [])):
+    for col in (
+        *spec.primary_key,
+        *spec.sort_by,
+        *([spec.partition_by] if spec.partition_by else []),
+    ):
         if col not in seen:
             raise fail(f"{col!r} is named as a key but not declared as a field")
     return spec

@@ -43,10 +43,11 @@ def validate_frame(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     Examples
     --------
     >>> import polars as pl
-    >>> validate_frame("cameras", pl.DataFrame({"camera_id": ["bad id!"]}))
-    Traceback (most recent call last):
-    ...
-    alpr_workbench.errors.SchemaValidationError: table 'cameras', column 'network_id': required column is missing
+    >>> try:
+    ...     validate_frame("cameras", pl.DataFrame({"camera_id": ["c1"]}))
+    ... except SchemaValidationError as exc:
+    ...     print(exc)
+    table 'cameras', column 'network_id': required column is missing
     """
     spec = load_table(table)
     if not isinstance(frame, pl.DataFrame):
@@ -82,24 +83,32 @@ def _conform_column(spec: TableSpec, field: FieldSpec, col: pl.Series) -> pl.Ser
     if field.type == "datetime":
         if not isinstance(col.dtype, pl.Datetime):
             raise SchemaValidationError(
-                spec.name, field.name, None,
+                spec.name,
+                field.name,
+                None,
                 f"expected a UTC timestamp, got {col.dtype}",
             )
         if col.dtype.time_zone is None:
             raise SchemaValidationError(
-                spec.name, field.name, _first(col.is_not_null()),
+                spec.name,
+                field.name,
+                _first(col.is_not_null()),
                 "naive timestamp (no time zone); give UTC times",
             )
         return col.dt.convert_time_zone("UTC").dt.cast_time_unit("us")
     if field.type == "date" and isinstance(col.dtype, pl.Datetime):
-        raise SchemaValidationError(spec.name, field.name, None, f"expected a date, got {col.dtype}")
+        raise SchemaValidationError(
+            spec.name, field.name, None, f"expected a date, got {col.dtype}"
+        )
     if col.dtype == target:
         return col
     cast = col.cast(target, strict=False)
     bad = cast.is_null() & col.is_not_null()
     if bad.any():
         raise SchemaValidationError(
-            spec.name, field.name, _first(bad),
+            spec.name,
+            field.name,
+            _first(bad),
             f"value {col[_first(bad)]!r} cannot be read as {field.type}",
         )
     return cast
@@ -120,7 +129,9 @@ def _check_constraints(spec: TableSpec, field: FieldSpec, col: pl.Series) -> Non
         row = _first(bad)
         if row is not None:
             raise SchemaValidationError(
-                spec.name, field.name, row,
+                spec.name,
+                field.name,
+                row,
                 f"value {col[row]!r} does not match pattern {field.pattern}",
             )
     if field.enum is not None:
@@ -128,7 +139,9 @@ def _check_constraints(spec: TableSpec, field: FieldSpec, col: pl.Series) -> Non
         row = _first(bad)
         if row is not None:
             raise SchemaValidationError(
-                spec.name, field.name, row,
+                spec.name,
+                field.name,
+                row,
                 f"value {col[row]!r} is not one of {list(field.enum)}",
             )
     if field.minimum is not None:

@@ -60,7 +60,9 @@ def unwrap_data_key(keystore: KeyStore, wrapped: str, master_key_identifier: str
     try:
         return AESGCM(master.material).decrypt(raw[:12], raw[12:], master_key_identifier.encode())
     except InvalidTag as exc:
-        raise KeyStoreError(f"data key for {master_key_identifier!r} does not authenticate") from exc
+        raise KeyStoreError(
+            f"data key for {master_key_identifier!r} does not authenticate"
+        ) from exc
 
 
 class WorkbenchKmsClient(pqe.KmsClient):

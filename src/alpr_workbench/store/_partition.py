@@ -37,9 +37,23 @@ from alpr_workbench.store._kms import (
 MANIFEST = "_manifest.json"
 STAGING = ".staging"
 ROW_GROUP_ROWS = 65_536
-_LOW_CARDINALITY = {"camera_id", "network_id", "plate_state", "vehicle_make", "vehicle_color",
-                    "vehicle_type", "source", "hotlist_id", "hotlist_source", "disposition",
-                    "match_tier", "event_type", "outcome", "organization", "role"}
+_LOW_CARDINALITY = {
+    "camera_id",
+    "network_id",
+    "plate_state",
+    "vehicle_make",
+    "vehicle_color",
+    "vehicle_type",
+    "source",
+    "hotlist_id",
+    "hotlist_source",
+    "disposition",
+    "match_tier",
+    "event_type",
+    "outcome",
+    "organization",
+    "role",
+}
 
 _KEY_CACHE: dict[tuple[str, int, int], tuple[bytes, dict[str, bytes]]] = {}
 _KEY_CACHE_LOCK = threading.Lock()
@@ -143,13 +157,19 @@ class Partition:
         table = frame.to_arrow().cast(self.spec.arrow_schema)
         factory = pqe.CryptoFactory(lambda _config: WorkbenchKmsClient(self.keystore))
         props = factory.file_encryption_properties(
-            pqe.KmsConnectionConfig(), self._encryption_config(), str(tmp_path),
+            pqe.KmsConnectionConfig(),
+            self._encryption_config(),
+            str(tmp_path),
             pafs.LocalFileSystem(),
         )
         dictionary = [c for c in self.spec.columns if c in _LOW_CARDINALITY]
         pq.write_table(
-            table, tmp_path, encryption_properties=props, compression="zstd",
-            row_group_size=ROW_GROUP_ROWS, use_dictionary=dictionary or False,
+            table,
+            tmp_path,
+            encryption_properties=props,
+            compression="zstd",
+            row_group_size=ROW_GROUP_ROWS,
+            use_dictionary=dictionary or False,
         )
         material = key_material_path(tmp_path)
         fsync_file(tmp_path)
@@ -213,7 +233,9 @@ class Partition:
         # Parquet names a list column's values by its leaf path; Polars wants that path.
         out = {}
         for column, key in by_column.items():
-            is_list = column in self.spec.columns and self.spec.field(column).type.startswith("list")
+            is_list = column in self.spec.columns and self.spec.field(column).type.startswith(
+                "list"
+            )
             out[f"{column}.list.element" if is_list else column] = key
         return out
 
@@ -252,7 +274,9 @@ class Partition:
                 problems.append(f"{self.label}: {item['name']} does not decrypt: {_clean(exc)}")
                 continue
             if rows != item["rows"]:
-                problems.append(f"{self.label}: {item['name']} holds {rows} rows, manifest {item['rows']}")
+                problems.append(
+                    f"{self.label}: {item['name']} holds {rows} rows, manifest {item['rows']}"
+                )
         return problems
 
     def rotate_keys(self) -> int:
@@ -269,8 +293,11 @@ class Partition:
             factory = pqe.CryptoFactory(lambda _config: WorkbenchKmsClient(self.keystore))
             for path in files:
                 factory.rotate_master_keys(
-                    pqe.KmsConnectionConfig(), str(path), pafs.LocalFileSystem(),
-                    double_wrapping=False, cache_lifetime_seconds=1,
+                    pqe.KmsConnectionConfig(),
+                    str(path),
+                    pafs.LocalFileSystem(),
+                    double_wrapping=False,
+                    cache_lifetime_seconds=1,
                 )
                 fsync_file(key_material_path(path))
             fsync_dir(self.root)

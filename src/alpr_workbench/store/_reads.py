@@ -59,15 +59,25 @@ class ReadStore:
     def partition(self, day: dt.date) -> Partition:
         """The partition of one UTC day."""
         iso = day.isoformat()
-        return Partition(self.days_root / f"day={iso}", f"reads/{iso}", self.spec,
-                         self.keystore, f"reads day={iso}")
+        return Partition(
+            self.days_root / f"day={iso}",
+            f"reads/{iso}",
+            self.spec,
+            self.keystore,
+            f"reads day={iso}",
+        )
 
     def hold_partition(self, hold_id: str) -> Partition:
         """The partition holding the reads kept by legal hold ``hold_id``."""
         if not re.fullmatch(r"[A-Za-z0-9_-]+", hold_id):
             raise StoreError(f"invalid hold id {hold_id!r}")
-        return Partition(self.holds_root / f"hold={hold_id}", f"holds/{hold_id}", self.spec,
-                         self.keystore, f"reads hold={hold_id}")
+        return Partition(
+            self.holds_root / f"hold={hold_id}",
+            f"holds/{hold_id}",
+            self.spec,
+            self.keystore,
+            f"reads hold={hold_id}",
+        )
 
     def days(self) -> list[dt.date]:
         """Days that have committed reads, oldest first."""
@@ -85,7 +95,8 @@ class ReadStore:
         if not self.holds_root.is_dir():
             return []
         return sorted(
-            m.group(1) for p in self.holds_root.iterdir()
+            m.group(1)
+            for p in self.holds_root.iterdir()
             if (m := _HOLD_DIR.match(p.name)) and (p / "_manifest.json").is_file()
         )
 
@@ -125,8 +136,10 @@ class ReadStore:
         if batch.height == 0:
             return IngestReport(0, 0, 0, ())
         batch = batch.with_columns(pl.col("captured_at").dt.date().alias("_day"))
-        by_day = {key[0]: part.drop("_day") for key, part in
-                  batch.partition_by("_day", as_dict=True, maintain_order=False).items()}
+        by_day = {
+            key[0]: part.drop("_day")
+            for key, part in batch.partition_by("_day", as_dict=True, maintain_order=False).items()
+        }
         days = sorted(by_day)
         shredded = self.keystore.destroyed([f"reads/{day.isoformat()}/ops" for day in days])
         if shredded:
@@ -213,16 +226,17 @@ class ReadStore:
         try:
             return lazy.collect()
         except pl.exceptions.PolarsError as exc:
-            damaged = [p for day in self.days()
-                       if (start is None or day >= start) and (end is None or day <= end)
-                       for p in self.partition(day).verify()]
+            damaged = [
+                p
+                for day in self.days()
+                if (start is None or day >= start) and (end is None or day <= end)
+                for p in self.partition(day).verify()
+            ]
             detail = "; ".join(damaged) if damaged else str(exc).splitlines()[0]
             raise StoreError(f"reads could not be read: {detail}") from exc
 
     # -- retention -----------------------------------------------------------------------
-    def place_hold(
-        self, hold_id: str, read_ids: Sequence[str] | pl.Series
-    ) -> int:
+    def place_hold(self, hold_id: str, read_ids: Sequence[str] | pl.Series) -> int:
         """Copy the given reads into a hold partition under the hold's own keys.
 
         Returns
@@ -231,9 +245,11 @@ class ReadStore:
             Number of reads now under the hold.
         """
         wanted = pl.Series("read_id", list(read_ids), dtype=pl.String)
-        rows = self.scan(include_holds=True).filter(
-            pl.col("read_id").is_in(wanted.implode())
-        ).collect()
+        rows = (
+            self.scan(include_holds=True)
+            .filter(pl.col("read_id").is_in(wanted.implode()))
+            .collect()
+        )
         partition = self.hold_partition(hold_id)
         if partition.exists():
             raise StoreError(f"legal hold {hold_id!r} already exists")
@@ -262,8 +278,9 @@ class ReadStore:
                 partition.destroy()
                 purged.append(day)
         held = sum(self.hold_partition(h).row_count() for h in self.hold_ids())
-        return PurgeReport(as_of, retention_days, tuple(purged), destroyed, held,
-                           tuple(self.hold_ids()))
+        return PurgeReport(
+            as_of, retention_days, tuple(purged), destroyed, held, tuple(self.hold_ids())
+        )
 
     def rotate_keys(self) -> int:
         """Rotate the master keys of every day and hold partition; return files re-wrapped."""
@@ -290,5 +307,7 @@ class ReadStore:
                 if not (path / "_manifest.json").is_file():
                     m = _DAY_DIR.match(path.name)
                     if m:
-                        removed += self.partition(dt.date.fromisoformat(m.group(1))).remove_orphans()
+                        removed += self.partition(
+                            dt.date.fromisoformat(m.group(1))
+                        ).remove_orphans()
         return removed

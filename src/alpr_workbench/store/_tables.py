@@ -24,8 +24,9 @@ class TableStore:
             raise StoreError("reads live in the read store, not the table store")
         if table not in list_tables():
             raise StoreError(f"unknown table {table!r}")
-        return Partition(self.root / table, f"tables/{table}", load_table(table),
-                         self.keystore, f"table {table}")
+        return Partition(
+            self.root / table, f"tables/{table}", load_table(table), self.keystore, f"table {table}"
+        )
 
     def write(self, table: str, frame: pl.DataFrame) -> None:
         """Validate ``frame`` and make it the table's whole content, atomically."""
@@ -44,8 +45,9 @@ class TableStore:
         batch = validate_frame(table, frame)
         current = self.read(table)
         if spec.primary_key and current.height:
-            batch = batch.join(current.select(spec.primary_key), on=list(spec.primary_key),
-                               how="anti")
+            batch = batch.join(
+                current.select(spec.primary_key), on=list(spec.primary_key), how="anti"
+            )
         if batch.height:
             self.write(table, pl.concat([current, batch], how="vertical"))
         return batch.height

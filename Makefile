@@ -1,0 +1,35 @@
+# ALPR Workbench tasks. `make help` lists them.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install demo test lint bench clean
+
+help:  ## List the tasks
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch is pinned to 2.13.0, the CPU build: never let this step pull CUDA wheels.
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv and install the workbench with its test tools
+
+demo: $(STAMP)  ## Build the synthetic city (embedded default) and show what was built
+	$(BIN)/alpr-workbench demo $(DEMO_ARGS)
+
+test: $(STAMP)  ## Lint and run the whole test suite
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)  ## Lint only
+	$(BIN)/ruff check src tests benchmarks
+
+bench: $(STAMP)  ## Storage benchmark: encrypted store vs plain Parquet (10M reads)
+	$(BIN)/python benchmarks/bench_store.py
+
+clean:  ## Remove the virtual environment and caches
+	rm -rf $(VENV) .pytest_cache .ruff_cache
