@@ -57,17 +57,16 @@ def validate_frame(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     extra = [c for c in frame.columns if c not in spec.columns]
     if extra:
         raise SchemaValidationError(table, extra[0], None, "column is not declared in the schema")
-    columns = []
+    columns: list[pl.Series | pl.Expr] = []
     for field in spec.fields:
         if field.name not in frame.columns:
             if field.required:
                 raise SchemaValidationError(table, field.name, None, "required column is missing")
-            columns.append(pl.Series(field.name, [None] * frame.height, dtype=field.polars_dtype))
+            columns.append(pl.lit(None, dtype=field.polars_dtype).alias(field.name))
             continue
         columns.append(_conform_column(spec, field, frame.get_column(field.name)))
-    out = pl.DataFrame(columns)
-    for field in spec.fields:
-        _check_constraints(spec, field, out.get_column(field.name))
+    out = frame.select(columns)
+    _check_constraints(spec, out)
     return out
 
 
@@ -114,44 +113,54 @@ def _conform_column(spec: TableSpec, field: FieldSpec, col: pl.Series) -> pl.Ser
     return cast
 
 
-def _check_constraints(spec: TableSpec, field: FieldSpec, col: pl.Series) -> None:
-    def fail(mask: pl.Series, rule: str) -> None:
-        row = _first(mask)
-        if row is not None:
-            raise SchemaValidationError(spec.name, field.name, row, rule)
-
+def _rules(field: FieldSpec) -> list[tuple[pl.Expr, str]]:
+    """(violation mask, rule in words) for every declared constraint of one column."""
+    col = pl.col(field.name)
+    rules: list[tuple[pl.Expr, str]] = []
     if field.required:
-        fail(col.is_null(), "required value is missing")
+        rules.append((col.is_null(), "required value is missing"))
     if field.type in ("float32", "float64"):
-        fail(col.is_nan(), "value is NaN")
+        rules.append((col.is_nan(), "value is NaN"))
     if field.pattern is not None and field.type == "string":
-        bad = ~col.str.contains(field.pattern)
-        row = _first(bad)
-        if row is not None:
-            raise SchemaValidationError(
-                spec.name,
-                field.name,
-                row,
-                f"value {col[row]!r} does not match pattern {field.pattern}",
-            )
+        rules.append((~col.str.contains(field.pattern), f"does not match pattern {field.pattern}"))
     if field.enum is not None:
-        bad = ~col.is_in(list(field.enum))
-        row = _first(bad)
-        if row is not None:
-            raise SchemaValidationError(
-                spec.name,
-                field.name,
-                row,
-                f"value {col[row]!r} is not one of {list(field.enum)}",
-            )
+        rules.append((~col.is_in(list(field.enum)), f"is not one of {list(field.enum)}"))
     if field.minimum is not None:
-        fail(col < field.minimum, f"value below minimum {field.minimum}")
+        rules.append((col < field.minimum, f"value below minimum {field.minimum}"))
     if field.maximum is not None:
-        fail(col > field.maximum, f"value above maximum {field.maximum}")
+        rules.append((col > field.maximum, f"value above maximum {field.maximum}"))
     if field.unique:
-        dup = col.is_duplicated() & col.is_not_null()
-        row = _first(dup)
-        if row is not None:
-            raise SchemaValidationError(
-                spec.name, field.name, row, f"duplicate value {col[row]!r} within the batch"
-            )
+        rules.append((col.is_duplicated() & col.is_not_null(), "duplicate value within the batch"))
+    return rules
+
+
+def _suspect(mask: pl.Expr, rule: str, name: str) -> pl.Expr:
+    """Cheap per-rule flag; for uniqueness a hash count (exact check only when it fires)."""
+    if rule.startswith("duplicate"):
+        values = pl.col(name).drop_nulls()
+        return (values.hash().n_unique() != values.len()).cast(pl.UInt32)
+    return mask.fill_null(False).sum()
+
+
+def _check_constraints(spec: TableSpec, frame: pl.DataFrame) -> None:
+    checks = [(field, mask, rule) for field in spec.fields for mask, rule in _rules(field)]
+    if not checks or frame.height == 0:
+        return
+    # One parallel pass computes every rule's violation count; details only on failure.
+    counts = frame.select(
+        _suspect(mask, rule, field.name).alias(str(i))
+        for i, (field, mask, rule) in enumerate(checks)
+    ).row(0)
+    for (field, mask, rule), count in zip(checks, counts, strict=True):
+        if count and frame.select(mask.fill_null(False).any()).item():
+            row = int(frame.select(mask.fill_null(False).arg_max()).item())
+            value = frame.get_column(field.name)[row]
+            if field.type in ("string", "list[string]") or "pattern" in rule or "one of" in rule:
+                rule = (
+                    f"value {value!r} {rule}"
+                    if not rule.startswith(("value", "required", "duplicate"))
+                    else rule
+                )
+            if rule.startswith("duplicate"):
+                rule = f"duplicate value {value!r} within the batch"
+            raise SchemaValidationError(spec.name, field.name, row, rule)

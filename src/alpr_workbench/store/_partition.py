@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import struct
 import threading
 import uuid
 from collections.abc import Sequence
@@ -22,11 +23,14 @@ import polars as pl
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pyarrow.parquet.encryption as pqe
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from alpr_workbench._fsutil import atomic_write_bytes, exclusive_lock, fsync_dir, fsync_file
 from alpr_workbench.errors import KeyDestroyedError, KeyStoreError, StoreError
 from alpr_workbench.keys import KeyStore
 from alpr_workbench.schema import TableSpec
+from alpr_workbench.store._bloom import build_filter, may_contain_any
 from alpr_workbench.store._kms import (
     FOOTER,
     WorkbenchKmsClient,
@@ -56,7 +60,9 @@ _LOW_CARDINALITY = {
 }
 
 _KEY_CACHE: dict[tuple[str, int, int], tuple[bytes, dict[str, bytes]]] = {}
+_INDEX_CACHE: dict[tuple[str, int, int], bytes] = {}
 _KEY_CACHE_LOCK = threading.Lock()
+INDEX_PREFIX = "_INDEX_FOR_"
 
 
 class Partition:
@@ -75,16 +81,26 @@ class Partition:
         Where the master keys live.
     label
         How errors name the partition (``reads day=2026-10-01``).
+    index_column
+        Column (``plate``) to keep a sealed Bloom filter of, for exact lookups.
     """
 
     def __init__(
-        self, root: Path, key_prefix: str, spec: TableSpec, keystore: KeyStore, label: str
+        self,
+        root: Path,
+        key_prefix: str,
+        spec: TableSpec,
+        keystore: KeyStore,
+        label: str,
+        *,
+        index_column: str | None = None,
     ) -> None:
         self.root = root
         self.key_prefix = key_prefix
         self.spec = spec
         self.keystore = keystore
         self.label = label
+        self.index_column = index_column
 
     # -- keys ----------------------------------------------------------------------------
     @property
@@ -175,6 +191,13 @@ class Partition:
         fsync_file(tmp_path)
         fsync_file(material)
         final = self.root / name
+        if self.index_column is not None:
+            index = index_path(tmp_path)
+            index.write_bytes(
+                self._seal_index(build_filter(frame.get_column(self.index_column)), name)
+            )
+            fsync_file(index)
+            os.replace(index, index_path(final))
         os.replace(material, key_material_path(final))
         os.replace(tmp_path, final)
         with contextlib.suppress(OSError):
@@ -189,8 +212,10 @@ class Partition:
             self._remove_file(self.root / old_name)
 
     # -- reading -------------------------------------------------------------------------
-    def scan(self) -> list[pl.LazyFrame]:
+    def scan(self, plates: list[tuple[int, int]] | None = None) -> list[pl.LazyFrame]:
         """One lazy, natively decrypted scan per committed file.
+
+        ``plates`` (from :func:`plate_hashes`) skips files whose plate filter rules them out.
 
         Raises
         ------
@@ -205,6 +230,8 @@ class Partition:
                 size = path.stat().st_size
             except FileNotFoundError as exc:
                 raise StoreError(f"{self.label}: data file {path.name} is missing") from exc
+            if plates is not None and not self._may_contain(path, plates):
+                continue
             footer, columns = self._data_keys(path, size)
             props = pl.ParquetDecryptionProperties(footer_key=footer, column_keys=columns)
             frames.append(pl.scan_parquet(path, decryption=props, schema=self.spec.polars_schema))
@@ -228,6 +255,43 @@ class Partition:
         with _KEY_CACHE_LOCK:
             _KEY_CACHE[cache_key] = keys
         return keys
+
+    # -- plate index -------------------------------------------------------------------
+    def _seal_index(self, payload: bytes, name: str) -> bytes:
+        master = self.keystore.current_key(f"{self.key_prefix}/pii")
+        nonce = os.urandom(12)
+        aad = f"{self.key_prefix}/index#{name}".encode()
+        sealed = AESGCM(master.material).encrypt(nonce, payload, aad)
+        return struct.pack("<I", master.version) + nonce + sealed
+
+    def _open_index(self, path: Path) -> bytes:
+        blob = index_path(path).read_bytes()
+        (version,) = struct.unpack_from("<I", blob)
+        master = self.keystore.get_key(f"{self.key_prefix}/pii", version)
+        aad = f"{self.key_prefix}/index#{path.name}".encode()
+        try:
+            return AESGCM(master.material).decrypt(blob[4:16], blob[16:], aad)
+        except InvalidTag as exc:
+            raise StoreError(
+                f"{self.label}: plate index of {path.name} does not authenticate"
+            ) from exc
+
+    def _may_contain(self, path: Path, plates: list[tuple[int, int]]) -> bool:
+        if not index_path(path).is_file():
+            return True  # no index: the file must be scanned
+        cache_key = (str(path), os.stat(path).st_mtime_ns, -1)
+        with _KEY_CACHE_LOCK:
+            payload = _INDEX_CACHE.get(cache_key)
+        if payload is None:
+            try:
+                payload = self._open_index(path)
+            except KeyDestroyedError as exc:
+                raise KeyDestroyedError(
+                    f"{self.label}: its master key was destroyed; the data cannot be decrypted"
+                ) from exc
+            with _KEY_CACHE_LOCK:
+                _INDEX_CACHE[cache_key] = payload
+        return may_contain_any(payload, plates)
 
     def _leaf_paths(self, by_column: dict[str, bytes]) -> dict[str, bytes]:
         # Parquet names a list column's values by its leaf path; Polars wants that path.
@@ -300,6 +364,9 @@ class Partition:
                     cache_lifetime_seconds=1,
                 )
                 fsync_file(key_material_path(path))
+                if index_path(path).is_file():
+                    payload = self._open_index(path)
+                    atomic_write_bytes(index_path(path), self._seal_index(payload, path.name))
             fsync_dir(self.root)
             for key_id, version in versions.items():
                 self.keystore.retire_versions(key_id, keep=version)
@@ -334,12 +401,19 @@ class Partition:
     def _remove_file(path: Path) -> None:
         path.unlink(missing_ok=True)
         key_material_path(path).unlink(missing_ok=True)
+        index_path(path).unlink(missing_ok=True)
+
+
+def index_path(parquet_path: Path) -> Path:
+    """Where the sealed plate filter of ``parquet_path`` lives."""
+    return parquet_path.with_name(INDEX_PREFIX + parquet_path.name + ".bin")
 
 
 def _forget_keys(root: Path) -> None:
     with _KEY_CACHE_LOCK:
-        for cached in [k for k in _KEY_CACHE if k[0].startswith(str(root) + os.sep)]:
-            del _KEY_CACHE[cached]
+        for cache in (_KEY_CACHE, _INDEX_CACHE):
+            for cached in [k for k in cache if k[0].startswith(str(root) + os.sep)]:
+                del cache[cached]
 
 
 def _clean(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import polars as pl
 from alpr_workbench.errors import StoreError
 from alpr_workbench.keys import KeyStore
 from alpr_workbench.schema import load_table, validate_frame
+from alpr_workbench.store._bloom import plate_hashes
 from alpr_workbench.store._partition import Partition
 
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
@@ -65,6 +66,7 @@ class ReadStore:
             self.spec,
             self.keystore,
             f"reads day={iso}",
+            index_column="plate",
         )
 
     def hold_partition(self, hold_id: str) -> Partition:
@@ -77,6 +79,7 @@ class ReadStore:
             self.spec,
             self.keystore,
             f"reads hold={hold_id}",
+            index_column="plate",
         )
 
     def days(self) -> list[dt.date]:
@@ -135,11 +138,17 @@ class ReadStore:
         batch = validate_frame("reads", frame)
         if batch.height == 0:
             return IngestReport(0, 0, 0, ())
+        # Group rows by day with a cheap integer sort (skipped when already in day order);
+        # each day is then a zero-copy slice, sorted by plate in the writer threads.
         batch = batch.with_columns(pl.col("captured_at").dt.date().alias("_day"))
-        by_day = {
-            key[0]: part.drop("_day")
-            for key, part in batch.partition_by("_day", as_dict=True, maintain_order=False).items()
-        }
+        if not batch.get_column("_day").is_sorted():
+            batch = batch.sort("_day")
+        runs = batch.select(pl.col("_day").rle()).unnest("_day")
+        by_day: dict[dt.date, pl.DataFrame] = {}
+        offset = 0
+        for length, day in runs.select("len", "value").iter_rows():
+            by_day[day] = batch.slice(offset, length).drop("_day")
+            offset += length
         days = sorted(by_day)
         shredded = self.keystore.destroyed([f"reads/{day.isoformat()}/ops" for day in days])
         if shredded:
@@ -157,7 +166,7 @@ class ReadStore:
                 stored = partition.read(["read_id"]).get_column("read_id")
                 rows = rows.filter(~pl.col("read_id").is_in(stored.implode()))
             if rows.height:
-                partition.write(rows.sort(list(self.spec.sort_by)))
+                partition.write(rows.sort(self._sort_keys()))
             if on_day_done is not None:
                 on_day_done(day, rows.height)
             return rows.height
@@ -166,7 +175,45 @@ class ReadStore:
             added = sum(pool.map(store_day, days))
         return IngestReport(batch.height, added, batch.height - added, tuple(days))
 
+    def _sort_keys(self) -> list[pl.Expr]:
+        # Bytewise order equals text order for plates (ASCII) and sorts several times faster.
+        return [
+            pl.col(c).cast(pl.Binary) if self.spec.field(c).type == "string" else pl.col(c)
+            for c in self.spec.sort_by
+        ]
+
     # -- reading (for the gate only) -----------------------------------------------------
+    def _file_scans(
+        self,
+        start: dt.date | None,
+        end: dt.date | None,
+        plates: Sequence[str] | None,
+        include_holds: bool,
+    ) -> tuple[list[pl.LazyFrame], bool]:
+        """Per-file lazy scans for the window, and whether hold copies are among them."""
+        hashes = plate_hashes(list(plates)) if plates is not None else None
+        scans = [
+            scan
+            for day in self.days()
+            if (start is None or day >= start) and (end is None or day <= end)
+            for scan in self.partition(day).scan(hashes)
+        ]
+        held = False
+        if include_holds:
+            window = pl.lit(True)
+            if start is not None:
+                window &= pl.col("captured_at").dt.date() >= start
+            if end is not None:
+                window &= pl.col("captured_at").dt.date() <= end
+            for hold_id in self.hold_ids():
+                for scan in self.hold_partition(hold_id).scan(hashes):
+                    scans.append(scan.filter(window))
+                    held = True
+        if plates is not None:
+            wanted = pl.col("plate").is_in(list(plates))
+            scans = [scan.filter(wanted) for scan in scans]
+        return scans, held
+
     def scan(
         self,
         start: dt.date | None = None,
@@ -174,29 +221,21 @@ class ReadStore:
         *,
         include_holds: bool = True,
         columns: Sequence[str] | None = None,
+        plates: Sequence[str] | None = None,
     ) -> pl.LazyFrame:
         """Lazily decrypt the reads of days ``start``..``end`` (inclusive).
 
         Reads kept under a legal hold are included (once) when their day was purged.
-        Only the governance gate should call this.
+        ``plates`` restricts the result to those exact plates and opens only the files whose
+        sealed plate filter may hold one of them. Only the governance gate should call this.
         """
-        scans = []
-        for day in self.days():
-            if (start is None or day >= start) and (end is None or day <= end):
-                scans.extend(self.partition(day).scan())
-        if include_holds:
-            for hold_id in self.hold_ids():
-                scans.extend(self.hold_partition(hold_id).scan())
+        scans, held = self._file_scans(start, end, plates, include_holds)
         if not scans:
             lazy = pl.LazyFrame(schema=self.spec.polars_schema)
         else:
             lazy = pl.concat(scans, how="vertical")
-            if include_holds and self.hold_ids():
+            if held:
                 lazy = lazy.unique(subset="read_id", keep="first", maintain_order=True)
-                if start is not None:
-                    lazy = lazy.filter(pl.col("captured_at").dt.date() >= start)
-                if end is not None:
-                    lazy = lazy.filter(pl.col("captured_at").dt.date() <= end)
         return lazy.select(columns) if columns else lazy
 
     def query(
@@ -206,10 +245,11 @@ class ReadStore:
         *,
         where: pl.Expr | None = None,
         columns: Sequence[str] | None = None,
+        plates: Sequence[str] | None = None,
     ) -> pl.DataFrame:
         """Decrypt and collect reads of ``start``..``end`` matching ``where``.
 
-        Only the governance gate should call this.
+        Files are decrypted and filtered in parallel. Only the governance gate should call this.
 
         Raises
         ------
@@ -218,13 +258,18 @@ class ReadStore:
         KeyDestroyedError
             If a partition's keys were destroyed while it was being read.
         """
-        lazy = self.scan(start, end)
+        scans, held = self._file_scans(start, end, plates, include_holds=True)
         if where is not None:
-            lazy = lazy.filter(where)
-        if columns:
-            lazy = lazy.select(columns)
+            scans = [scan.filter(where) for scan in scans]
+        wanted = list(columns) if columns else self.spec.columns
+        if held and "read_id" not in wanted:
+            wanted = [*wanted, "read_id"]
+        scans = [scan.select(wanted) for scan in scans]
+        if not scans:
+            empty = pl.DataFrame(schema=self.spec.polars_schema)
+            return empty.select(columns) if columns else empty
         try:
-            return lazy.collect()
+            frame = pl.concat(pl.collect_all(scans), how="vertical", rechunk=False)
         except pl.exceptions.PolarsError as exc:
             damaged = [
                 p
@@ -234,6 +279,9 @@ class ReadStore:
             ]
             detail = "; ".join(damaged) if damaged else str(exc).splitlines()[0]
             raise StoreError(f"reads could not be read: {detail}") from exc
+        if held:
+            frame = frame.unique(subset="read_id", keep="first", maintain_order=True)
+        return frame.select(columns) if columns else frame
 
     # -- retention -----------------------------------------------------------------------
     def place_hold(self, hold_id: str, read_ids: Sequence[str] | pl.Series) -> int:
@@ -253,7 +301,7 @@ class ReadStore:
         partition = self.hold_partition(hold_id)
         if partition.exists():
             raise StoreError(f"legal hold {hold_id!r} already exists")
-        partition.write(rows.sort(list(self.spec.sort_by)))
+        partition.write(rows.sort(self._sort_keys()))
         return rows.height
 
     def release_hold(self, hold_id: str) -> None:

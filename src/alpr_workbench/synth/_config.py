@@ -51,6 +51,7 @@ VAGUE_REASONS: tuple[str, ...] = ("investigation", "inv", "***", "other - not ap
 
 #: Prohibited-purpose terms: immigration enforcement (SB 54), protected activity, civil or
 #: personal use. Short tokens are matched as whole words, the rest as substrings.
+# fmt: off
 IMMIGRATION_TERMS: tuple[str, ...] = (
     "ice", "hsi", "ero", "cbp", "border patrol", "deport", "immigra",
 )
@@ -61,10 +62,12 @@ CIVIL_USE_TERMS: tuple[str, ...] = (
     "custody", "restraining order", "bail", "my car", "divorce", "neighbor",
 )
 
+# fmt: on
 #: Days reads are kept; a search may not look back further.
 RETENTION_DAYS = 30
 
 #: Planted pattern names, as they appear in :attr:`City.planted`.
+# fmt: off
 PATTERNS: tuple[str, ...] = (
     "blank_reason", "vague_reason", "other_without_text", "immigration_term", "ambiguous_ice",
     "federal_searcher", "out_of_state_searcher", "protected_activity", "civil_use",
@@ -75,6 +78,7 @@ PATTERNS: tuple[str, ...] = (
     "activity_after_separation", "idle_account", "untrained_user", "job_title_not_on_list",
     "hotlist_without_case", "hotlist_joke_name", "entry_past_expiry", "hold_review_overdue",
 )
+# fmt: on
 
 TIMEZONE = "America/Los_Angeles"
 
