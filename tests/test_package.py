@@ -12,6 +12,7 @@ LAYERS = {
     "errors": 0,
     "_fsutil": 0,
     "plates": 1,
+    "policy": 1,
     "schema": 1,
     "config": 1,
     "keys": 2,

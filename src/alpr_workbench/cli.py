@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated
 
+import polars as pl
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -45,11 +47,19 @@ def demo(
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic city.")] = 7,
     scale: Annotated[float, typer.Option(min=0.001, max=10.0, help="Traffic multiplier.")] = 1.0,
     serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard.")] = True,
+    end_date: Annotated[
+        str | None, typer.Option("--end-date", help="Last simulated day (default: yesterday).")
+    ] = None,
 ) -> None:
     """Build the synthetic city (the embedded default) in an encrypted data directory."""
     from alpr_workbench.demo import build_demo
 
     home = _home(data_dir)
+    try:
+        last_day = dt.date.fromisoformat(end_date) if end_date else None
+    except ValueError as exc:
+        raise _fail(WorkbenchError(f"--end-date {end_date!r} is not a date (YYYY-MM-DD)")) from exc
+
     console.print(f"Building the synthetic city in [bold]{home}[/] ({days} days, seed {seed})")
     try:
         with Progress(
@@ -65,6 +75,7 @@ def demo(
                 days=days,
                 seed=seed,
                 scale=scale,
+                end_date=last_day,
                 on_progress=lambda done, total: progress.update(task, completed=done),
             )
     except WorkbenchError as exc:
@@ -153,3 +164,273 @@ def verify(data_dir: DataDir = None) -> None:
 def main() -> None:  # pragma: no cover - console entry point
     """Run the command line."""
     app()
+
+
+# -- governance -----------------------------------------------------------------------------
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+grants_app = typer.Typer(help="Sharing grants between networks.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+app.add_typer(grants_app, name="grants")
+
+
+def _open(data_dir: Path | None):  # noqa: ANN202 - returns (store, audit log)
+    from alpr_workbench.governance.audit_log import AuditLog
+    from alpr_workbench.store import Store
+
+    home = _home(data_dir)
+    store = Store.open(home)
+    return store, AuditLog.open(home, store.keystore)
+
+
+def _parse_time(text: str | None, option: str) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise _fail(WorkbenchError(f"{option} {text!r} is not an ISO date or time")) from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@app.command()
+def search(
+    case: Annotated[str, typer.Option("--case", help="Case number, e.g. BPD-2026-000123.")],
+    reason: Annotated[str, typer.Option("--reason", help="Reason code from the policy list.")],
+    reason_text: Annotated[str | None, typer.Option("--reason-text", help="Free text.")] = None,
+    plate: Annotated[str | None, typer.Option("--plate", help="Exact plate.")] = None,
+    pattern: Annotated[
+        str | None, typer.Option("--pattern", help="Partial plate: ? one character, * any run.")
+    ] = None,
+    time_from: Annotated[
+        str | None, typer.Option("--from", help="Window start (ISO, UTC).")
+    ] = None,
+    time_to: Annotated[str | None, typer.Option("--to", help="Window end (ISO, UTC).")] = None,
+    camera: Annotated[
+        list[str] | None, typer.Option("--camera", help="Camera id (repeat).")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Acting user (default: you).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per read.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Search reads inside a case; refused (exit 3) unless the policy allows it."""
+    from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
+    from alpr_workbench.governance.registry import current_username
+
+    try:
+        request = SearchRequest(
+            case_number=case,
+            reason_code=reason,
+            reason_text=reason_text,
+            plate=plate,
+            plate_pattern=pattern,
+            window_from=_parse_time(time_from, "--from"),
+            window_to=_parse_time(time_to, "--to"),
+            camera_ids=tuple(camera or ()),
+        )
+        store, audit = _open(data_dir)
+        result = Gate(store, audit).search(current_username(user), request)
+    except SearchRefused as exc:
+        err.print(f"[bold red]refused:[/] {exc.reason} (audit record {exc.event_id})")
+        raise typer.Exit(code=3) from exc
+    except (WorkbenchError, ValueError) as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        for row in result.rows.iter_rows(named=True):
+            typer.echo(json.dumps(row, default=str))
+        return
+    table = Table(
+        title=f"{result.rows.height} read(s) — case {result.case_number} "
+        f"(audit record {result.event_id})"
+    )
+    shown = [
+        c
+        for c in (
+            "captured_at",
+            "plate",
+            "plate_state",
+            "camera_id",
+            "network_id",
+            "confidence_pct",
+        )
+        if c in result.rows.columns
+    ]
+    for column in shown:
+        table.add_column(column)
+    for row in result.rows.select(shown).head(200).iter_rows():
+        table.add_row(*(str(v) for v in row))
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Check the whole hash chain; name the first bad record (exit 1) if any."""
+    try:
+        _, audit = _open(data_dir)
+        report = audit.verify()
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if not report.ok:
+        err.print(
+            f"[bold red]audit log damaged:[/] record {report.first_bad_seq}: {report.problem}"
+        )
+        raise typer.Exit(code=1)
+    console.print(f"Audit log intact: {report.records:,} records, hash chain verifies.")
+
+
+@audit_app.command("digest")
+def audit_digest(
+    year: Annotated[int, typer.Option("--year", help="Calendar year (UTC).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the signed digest here.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Sign the year's digest with Ed25519; anyone can check it with the public key alone."""
+    try:
+        _, audit = _open(data_dir)
+        digest = audit.digest(year)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    text = digest.to_json()
+    if out is not None:
+        out.write_text(text + "\n")
+        console.print(f"Signed digest for {year} ({digest.records:,} records) written to {out}")
+    else:
+        typer.echo(text)
+
+
+@audit_app.command("verify-digest")
+def audit_verify_digest(
+    digest_file: Annotated[Path, typer.Argument(help="A digest written by `audit digest`.")],
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Encrypted log file to recompute.")
+    ] = None,
+) -> None:
+    """Verify a signed digest with the public key it names (no keys or passphrase needed)."""
+    from alpr_workbench.governance.audit_log import SignedDigest, verify_digest
+
+    try:
+        digest = SignedDigest.from_json(digest_file.read_text())
+        ok = verify_digest(digest, digest.public_key_pem, log_path=log)
+    except (OSError, ValueError, WorkbenchError) as exc:
+        raise _fail(WorkbenchError(f"cannot read digest: {exc}")) from exc
+    if not ok:
+        err.print("[bold red]digest does NOT verify[/]")
+        raise typer.Exit(code=1)
+    console.print(f"Digest for {digest.year} verifies ({digest.records:,} records).")
+
+
+@audit_app.command("import-vendor")
+def audit_import_vendor(
+    file: Annotated[Path, typer.Argument(help="Vendor search-audit CSV export.")],
+    organization: Annotated[
+        str | None, typer.Option(help="Organization, when the file does not name it.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Import a vendor's exported search log into the audit log; every row is accounted for."""
+    from alpr_workbench.governance.vendor_import import read_vendor_audit
+
+    try:
+        imported = read_vendor_audit(file, organization=organization)
+        _, audit = _open(data_dir)
+        known = set(audit.events()["event_id"])
+        fresh = imported.events.filter(~pl.col("event_id").is_in(list(known)))
+        audit.append_many(fresh.to_dicts())
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{file.name}: {imported.format}, {imported.rows_read:,} rows read, "
+        f"{imported.events.height:,} imported ({fresh.height:,} new), "
+        f"{imported.rejected.height:,} rejected."
+    )
+    for line, reason in imported.rejected.select("line", "reason").head(20).iter_rows():
+        err.print(f"  line {line}: {reason}")
+
+
+@grants_app.command("list")
+def grants_list(data_dir: DataDir = None) -> None:
+    """List every sharing grant, in force or revoked."""
+    try:
+        store, _ = _open(data_dir)
+        grants = store.tables.read("sharing_grants")
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    table = Table(title="Sharing grants")
+    shown = [
+        "grant_id",
+        "network_id",
+        "recipient_org",
+        "recipient_type",
+        "scope",
+        "approved_by",
+        "review_by_date",
+        "revoked_at",
+    ]
+    for column in shown:
+        table.add_column(column)
+    for row in grants.select(shown).iter_rows():
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+@grants_app.command("add")
+def grants_add(
+    network: Annotated[str, typer.Option(help="Network being shared.")],
+    recipient: Annotated[str, typer.Option(help="Receiving organization.")],
+    recipient_type: Annotated[str, typer.Option(help="ca_local_agency, ca_state_agency, ...")],
+    approved_by: Annotated[str, typer.Option(help="Who approved it at the owner.")],
+    basis: Annotated[str, typer.Option(help="Legal or contractual basis.")],
+    review_by: Annotated[str, typer.Option(help="Review date (YYYY-MM-DD).")],
+    scope: Annotated[
+        str, typer.Option(help="search, hotlist_alerts or search_and_alerts")
+    ] = "search",
+    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record an owner's grant; federal, out-of-state and private recipients are refused."""
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.governance.sharing import add_grant
+    from alpr_workbench.policy import load_policy
+
+    try:
+        store, audit = _open(data_dir)
+        grant_id = add_grant(
+            store,
+            audit.append,
+            actor=current_username(user),
+            network_id=network,
+            recipient_org=recipient,
+            recipient_type=recipient_type,
+            scope=scope,
+            approved_by=approved_by,
+            basis=basis,
+            review_by_date=dt.date.fromisoformat(review_by),
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
+        )
+    except (WorkbenchError, ValueError) as exc:
+        raise _fail(exc) from exc
+    console.print(f"Grant {grant_id} recorded and audited.")
+
+
+@grants_app.command("revoke")
+def grants_revoke(
+    grant_id: Annotated[str, typer.Argument(help="Grant to revoke.")],
+    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke a grant; it stops applying on the next query."""
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.governance.sharing import revoke_grant
+
+    try:
+        store, audit = _open(data_dir)
+        revoke_grant(
+            store,
+            audit.append,
+            actor=current_username(user),
+            grant_id=grant_id,
+            now=dt.datetime.now(dt.UTC),
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Grant {grant_id} revoked.")

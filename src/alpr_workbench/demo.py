@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ _REFERENCE_TABLES = (
     "hotlists",
     "hotlist_entries",
     "legal_holds",
-    "audit_events",
 )
 _DAYS_PER_INGEST = 7
 
@@ -65,12 +65,36 @@ def open_or_create_demo_store(home: Path) -> tuple[Store, Path | None]:
     return store, passphrase_file if passphrase_file.is_file() else None
 
 
+def _load_audit_history(store: Store, history: pl.DataFrame) -> None:
+    """Append the city's search history to the audit log once, then a sharing baseline."""
+    from alpr_workbench.governance.audit_log import AuditLog
+    from alpr_workbench.governance.sharing import grants_digest
+
+    audit = AuditLog.open(store.home, store.keystore)
+    logged = audit.events()
+    known = set(logged["event_id"])
+    fresh = history.filter(~pl.col("event_id").is_in(list(known))).sort("occurred_at")
+    if fresh.height:
+        audit.append_many(fresh.to_dicts())
+    if logged.filter(pl.col("event_type") == "sharing_change").is_empty():
+        digest = grants_digest(store.tables.read("sharing_grants"))
+        audit.append(
+            {
+                "event_type": "sharing_change",
+                "user_id": "demo-loader",
+                "outcome": "allowed",
+                "query_json": json.dumps({"action": "initial_load", "grants_digest": digest}),
+            }
+        )
+
+
 def build_demo(
     home: Path,
     *,
     days: int = 30,
     seed: int = 7,
     scale: float = 1.0,
+    end_date: dt.date | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> DemoSummary:
     """Generate the synthetic city and store it, encrypted, in ``home``.
@@ -83,6 +107,8 @@ def build_demo(
         Data directory (created if needed).
     days, seed, scale
         Synthetic city parameters (see :class:`alpr_workbench.synth.CityConfig`).
+    end_date
+        Last simulated day (default: yesterday, UTC, so the city's reads are inside retention).
     on_progress
         Called with ``(days_done, days_total)`` as the reads are stored.
 
@@ -94,9 +120,11 @@ def build_demo(
     from alpr_workbench.synth import CityConfig, generate_city, generate_day
 
     store, passphrase_file = open_or_create_demo_store(home)
-    city = generate_city(CityConfig(seed=seed, days=days, scale=scale))
+    last_day = end_date or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    city = generate_city(CityConfig(seed=seed, days=days, scale=scale, end_date=last_day))
     for table in _REFERENCE_TABLES:
         store.tables.write(table, getattr(city, table))
+    _load_audit_history(store, city.audit_events)
     all_days = [city.config.start_date + dt.timedelta(days=i) for i in range(days)]
     hits, outcomes, added, done = [], [], 0, 0
     for first in range(0, len(all_days), _DAYS_PER_INGEST):

@@ -40,7 +40,7 @@ from alpr_workbench.store._kms import (
 
 MANIFEST = "_manifest.json"
 STAGING = ".staging"
-ROW_GROUP_ROWS = 65_536
+ROW_GROUP_ROWS = 16_384
 _LOW_CARDINALITY = {
     "camera_id",
     "network_id",

@@ -18,6 +18,8 @@ class TableStore:
     def __init__(self, root: Path, keystore: KeyStore) -> None:
         self.root = root / "tables"
         self.keystore = keystore
+        self._cache: dict[str, tuple[tuple[int, int, int], pl.DataFrame]] = {}
+
 
     def _partition(self, table: str) -> Partition:
         if table == "reads":
@@ -53,8 +55,26 @@ class TableStore:
         return batch.height
 
     def read(self, table: str) -> pl.DataFrame:
-        """Decrypt and return a whole table (empty with its schema when never written)."""
-        return self._partition(table).read()
+        """Decrypt and return a whole table (empty with its schema when never written).
+
+        Results are cached until the table's manifest changes, so a revoked grant or a closed
+        case is seen by the very next read, in this process or any other.
+        """
+        partition = self._partition(table)
+        manifest = partition.root / "_manifest.json"
+        try:
+            stat = manifest.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        except FileNotFoundError:
+            stamp = None
+        cached = self._cache.get(table)
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return cached[1]
+        frame = partition.read()
+        if stamp is not None:
+            self._cache[table] = (stamp, frame)
+        return frame
+
 
     def exists(self, table: str) -> bool:
         """True when the table has been written."""

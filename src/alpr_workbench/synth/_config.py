@@ -8,43 +8,15 @@ from typing import Any
 
 import polars as pl
 
+from alpr_workbench.policy import load_policy
 from alpr_workbench.schema import load_table
 
 #: Organization of the department the synthetic city models.
-DEPARTMENT = "Burbank Police Department"
+DEPARTMENT = load_policy().agency_name
 
-#: Job titles the usage policy allows to use the system (Civil Code 1798.90.51(b)(2)).
-JOB_TITLES: tuple[str, ...] = (
-    "Police Officer",
-    "Detective",
-    "Sergeant",
-    "Lieutenant",
-    "Captain",
-    "Deputy Chief",
-    "Chief of Police",
-    "Crime Analyst",
-    "Senior Crime Analyst",
-    "Auditor",
-    "IT Administrator",
-)
-
-#: Reasons a search may give: NIBRS-style offense categories, plus "other" (needs free text).
-REASON_CODES: tuple[str, ...] = (
-    "motor_vehicle_theft",
-    "burglary",
-    "robbery",
-    "aggravated_assault",
-    "homicide",
-    "kidnapping_abduction",
-    "fraud",
-    "hit_and_run",
-    "missing_person",
-    "drug_narcotic",
-    "stolen_property",
-    "sex_offense",
-    "arson",
-    "other",
-)
+#: Job titles and reasons come from the department policy (one source of truth).
+JOB_TITLES: tuple[str, ...] = load_policy().job_titles
+REASON_CODES: tuple[str, ...] = load_policy().reason_codes
 
 #: Reason texts that say nothing (boilerplate seen in real audit logs).
 VAGUE_REASONS: tuple[str, ...] = ("investigation", "inv", "***", "other - not applicable")

@@ -1,0 +1,85 @@
+"""The department's usage and privacy policy, loaded from YAML into a validated model."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from alpr_workbench.errors import WorkbenchError
+
+__all__ = ["DEFAULT_POLICY_FILE", "Permission", "Policy", "load_policy"]
+
+DEFAULT_POLICY_FILE = Path(__file__).with_name("department_policy.yaml")
+
+Permission = Literal[
+    "search",
+    "lookup",
+    "export",
+    "view_aggregates",
+    "manage_hotlists",
+    "approve",
+    "audit",
+    "administer",
+    "manage_grants",
+]
+
+
+class Policy(BaseModel):
+    """The policy the workbench enforces (frozen; unknown keys are errors)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    agency_name: str
+    agency_organization_type: str
+    timezone: str
+    case_number_pattern: str
+    reason_codes: tuple[str, ...]
+    reasons_requiring_text: tuple[str, ...]
+    vague_reasons: tuple[str, ...]
+    job_titles: tuple[str, ...]
+    roles: dict[str, tuple[Permission, ...]]
+    row_columns: dict[str, Literal["all"] | tuple[str, ...]]
+    allowed_recipient_types: tuple[str, ...]
+    prohibited_terms: dict[str, tuple[str, ...]]
+    review_terms: tuple[str, ...]
+    review_context_allowed: tuple[str, ...]
+    max_networks_per_search: int
+    idle_days_before_disable: int
+    training_refresh_days: int
+    off_hours_local: tuple[int, int]
+
+    def may(self, role: str, permission: Permission) -> bool:
+        """True when ``role`` holds ``permission``.
+
+        Examples
+        --------
+        >>> load_policy().may("auditor", "search")
+        False
+        """
+        return permission in self.roles.get(role, ())
+
+
+@functools.cache
+def load_policy(path: Path | None = None) -> Policy:
+    """Load and validate a policy file (default: the department policy shipped here).
+
+    Raises
+    ------
+    WorkbenchError
+        If the file is missing or does not validate.
+    """
+    path = Path(path) if path is not None else DEFAULT_POLICY_FILE
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise WorkbenchError(f"cannot read policy file {path}: {exc}") from exc
+    try:
+        return Policy(**raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise WorkbenchError(f"policy file {path}: {where!r}: {first['msg']}") from exc
