@@ -1,0 +1,171 @@
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from alpr_workbench.cli import app
+from alpr_workbench.store import Store
+
+runner = CliRunner()
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "flock_audit_samples"
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("cli") / "home"
+    result = runner.invoke(
+        app, ["demo", "--data-dir", str(home), "--days", "3", "--scale", "0.05", "--no-serve"]
+    )
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def _case_and_user(home: Path) -> tuple[str, str, str]:
+    store = Store.open(home)
+    users = (
+        store.tables.read("users")
+        .filter(
+            (pl.col("role") == "investigator")
+            & (pl.col("job_title") == "Detective")
+            & pl.col("separated_at").is_null()
+            & pl.col("trained_at").is_not_null()
+            & (pl.col("organization_type") == "ca_local_agency")
+        )["user_id"]
+        .to_list()
+    )
+    cases = (
+        store.tables.read("cases").filter(pl.col("status") == "open").explode("assigned_user_ids")
+    )
+    case, user = next(
+        (c, u)
+        for c, u in cases.select("case_number", "assigned_user_ids").iter_rows()
+        if u in users
+    )
+    plate = store.reads.query(columns=["plate"])["plate"][0]  # test-side ground truth
+    return case, user, plate
+
+
+def _run(home: Path, *args: str):
+    return runner.invoke(app, [*args, "--data-dir", str(home)])
+
+
+def test_search_allowed_and_refused(home):
+    case, user, plate = _case_and_user(home)
+    ok = _run(
+        home,
+        "search",
+        "--case",
+        case,
+        "--reason",
+        "motor_vehicle_theft",
+        "--reason-text",
+        "stolen vehicle seen on Olive",
+        "--plate",
+        plate,
+        "--user",
+        user,
+        "--json",
+    )
+    assert ok.exit_code == 0, ok.output
+    rows = [json.loads(line) for line in ok.stdout.splitlines() if line.startswith("{")]
+    assert rows and {r["plate"] for r in rows} == {plate}
+    refused = _run(
+        home,
+        "search",
+        "--case",
+        case,
+        "--reason",
+        "other",
+        "--reason-text",
+        "deportation case for HSI",
+        "--plate",
+        plate,
+        "--user",
+        user,
+    )
+    assert refused.exit_code == 3 and "prohibited purpose" in refused.output
+    nobody = _run(
+        home,
+        "search",
+        "--case",
+        case,
+        "--reason",
+        "robbery",
+        "--plate",
+        plate,
+        "--user",
+        "not-a-user",
+    )
+    assert nobody.exit_code == 3 and "unknown user" in nobody.output
+
+
+def test_audit_verify_digest_and_tamper_detection(home, tmp_path):
+    assert _run(home, "audit", "verify").exit_code == 0
+    year = str(dt.datetime.now(dt.UTC).year)
+    out = tmp_path / "digest.json"
+    assert _run(home, "audit", "digest", "--year", year, "--out", str(out)).exit_code == 0
+    check = runner.invoke(app, ["audit", "verify-digest", str(out)])
+    assert check.exit_code == 0 and "verifies" in check.output
+    forged = json.loads(out.read_text())
+    forged["records"] += 1
+    (tmp_path / "forged.json").write_text(json.dumps(forged))
+    assert (
+        runner.invoke(app, ["audit", "verify-digest", str(tmp_path / "forged.json")]).exit_code == 1
+    )
+
+
+def test_grants_cli(home):
+    listed = _run(home, "grants", "list")
+    assert listed.exit_code == 0 and "Sharing grants" in listed.output
+    refused = _run(
+        home,
+        "grants",
+        "add",
+        "--network",
+        "bpd-city",
+        "--recipient",
+        "CBP",
+        "--recipient-type",
+        "federal",
+        "--approved-by",
+        "x",
+        "--basis",
+        "y",
+        "--review-by",
+        "2027-01-01",
+        "--user",
+        "plopez",
+    )
+    assert refused.exit_code == 2 and "may not receive" in refused.output
+
+
+def test_import_vendor_csv_into_the_audit_log(home, tmp_path):
+    csv = tmp_path / "export.csv"
+    csv.write_text(
+        "ID,Name,Org Name,Total Networks Searched,Time Frame,License Plate,Reason,Case #,"
+        "Filters,Search Time,Search Type,Text Prompt,Moderation\n"
+        "a1,jdoe,Glendale PD,3,7 days,7ABC123,stolen vehicle,BPD-2026-000001,,"
+        "2026-10-01 10:00:00,plate,,\n"
+        "a2,jdoe,Glendale PD,3,7 days,,investigation,,,not a time,plate,,\n"
+    )
+    result = _run(home, "audit", "import-vendor", str(csv))
+    assert result.exit_code == 0, result.output
+    assert "2 rows read" in result.output and "1 imported" in result.output
+    assert "1 rejected" in result.output and "line 3" in result.output
+    again = _run(home, "audit", "import-vendor", str(csv))
+    assert "(0 new)" in again.output
+    assert _run(home, "audit", "verify").exit_code == 0
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared datasets not present")
+def test_import_real_vendor_exports(home):
+    for path in sorted(SAMPLES.glob("*.csv")):
+        result = _run(
+            home, "audit", "import-vendor", str(path), "--organization", "Eugene Police Department"
+        )
+        assert result.exit_code == 0, result.output
+        assert "0 rejected" in result.output
+    assert _run(home, "audit", "verify").exit_code == 0
