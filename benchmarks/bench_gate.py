@@ -27,7 +27,7 @@ from alpr_workbench.governance.gate import Gate, SearchRequest
 from alpr_workbench.store import Store
 from alpr_workbench.synth import CityConfig, generate_city, generate_day
 
-console = Console()
+console = Console(width=120)
 
 
 def main() -> None:

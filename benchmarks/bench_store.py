@@ -31,7 +31,7 @@ from alpr_workbench.plates import wildcard_to_regex
 from alpr_workbench.store import Store
 from alpr_workbench.synth import CityConfig, generate_city, generate_day
 
-console = Console()
+console = Console(width=120)
 TARGETS = {"ratio": 1.10, "exact_lookup_ms": 100.0, "ingest_reads_per_s": 500_000}
 
 
@@ -128,13 +128,32 @@ def main() -> None:
         def plain_scan() -> pl.LazyFrame:
             return pl.scan_parquet(plain_glob)
 
-        plate = frame["plate"][len(frame) // 2]
+        counts = frame["plate"].value_counts()
+        # A typical plate: drawn uniformly among distinct plates (most are seen a few times);
+        # the busiest plate (a commuter seen every day) is the worst case for day partitions.
+        typical = counts["plate"].sample(args.repeats, seed=args.seed).to_list()
+        busiest = counts.sort("count", descending=True)["plate"][0]
+        plate = typical[0]
         pattern = wildcard_to_regex(plate[:3] + "?" + plate[4:6] + "*")
+        enc_lookups, plain_lookups = [], []
+        for each in typical:  # the same plates on both sides, interleaved
+            start = time.perf_counter()
+            a = store.reads.query(plates=[each])
+            enc_lookups.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            b = plain_scan().filter(pl.col("plate") == each).collect()
+            plain_lookups.append(time.perf_counter() - start)
+            _same(a, b, "exact_lookup_ms")
+        results["exact_lookup_ms"] = {
+            "encrypted": statistics.median(enc_lookups) * 1000,
+            "plain": statistics.median(plain_lookups) * 1000,
+        }
+
         cases: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
             "full_scan_s": (lambda: store.reads.query(), lambda: plain_scan().collect()),
-            "exact_lookup_ms": (
-                lambda: store.reads.query(plates=[plate]),
-                lambda: plain_scan().filter(pl.col("plate") == plate).collect(),
+            "exact_lookup_busiest_ms": (
+                lambda: store.reads.query(plates=[busiest]),
+                lambda: plain_scan().filter(pl.col("plate") == busiest).collect(),
             ),
             "wildcard_lookup_ms": (
                 lambda: store.reads.query(where=pl.col("plate").str.contains(pattern)),
@@ -165,8 +184,9 @@ def main() -> None:
         ratio = (r["plain"] / r["encrypted"]) if higher_is_better else (r["encrypted"] / r["plain"])
         r["ratio"] = ratio
         target = f"ratio <= {TARGETS['ratio']}"
-        if name in ("exact_lookup_ms", "ingest_reads_per_s"):
-            bound = TARGETS[name]
+        if name in ("exact_lookup_ms", "exact_lookup_busiest_ms", "ingest_reads_per_s"):
+            bound = TARGETS.get(name, TARGETS["exact_lookup_ms"])
+
             target += f"; {'>=' if higher_is_better else '<'} {bound:,.0f}"
         table.add_row(name, f"{r['encrypted']:,.1f}", f"{r['plain']:,.1f}", f"{ratio:.2f}", target)
     console.print(table)

@@ -48,15 +48,12 @@ def build_filter(values: pl.Series) -> bytes:
     n_bits = max(
         64, math.ceil(-max(len(keys), 1) * math.log(FALSE_POSITIVE_RATE) / math.log(2) ** 2)
     )
-    bits = np.zeros((n_bits + 7) // 8, dtype=np.uint8)
+    flags = np.zeros(((n_bits + 7) // 8) * 8, dtype=bool)
     if len(keys):
-        pos = _positions(keys, n_bits, _K)
-        np.bitwise_or.at(
-            bits,
-            (pos >> np.uint64(3)).astype(np.int64),
-            (np.uint8(1) << (pos & np.uint64(7)).astype(np.uint8)),
-        )
+        flags[_positions(keys, n_bits, _K).astype(np.int64)] = True
+    bits = np.packbits(flags, bitorder="little")  # bit i of byte j is position 8*j + i
     return _HEADER.pack(_MAGIC, n_bits, _K) + bits.tobytes()
+
 
 
 def plate_hashes(plates: list[str]) -> list[tuple[int, int]]:
