@@ -337,8 +337,11 @@ def test_command_staff_see_fewer_columns_and_aggregates_without_plates(env):
     plate = _some_plate(store)
     rows = gate.search("t.cmd", _request(plate=plate)).rows
     assert "image_ref" not in rows.columns and "alternate_plates" not in rows.columns
-    counts = gate.reads_per_camera_day("t.cmd", start=CONFIG.start_date, end=CONFIG.end_date)
+    summary = gate.read_summary("t.cmd", start=CONFIG.start_date, end=CONFIG.end_date)
+    counts = summary.reads_daily
     assert "plate" not in counts.columns and counts["reads"].sum() == store.reads.row_count()
+    all_plates = store.reads.query(columns=["plate"])["plate"]  # test-side ground truth
+    assert summary.unique_vehicles == all_plates.n_unique()
     assert audit.events().row(-1, named=True)["event_type"] == "aggregate"
     with pytest.raises(SearchRefused, match="may not view aggregates"):
         Gate(
@@ -346,7 +349,7 @@ def test_command_staff_see_fewer_columns_and_aggregates_without_plates(env):
             audit,
             clock=lambda: NOW,
             policy=load_policy().model_copy(update={"roles": {"command_staff": ("search",)}}),
-        ).reads_per_camera_day("t.cmd", start=CONFIG.start_date, end=CONFIG.end_date)
+        ).read_summary("t.cmd", start=CONFIG.start_date, end=CONFIG.end_date)
 
 
 def test_export_is_a_separate_audited_action(env, tmp_path):
@@ -372,3 +375,14 @@ def test_nothing_but_the_gate_reads_reads():
         if re.search(r"\.reads\.(query|scan|partition|hold_partition)\(", text):
             offenders.append(rel)
     assert offenders == []
+
+
+def test_retro_match_is_a_gated_audited_search(env):
+    store, audit, gate = env
+    plates = tuple(store.reads.query(columns=["plate"])["plate"].unique().sort().head(3))
+    result = gate.retro_match("t.analyst", _request(plates=plates))
+    assert set(result.rows["plate"]) == set(plates)
+    last = audit.events().row(-1, named=True)
+    assert last["event_type"] == "retro_match" and last["plate_queried"] == ",".join(plates)
+    with pytest.raises(SearchRefused, match="not assigned"):
+        gate.retro_match("t.analyst", _request(plates=plates, case_number=OTHER))

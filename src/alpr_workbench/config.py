@@ -32,6 +32,12 @@ class Settings(BaseModel):
         default=150_000.0, ge=0, description="Yearly cost of the ALPR program."
     )
     agency_name: str = "Burbank Police Department"
+    staff_hours_saved_per_recovery: float = Field(
+        default=6.0, ge=0,
+        description="Assumption: investigator hours an ALPR-assisted recovery saves.",
+    )
+    policy_file: Path | None = Field(default=None, description="Custom policy YAML, if any.")
+
 
 
 def default_home() -> Path:

@@ -51,6 +51,7 @@ class Policy(BaseModel):
     idle_days_before_disable: int
     training_refresh_days: int
     off_hours_local: tuple[int, int]
+    never_alert_categories: tuple[str, ...]
 
     def may(self, role: str, permission: Permission) -> bool:
         """True when ``role`` holds ``permission``.

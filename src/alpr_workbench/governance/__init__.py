@@ -8,7 +8,13 @@ from alpr_workbench.governance.audit_log import (
     SignedDigest,
     verify_digest,
 )
-from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest, SearchResult
+from alpr_workbench.governance.gate import (
+    Gate,
+    ReadSummary,
+    SearchRefused,
+    SearchRequest,
+    SearchResult,
+)
 from alpr_workbench.governance.registry import Case, User, current_username, get_case, get_user
 from alpr_workbench.governance.screening import ScreenResult, is_vague_reason, screen_text
 from alpr_workbench.governance.sharing import (
@@ -32,6 +38,7 @@ __all__ = [
     "AuditVerification",
     "Case",
     "Gate",
+    "ReadSummary",
     "ScreenResult",
     "SearchRefused",
     "SearchRequest",

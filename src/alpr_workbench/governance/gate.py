@@ -30,7 +30,7 @@ from alpr_workbench.plates import normalize_plate, wildcard_to_regex
 from alpr_workbench.policy import Policy, load_policy
 from alpr_workbench.store import Store
 
-__all__ = ["Gate", "SearchRefused", "SearchRequest", "SearchResult"]
+__all__ = ["Gate", "ReadSummary", "SearchRefused", "SearchRequest", "SearchResult"]
 
 _EARTH_RADIUS_M = 6_371_000.0
 _MIN_PATTERN_LITERALS = 3
@@ -63,6 +63,7 @@ class SearchRequest(BaseModel):
     reason_code: str
     reason_text: str | None = None
     plate: str | None = None
+    plates: tuple[str, ...] = ()  # several exact plates (retro-matching a hotlist)
     plate_pattern: str | None = None
     window_from: dt.datetime | None = None
     window_to: dt.datetime | None = None
@@ -86,6 +87,7 @@ class SearchRequest(BaseModel):
         return any(
             [
                 self.plate,
+                self.plates,
                 self.plate_pattern,
                 self.camera_ids,
                 self.near,
@@ -108,6 +110,14 @@ class SearchResult:
     networks: tuple[str, ...]
     window_from: dt.datetime
     window_to: dt.datetime
+
+
+@dataclass(frozen=True)
+class ReadSummary:
+    """Aggregates of reads with no plate in them."""
+
+    reads_daily: pl.DataFrame  # camera_id, network_id, day, reads
+    unique_vehicles: int
 
 
 class Gate:
@@ -142,7 +152,9 @@ class Gate:
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     # -- search --------------------------------------------------------------------------
-    def search(self, user_id: str, request: SearchRequest) -> SearchResult:
+    def search(
+        self, user_id: str, request: SearchRequest, *, event_type: str = "search"
+    ) -> SearchResult:
         """Run a case-gated search, or refuse it.
 
         Returns
@@ -159,7 +171,7 @@ class Gate:
         user = get_user(self._store, user_id)
         window_from = request.window_from or now - dt.timedelta(days=self.settings.retention_days)
         window_to = request.window_to or now
-        base = self._event("search", user, user_id, request, window_from, window_to, now)
+        base = self._event(event_type, user, user_id, request, window_from, window_to, now)
         problem, networks = self._check(user, request, window_from, window_to, now)
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
@@ -309,7 +321,8 @@ class Gate:
             where &= pl.col("lon").is_between(min(lons), max(lons)) & pl.col("lat").is_between(
                 min(lats), max(lats)
             )
-        plates = [normalize_plate(request.plate)] if request.plate else None
+        wanted = [request.plate] if request.plate else []
+        plates = [normalize_plate(p) for p in (*wanted, *request.plates)] or None
         rows = self._store.reads.query(
             window_from.date(), window_to.date(), where=where, plates=plates
         )
@@ -327,6 +340,13 @@ class Gate:
         if allowed is None:
             return []
         return self._store.reads.spec.columns if allowed == "all" else list(allowed)
+
+    def retro_match(self, user_id: str, request: SearchRequest) -> SearchResult:
+        """Match new hotlist plates against stored reads: a case-gated search, audited as such.
+
+        Give the plates in ``request.plates``; every rule of :meth:`search` applies.
+        """
+        return self.search(user_id, request, event_type="retro_match")
 
     # -- exports -------------------------------------------------------------------------
     def export(self, user_id: str, result: SearchResult, path: Path) -> Path:
@@ -366,8 +386,10 @@ class Gate:
         return Path(path)
 
     # -- aggregates (no plate-level rows) ------------------------------------------------
-    def reads_per_camera_day(self, user_id: str, *, start: dt.date, end: dt.date) -> pl.DataFrame:
-        """Reads per camera per day in ``start``..``end``: counts only, never plates.
+    def read_summary(self, user_id: str, *, start: dt.date, end: dt.date) -> ReadSummary:
+        """Reads per camera per day and distinct vehicles in ``start``..``end``: counts only.
+
+        This is what command staff and the efficacy figures see: never a plate.
 
         Raises
         ------
@@ -389,21 +411,27 @@ class Gate:
             "user_id": user_id,
             "organization": user.organization if user else None,
             "query_json": json.dumps(
-                {"aggregate": "reads_per_camera_day", "start": str(start), "end": str(end)}
+                {"aggregate": "read_summary", "start": str(start), "end": str(end)}
             ),
         }
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
-        counts = (
-            self._store.reads.scan(start, end, columns=["camera_id", "network_id", "captured_at"])
-            .group_by("camera_id", "network_id", pl.col("captured_at").dt.date().alias("day"))
-            .len("reads")
-            .sort("day", "camera_id")
-            .collect()
+        lazy = self._store.reads.scan(
+            start, end, columns=["camera_id", "network_id", "captured_at", "plate"]
         )
-        self._audit.append({**base, "outcome": "allowed", "row_count": counts.height})
-        return counts
+        daily, vehicles = pl.collect_all(
+            [
+                lazy.group_by(
+                    "camera_id", "network_id", pl.col("captured_at").dt.date().alias("day")
+                )
+                .len("reads")
+                .sort("day", "camera_id"),
+                lazy.select(pl.col("plate").n_unique().alias("unique_vehicles")),
+            ]
+        )
+        self._audit.append({**base, "outcome": "allowed", "row_count": daily.height})
+        return ReadSummary(daily, int(vehicles.item()) if daily.height else 0)
 
     # -- helpers -------------------------------------------------------------------------
     def _event(
@@ -426,7 +454,10 @@ class Gate:
             "case_number": request.case_number,
             "reason_code": request.reason_code,
             "reason_text": request.reason_text,
-            "plate_queried": request.plate or request.plate_pattern,
+            "plate_queried": request.plate
+            or request.plate_pattern
+            or ",".join(request.plates)
+            or None,
             "window_from": window_from,
             "window_to": window_to,
             "query_json": request.model_dump_json(),
