@@ -26,7 +26,7 @@ from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.registry import User, get_case, get_user, user_problem
 from alpr_workbench.governance.screening import is_vague_reason, screen_text
 from alpr_workbench.governance.sharing import visible_networks
-from alpr_workbench.plates import normalize_plate, wildcard_to_regex
+from alpr_workbench.plates import normalize_plate, plate_pattern_filter, wildcard_to_regex
 from alpr_workbench.policy import Policy, load_policy
 from alpr_workbench.store import Store
 
@@ -305,7 +305,8 @@ class Gate:
             & (pl.col("captured_at") <= window_to)
         )
         if request.plate_pattern is not None:
-            where &= pl.col("plate").str.contains(wildcard_to_regex(request.plate_pattern))
+            where &= plate_pattern_filter(request.plate_pattern)
+
         if request.camera_ids:
             where &= pl.col("camera_id").is_in(list(request.camera_ids))
         for column in ("vehicle_make", "vehicle_color", "vehicle_type"):
@@ -417,21 +418,24 @@ class Gate:
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
-        lazy = self._store.reads.scan(
-            start, end, columns=["camera_id", "network_id", "captured_at", "plate"]
+        keys = ["camera_id", "network_id", "day"]
+        parts = self._store.reads.collect_each(
+            start,
+            end,
+            lambda scan: (
+                scan.with_columns(pl.col("captured_at").dt.date().alias("day"))
+                .group_by(keys)
+                .agg(pl.len().alias("reads"), pl.col("plate").unique())
+            ),
+            columns=["camera_id", "network_id", "captured_at", "plate"],
         )
-        daily, vehicles = pl.collect_all(
-            [
-                lazy.group_by(
-                    "camera_id", "network_id", pl.col("captured_at").dt.date().alias("day")
-                )
-                .len("reads")
-                .sort("day", "camera_id"),
-                lazy.select(pl.col("plate").n_unique().alias("unique_vehicles")),
-            ]
+        merged = pl.concat(parts)
+        daily = (
+            merged.group_by(keys).agg(pl.col("reads").sum().cast(pl.Int64)).sort("day", "camera_id")
         )
+        vehicles = merged.select(pl.col("plate").explode().drop_nulls().n_unique()).item()
         self._audit.append({**base, "outcome": "allowed", "row_count": daily.height})
-        return ReadSummary(daily, int(vehicles.item()) if daily.height else 0)
+        return ReadSummary(daily, int(vehicles))
 
     # -- helpers -------------------------------------------------------------------------
     def _event(

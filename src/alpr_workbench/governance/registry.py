@@ -50,10 +50,16 @@ class Case(BaseModel):
 
 
 def current_username(explicit: str | None = None) -> str:
-    """The acting user: explicit, else the JupyterHub user, else the operating-system user."""
+    """The acting user.
+
+    In order: ``explicit``, ``ALPR_WORKBENCH_USER``, the JupyterHub user, the operating-system
+    user. The gate then checks that this user exists and may act.
+    """
     if explicit:
         return explicit
-    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    return (os.environ.get("ALPR_WORKBENCH_USER") or os.environ.get("JUPYTERHUB_USER")
+            or getpass.getuser())
+
 
 
 def get_user(store: Store, user_id: str) -> User | None:

@@ -55,7 +55,6 @@ def build_filter(values: pl.Series) -> bytes:
     return _HEADER.pack(_MAGIC, n_bits, _K) + bits.tobytes()
 
 
-
 def plate_hashes(plates: list[str]) -> list[tuple[int, int]]:
     """The two base hashes of each plate, computed once per query."""
     keys = _pack(plates)

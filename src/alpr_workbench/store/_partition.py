@@ -186,7 +186,9 @@ class Partition:
             compression="zstd",
             row_group_size=ROW_GROUP_ROWS,
             use_dictionary=dictionary or False,
+            write_statistics=self._statistics_columns(),
         )
+
         material = key_material_path(tmp_path)
         fsync_file(tmp_path)
         fsync_file(material)
@@ -211,7 +213,14 @@ class Partition:
         for old_name in old:
             self._remove_file(self.root / old_name)
 
-    # -- reading -------------------------------------------------------------------------
+    def _statistics_columns(self) -> list[str] | bool:
+        # Statistics cost write time; keep those that let readers skip row groups.
+        if not self.spec.sort_by:
+            return True
+        useful = [*self.spec.sort_by, "camera_id", "network_id"]
+        return [c for c in self.spec.columns if c in useful]
+
+    # -- reading ------------------------------------------------------------------------
     def scan(self, plates: list[tuple[int, int]] | None = None) -> list[pl.LazyFrame]:
         """One lazy, natively decrypted scan per committed file.
 

@@ -20,7 +20,6 @@ class TableStore:
         self.keystore = keystore
         self._cache: dict[str, tuple[tuple[int, int, int], pl.DataFrame]] = {}
 
-
     def _partition(self, table: str) -> Partition:
         if table == "reads":
             raise StoreError("reads live in the read store, not the table store")
@@ -74,7 +73,6 @@ class TableStore:
         if stamp is not None:
             self._cache[table] = (stamp, frame)
         return frame
-
 
     def exists(self, table: str) -> bool:
         """True when the table has been written."""
