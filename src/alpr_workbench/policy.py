@@ -52,6 +52,7 @@ class Policy(BaseModel):
     training_refresh_days: int
     off_hours_local: tuple[int, int]
     never_alert_categories: tuple[str, ...]
+    custom_hotlist_max_days: int = 365
 
     def may(self, role: str, permission: Permission) -> bool:
         """True when ``role`` holds ``permission``.
