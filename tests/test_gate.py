@@ -386,3 +386,124 @@ def test_retro_match_is_a_gated_audited_search(env):
     assert last["event_type"] == "retro_match" and last["plate_queried"] == ",".join(plates)
     with pytest.raises(SearchRefused, match="not assigned"):
         gate.retro_match("t.analyst", _request(plates=plates, case_number=OTHER))
+
+
+# -- audited administrative paths: holds, purge, key rotation, users, sharing snapshots -------
+@pytest.fixture
+def private_env(city_home, tmp_path):
+    import shutil
+
+    home = tmp_path / "copy"
+    shutil.copytree(city_home, home)
+    store = Store.open(home, passphrase=PASSPHRASE)
+    audit = AuditLog.open(home, store.keystore)
+    supervisor = _user("t.sgt", "supervisor", title="Sergeant")
+    store.tables.append(
+        "users", pl.DataFrame([supervisor], schema=store.tables.read("users").schema)
+    )
+    return store, audit, Gate(store, audit, clock=lambda: NOW)
+
+
+def test_hold_from_a_search_survives_the_audited_purge(private_env):
+    from alpr_workbench.governance.admin import AdminRefused, place_legal_hold, purge_expired
+
+    store, audit, gate = private_env
+    result = gate.search("t.analyst", _request(plate=_some_plate(store)))
+    kwargs = dict(
+        actor="t.analyst",
+        hold_id="H-7",
+        case_number=OPEN,
+        reason="evidence",
+        review_by_date=dt.date(2027, 6, 1),
+        read_ids=result.rows["read_id"].to_list(),
+        policy=load_policy(),
+        now=NOW,
+    )
+    with pytest.raises(AdminRefused, match="may not approve"):
+        place_legal_hold(store, audit.append, approver_user_id="t.analyst", **kwargs)
+    held = place_legal_hold(store, audit.append, approver_user_id="t.sgt", **kwargs)
+    assert held == result.rows.height
+    hold = store.tables.read("legal_holds").row(0, named=True)
+    assert (hold["case_number"], hold["approver_user_id"]) == (OPEN, "t.sgt")
+    report = purge_expired(
+        store,
+        audit.append,
+        actor="t.admin",
+        as_of=NOW.date() + dt.timedelta(days=90),
+        retention_days=30,
+        now=NOW,
+    )
+    assert store.reads.days() == [] and report.rows_kept_under_hold == held
+    events = audit.events()
+    assert events.filter(pl.col("event_type") == "hold")["outcome"].to_list() == [
+        "refused",
+        "allowed",
+    ]
+    purge = events.filter(pl.col("event_type") == "purge").row(0, named=True)
+    assert purge["row_count"] == report.rows_destroyed > 0
+
+
+def test_key_rotation_and_user_changes_are_audited(private_env):
+    from alpr_workbench.governance.admin import AdminRefused, change_user, rotate_master_keys
+
+    store, audit, _ = private_env
+    assert rotate_master_keys(store, audit.append, actor="t.admin", now=NOW) > 0
+    change_user(
+        store,
+        audit.append,
+        actor="t.admin",
+        user_id="t.other",
+        changes={"role": "investigator", "job_title": "Detective"},
+        policy=load_policy(),
+        now=NOW,
+    )
+    assert (
+        store.tables.read("users").filter(pl.col("user_id") == "t.other")["role"][0]
+        == "investigator"
+    )
+    with pytest.raises(AdminRefused, match="may not change users"):
+        change_user(
+            store,
+            audit.append,
+            actor="t.analyst",
+            user_id="t.analyst",
+            changes={"role": "administrator"},
+            policy=load_policy(),
+            now=NOW,
+        )
+    with pytest.raises(AdminRefused, match="is not one of"):
+        change_user(
+            store,
+            audit.append,
+            actor="t.admin",
+            user_id="t.other",
+            changes={"role": "overlord"},
+            policy=load_policy(),
+            now=NOW,
+        )
+    kinds = audit.events().select("event_type", "outcome").rows()
+    assert ("key_rotation", "allowed") in kinds and kinds.count(("user_change", "refused")) == 2
+
+
+def test_daily_sharing_snapshot_reports_drift(private_env):
+    from alpr_workbench.governance.sharing import grants_digest, snapshot_sharing
+
+    store, audit, _ = private_env
+    audit.append(
+        {
+            "event_type": "sharing_change",
+            "user_id": "t.admin",
+            "outcome": "allowed",
+            "query_json": json.dumps(
+                {"grants_digest": grants_digest(store.tables.read("sharing_grants"))}
+            ),
+        }
+    )
+    changes = lambda: audit.events().filter(pl.col("event_type") == "sharing_change")  # noqa: E731
+    assert snapshot_sharing(store, audit.append, changes(), actor="cron", now=NOW) is None
+    grants = store.tables.read("sharing_grants")
+    store.tables.write("sharing_grants", grants.with_columns(pl.lit(None).alias("revoked_at")))
+    drift = snapshot_sharing(store, audit.append, changes(), actor="cron", now=NOW)
+    assert drift and "without an audited" in drift
+    snaps = audit.events().filter(pl.col("event_type") == "sharing_snapshot")
+    assert snaps.height == 2 and json.loads(snaps["query_json"][1])["drift"] == drift

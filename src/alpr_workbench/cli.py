@@ -126,10 +126,19 @@ def purge(
     except ValueError as exc:
         raise _fail(WorkbenchError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")) from exc
     try:
+        from alpr_workbench.governance.admin import purge_expired
+        from alpr_workbench.governance.audit_log import AuditLog
+        from alpr_workbench.governance.registry import current_username
+
         settings = load_settings(home)
         store = Store.open(home)
-        report = store.reads.purge(
-            as_of=day, retention_days=retention_days or settings.retention_days
+        report = purge_expired(
+            store,
+            AuditLog.open(home, store.keystore).append,
+            actor=current_username(None),
+            as_of=day,
+            retention_days=retention_days or settings.retention_days,
+            now=dt.datetime.now(dt.UTC),
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
@@ -434,3 +443,49 @@ def grants_revoke(
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     console.print(f"Grant {grant_id} revoked.")
+
+
+keys_app = typer.Typer(help="Master keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Rotate every master key; data files are not rewritten (audited)."""
+    from alpr_workbench.governance.admin import rotate_master_keys
+    from alpr_workbench.governance.registry import current_username
+
+    try:
+        store, audit = _open(data_dir)
+        files = rotate_master_keys(
+            store, audit.append, actor=current_username(user), now=dt.datetime.now(dt.UTC)
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Master keys rotated; {files:,} files re-wrapped, no data rewritten.")
+
+
+@grants_app.command("snapshot")
+def grants_snapshot(
+    user: Annotated[str | None, typer.Option(help="Acting user (a daily job).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Record today's sharing settings in the audit log; exit 1 if they drifted."""
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.governance.sharing import snapshot_sharing
+
+    try:
+        store, audit = _open(data_dir)
+        changes = audit.events().filter(pl.col("event_type") == "sharing_change")
+        drift = snapshot_sharing(
+            store, audit.append, changes, actor=current_username(user), now=dt.datetime.now(dt.UTC)
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if drift:
+        err.print(f"[bold red]sharing drift:[/] {drift}")
+        raise typer.Exit(code=1)
+    console.print("Sharing settings recorded; no drift from the audited changes.")

@@ -1,5 +1,13 @@
 """Governance: the gate every read of reads passes, sharing grants and the audit log."""
 
+from alpr_workbench.governance.admin import (
+    AdminRefused,
+    change_user,
+    place_legal_hold,
+    purge_expired,
+    release_legal_hold,
+    rotate_master_keys,
+)
 from alpr_workbench.governance.audit_log import (
     AuditLog,
     AuditLogError,
@@ -23,6 +31,7 @@ from alpr_workbench.governance.sharing import (
     grants_digest,
     revoke_grant,
     sharing_drift,
+    snapshot_sharing,
     visible_networks,
 )
 from alpr_workbench.governance.vendor_import import (
@@ -32,6 +41,13 @@ from alpr_workbench.governance.vendor_import import (
 )
 
 __all__ = [
+    "AdminRefused",
+    "change_user",
+    "place_legal_hold",
+    "purge_expired",
+    "release_legal_hold",
+    "rotate_master_keys",
+    "snapshot_sharing",
     "AuditLog",
     "AuditLogError",
     "AuditRecord",

@@ -26,8 +26,10 @@ __all__ = [
     "grants_digest",
     "revoke_grant",
     "sharing_drift",
+    "snapshot_sharing",
     "visible_networks",
 ]
+
 
 AuditAppend = Callable[[dict[str, Any]], object]
 
@@ -227,3 +229,44 @@ def _event(
         "refusal_reason": problem,
         "row_count": 0 if outcome == "refused" else 1,
     }
+
+
+def snapshot_sharing(
+    store: Store,
+    audit: AuditAppend,
+    audited_changes: pl.DataFrame,
+    *,
+    actor: str,
+    now: dt.datetime,
+) -> str | None:
+    """Record today's sharing settings in the audit log and report drift (run daily).
+
+    The snapshot holds the full grants table and its digest, so consecutive snapshots can be
+    compared by the annual audit; drift is judged against the last audited change only.
+
+    Returns
+    -------
+    str or None
+        The drift found, if any (also recorded in the snapshot).
+    """
+    grants = store.tables.read("sharing_grants")
+    drift = sharing_drift(store, audited_changes)
+    audit(
+        {
+            "event_type": "sharing_snapshot",
+            "occurred_at": now,
+            "user_id": actor,
+            "query_json": json.dumps(
+                {
+                    "grants_digest": grants_digest(grants),
+                    "drift": drift,
+                    "grants": grants.to_dicts(),
+                },
+                default=str,
+                sort_keys=True,
+            ),
+            "outcome": "allowed",
+            "row_count": grants.height,
+        }
+    )
+    return drift
