@@ -146,3 +146,37 @@ def test_uncastable_value_is_named():
 def test_not_a_frame():
     with pytest.raises(SchemaValidationError, match="expected a polars DataFrame"):
         validate_frame("reads", {"plate": ["X"]})  # type: ignore[arg-type]
+
+
+# Fields the synthetic city leaves empty on purpose, and the component that fills them.
+FILLED_ELSEWHERE = {
+    ("cameras", "removed_date"): "set when a camera is decommissioned",
+    ("legal_holds", "released_at"): "governance.admin.release_legal_hold",
+    ("audit_events", "refusal_reason"): "the gate, on a refusal",
+    ("audit_events", "seq"): "the audit log, on append",
+}
+
+
+def test_every_declared_field_is_used():
+    import datetime as dt
+
+    from alpr_workbench.synth import CityConfig, generate_city, generate_day
+
+    city = generate_city(CityConfig(days=30, scale=0.05))
+    days = [generate_day(city, city.config.start_date + dt.timedelta(days=i)) for i in range(30)]
+    frames = {
+        name: getattr(city, name)
+        for name in list_tables()
+        if name not in ("reads", "hits", "outcomes")
+    }
+    frames["reads"] = pl.concat([d.reads for d in days])
+    frames["hits"] = pl.concat([d.hits for d in days])
+    frames["outcomes"] = pl.concat([d.outcomes for d in days])
+    unused = [
+        (name, col)
+        for name, frame in frames.items()
+        for col in load_table(name).columns
+        if frame.get_column(col).null_count() == frame.height
+        and (name, col) not in FILLED_ELSEWHERE
+    ]
+    assert unused == []
