@@ -169,3 +169,31 @@ def test_import_real_vendor_exports(home):
         assert result.exit_code == 0, result.output
         assert "0 rejected" in result.output
     assert _run(home, "audit", "verify").exit_code == 0
+
+
+def test_efficacy_json_has_the_headline_figures(home):
+    store = Store.open(home)
+    chief = store.tables.read("users").filter(pl.col("job_title") == "Chief of Police")["user_id"][
+        0
+    ]
+    result = _run(home, "efficacy", "--user", chief, "--json")
+    assert result.exit_code == 0, result.output
+    figures = json.loads(result.stdout)
+    for key in (
+        "recoveries",
+        "arrests",
+        "cases_cleared",
+        "hits",
+        "hit_rate_pct",
+        "confirmed_hit_rate_pct",
+        "misread_rate_pct",
+        "cost_per_recovery_usd",
+        "reads_never_matched_pct",
+        "misread_stops",
+        "searches_refused",
+        "private_network_reads_pct",
+    ):
+        assert key in figures
+    assert figures["hits"] == store.tables.read("hits").height
+    refused = _run(home, "efficacy", "--user", "nobody", "--json")
+    assert refused.exit_code == 3 and "unknown user" in refused.output

@@ -489,3 +489,41 @@ def grants_snapshot(
         err.print(f"[bold red]sharing drift:[/] {drift}")
         raise typer.Exit(code=1)
     console.print("Sharing settings recorded; no drift from the audited changes.")
+
+
+@app.command()
+def efficacy(
+    time_from: Annotated[str | None, typer.Option("--from", help="First day (YYYY-MM-DD).")] = None,
+    time_to: Annotated[str | None, typer.Option("--to", help="Last day (YYYY-MM-DD).")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Acting user (default: you).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Efficacy and impact, measured together: recoveries, hits, misreads, cost and harms."""
+    from alpr_workbench.governance import SearchRefused, current_username
+    from alpr_workbench.reports import build_efficacy_report
+
+    try:
+        start = dt.date.fromisoformat(time_from) if time_from else None
+        end = dt.date.fromisoformat(time_to) if time_to else None
+    except ValueError as exc:
+        raise _fail(WorkbenchError(f"dates must be YYYY-MM-DD: {exc}")) from exc
+    try:
+        store, audit = _open(data_dir)
+        report = build_efficacy_report(
+            store, audit, user_id=current_username(user), start=start, end=end
+        )
+    except SearchRefused as exc:
+        err.print(f"[bold red]refused:[/] {exc.reason}")
+        raise typer.Exit(code=3) from exc
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    figures = report.to_dict()
+    if as_json:
+        typer.echo(json.dumps(figures, default=str))
+        return
+    table = Table(title=f"Efficacy and impact, {report.start} .. {report.end}", show_header=False)
+    for key, value in figures.items():
+        table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
+    console.print(table)
+    console.print(f"[dim]{report.staff_hours_assumption}[/]")
