@@ -197,3 +197,21 @@ def test_efficacy_json_has_the_headline_figures(home):
     assert figures["hits"] == store.tables.read("hits").height
     refused = _run(home, "efficacy", "--user", "nobody", "--json")
     assert refused.exit_code == 3 and "unknown user" in refused.output
+
+
+def test_hotlist_import_drops_never_alert_categories(home, tmp_path):
+    csv = tmp_path / "ncic.csv"
+    csv.write_text(
+        "Plate,State,VIN,Make,Model,Color,Theft Date,ORI,OCA,Category,Expiration\n"
+        "7ABC123,CA,,Honda,Civic,silver,2026-09-30,LAPD,L1,stolen_vehicle,2027-12-31\n"
+        "8XYZ999,CA,,Ford,F150,white,,ICE ERO,E9,Immigration Violator,2027-12-31\n"
+    )
+    result = _run(home, "hotlist", "import", str(csv), "--source", "ncic", "--user", "plopez")
+    assert result.exit_code == 0, result.output
+    assert "1 entries loaded" in result.output and "1 never-alert" in result.output
+    store = Store.open(home)
+    assert "8XYZ999" not in store.tables.read("hotlist_entries")["plate"].to_list()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("Plate,State,Category\n7AB$123,CA,stolen_vehicle\n")
+    failed = _run(home, "hotlist", "import", str(bad), "--source", "ncic")
+    assert failed.exit_code == 2 and "line 2" in failed.output

@@ -527,3 +527,37 @@ def efficacy(
         table.add_row(key, f"{value:,.2f}" if isinstance(value, float) else str(value))
     console.print(table)
     console.print(f"[dim]{report.staff_hours_assumption}[/]")
+
+
+hotlist_app = typer.Typer(
+    help="Hotlists: stolen-vehicle lists, NCIC extracts, custom lists.", no_args_is_help=True
+)
+app.add_typer(hotlist_app, name="hotlist")
+
+
+@hotlist_app.command("import")
+def hotlist_import(
+    file: Annotated[Path, typer.Argument(help="Hotlist CSV (state stolen list or NCIC extract).")],
+    source: Annotated[str, typer.Option("--source", help="state_stolen or ncic.")],
+    name: Annotated[str | None, typer.Option("--name", help="Name of the list.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Acting user.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Load a hotlist; never-alert categories (immigration) are dropped and counted (audited)."""
+    from alpr_workbench.governance import current_username
+    from alpr_workbench.hotlist import load_hotlist, read_hotlist_csv
+
+    try:
+        imported = read_hotlist_csv(file, source=source, name=name)
+        store, audit = _open(data_dir)
+        loaded = load_hotlist(
+            store, audit.append, imported, actor=current_username(user), now=dt.datetime.now(dt.UTC)
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    dropped = sum(imported.dropped.values())
+    console.print(
+        f"{file.name}: {imported.rows_read:,} rows read, {loaded:,} entries loaded into "
+        f"{imported.hotlist['hotlist_id'][0]}; {dropped:,} never-alert record(s) dropped"
+        + (f" ({', '.join(f'{k}: {v}' for k, v in imported.dropped.items())})" if dropped else "")
+    )
