@@ -73,3 +73,45 @@ def test_verify_reports_a_damaged_file(tmp_path):
     result = runner.invoke(app, ["verify", "--data-dir", str(home)])
     assert result.exit_code == 1 and "truncated" in result.output
     assert isinstance(store.tables.read("users"), pl.DataFrame)
+
+
+def test_ingest_csv_stores_and_matches(tmp_path):
+    import datetime as dt
+
+    home = tmp_path / "home"
+    assert (
+        runner.invoke(
+            app, ["demo", "--data-dir", str(home), "--days", "1", "--scale", "0.05", "--no-serve"]
+        ).exit_code
+        == 0
+    )
+    store = Store.open(home)
+    from alpr_workbench.hotlist import active_entries
+    from alpr_workbench.policy import load_policy
+
+    listed = active_entries(
+        store.tables.read("hotlist_entries"),
+        store.tables.read("hotlists"),
+        at=dt.datetime.now(dt.UTC),
+        policy=load_policy(),
+    )
+    plate = listed.filter(pl.col("plate").str.len_chars() == 7)["plate"][0]
+
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+    csv = tmp_path / "reads.csv"
+    csv.write_text(
+        "read_id,camera_id,network_id,captured_at,plate,confidence_pct,lat,lon,source\n"
+        f"x-1,cam-001,bpd-city,{when},{plate[:3]}-{plate[3:]},97.5,34.18,-118.31,camera\n"
+        f"x-2,cam-001,bpd-city,{when},9ZZZ999,88,34.18,-118.31,camera\n"
+    )
+    hits_before = store.tables.read("hits").height
+    result = runner.invoke(app, ["ingest", str(csv), "--data-dir", str(home)])
+    assert result.exit_code == 0, result.output
+    assert "2 stored" in result.output and "1 new hit" in result.output
+    assert store.tables.read("hits").height == hits_before + 1
+    again = runner.invoke(app, ["ingest", str(csv), "--data-dir", str(home)])
+    assert "0 stored" in again.output and "0 new hit" in again.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("read_id,captured_at\nx-3,yesterday\n")
+    failed = runner.invoke(app, ["ingest", str(bad), "--data-dir", str(home)])
+    assert failed.exit_code == 2 and "line 2" in failed.output and "captured_at" in failed.output

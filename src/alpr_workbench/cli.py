@@ -561,3 +561,24 @@ def hotlist_import(
         f"{imported.hotlist['hotlist_id'][0]}; {dropped:,} never-alert record(s) dropped"
         + (f" ({', '.join(f'{k}: {v}' for k, v in imported.dropped.items())})" if dropped else "")
     )
+
+
+@app.command()
+def ingest(
+    file: Annotated[Path, typer.Argument(help="CSV of reads (columns as in data_schema/reads).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Store reads from a camera or vendor CSV export and match them against the hotlists."""
+    from alpr_workbench.ingest import ingest_reads, read_reads_csv
+    from alpr_workbench.store import Store
+
+    try:
+        reads = read_reads_csv(file)
+        result = ingest_reads(Store.open(_home(data_dir)), reads)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    r = result.report
+    console.print(
+        f"{file.name}: {r.rows_received:,} reads, {r.rows_added:,} stored, "
+        f"{r.rows_already_stored:,} already stored; {result.hits_added:,} new hit(s)."
+    )
