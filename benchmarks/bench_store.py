@@ -161,11 +161,7 @@ def main() -> None:
                 lambda: plain_scan().filter(pattern).collect(),
             ),
             "reads_per_camera_day_ms": (
-                lambda: _merge_per_camera_day(
-                    store.reads.collect_each(
-                        None, None, _camera_day_counts, columns=["camera_id", "captured_at"]
-                    )
-                ),
+                lambda: _per_camera_day(store.reads.scan(columns=["camera_id", "captured_at"])),
                 lambda: _per_camera_day(plain_scan().select("camera_id", "captured_at")),
             ),
         }
@@ -198,22 +194,6 @@ def main() -> None:
     console.print("ratio > 1 means the encrypted store is slower (for ingest: time ratio).")
     if args.json:
         args.json.write_text(json.dumps({"reads": frame.height, "days": days, **results}, indent=1))
-
-
-def _camera_day_counts(lazy: pl.LazyFrame) -> pl.LazyFrame:
-    return lazy.group_by("camera_id", pl.col("captured_at").dt.date().alias("day")).len()
-
-
-def _merge_per_camera_day(parts: list[pl.DataFrame]) -> pl.DataFrame:
-    """Per-file partial counts (what the gate's read summary does), then the same average."""
-    return (
-        pl.concat(parts)
-        .group_by("camera_id", "day")
-        .agg(pl.col("len").sum())
-        .group_by("camera_id")
-        .agg(pl.col("len").mean().alias("reads_per_day"))
-        .sort("camera_id")
-    )
 
 
 def _per_camera_day(lazy: pl.LazyFrame) -> pl.DataFrame:

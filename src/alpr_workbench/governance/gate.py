@@ -418,24 +418,24 @@ class Gate:
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
-        keys = ["camera_id", "network_id", "day"]
-        parts = self._store.reads.collect_each(
+        lazy = self._store.reads.scan(
             start,
             end,
-            lambda scan: (
-                scan.with_columns(pl.col("captured_at").dt.date().alias("day"))
-                .group_by(keys)
-                .agg(pl.len().alias("reads"), pl.col("plate").unique())
-            ),
+            include_holds=False,
             columns=["camera_id", "network_id", "captured_at", "plate"],
         )
-        merged = pl.concat(parts)
-        daily = (
-            merged.group_by(keys).agg(pl.col("reads").sum().cast(pl.Int64)).sort("day", "camera_id")
+        daily, vehicles = pl.collect_all(
+            [
+                lazy.group_by(
+                    "camera_id", "network_id", pl.col("captured_at").dt.date().alias("day")
+                )
+                .agg(pl.len().cast(pl.Int64).alias("reads"))
+                .sort("day", "camera_id"),
+                lazy.select(pl.col("plate").n_unique()),
+            ]
         )
-        vehicles = merged.select(pl.col("plate").explode().drop_nulls().n_unique()).item()
         self._audit.append({**base, "outcome": "allowed", "row_count": daily.height})
-        return ReadSummary(daily, int(vehicles))
+        return ReadSummary(daily, int(vehicles.item()) if daily.height else 0)
 
     # -- helpers -------------------------------------------------------------------------
     def _event(

@@ -238,27 +238,6 @@ class ReadStore:
                 lazy = lazy.unique(subset="read_id", keep="first", maintain_order=True)
         return lazy.select(columns) if columns else lazy
 
-    def collect_each(
-        self,
-        start: dt.date | None,
-        end: dt.date | None,
-        build: Callable[[pl.LazyFrame], pl.LazyFrame],
-        *,
-        columns: Sequence[str],
-    ) -> list[pl.DataFrame]:
-        """Run ``build`` on every file's scan in parallel (for per-file partial aggregates).
-
-        Hold copies are excluded, so each read counts once. Only the governance gate should
-        call this.
-        """
-        scans, _ = self._file_scans(start, end, None, include_holds=False)
-        if not scans:
-            return [build(pl.LazyFrame(schema=self.spec.polars_schema).select(columns)).collect()]
-        try:
-            return pl.collect_all([build(scan.select(columns)) for scan in scans])
-        except pl.exceptions.PolarsError as exc:
-            raise StoreError(f"reads could not be read: {str(exc).splitlines()[0]}") from exc
-
     def query(
         self,
         start: dt.date | None = None,
