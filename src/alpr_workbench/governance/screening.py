@@ -187,6 +187,10 @@ def _matcher(policy: Policy) -> _Matcher:
     return matcher
 
 
+# Screening is pure, and the same reason and case title come back search after search.
+_RESULTS: dict[tuple[int, tuple[tuple[str, str | None], ...]], tuple[Policy, ScreenResult]] = {}
+
+
 def _word_matches(forms: frozenset[str], word: str, is_prefix: bool, is_last: bool) -> bool:
     if is_prefix:
         return any(f.startswith(word) for f in forms)
@@ -249,6 +253,18 @@ def screen_text(texts: Mapping[str, str | None], *, policy: Policy) -> ScreenRes
     >>> screen_text({"reason_text": "Church St burglary, March 3"}, policy=policy).verdict
     'pass'
     """
+    key = (id(policy), tuple(texts.items()))
+    cached = _RESULTS.get(key)
+    if cached is not None and cached[0] is policy:
+        return cached[1]
+    result = _screen_uncached(texts, policy=policy)
+    if len(_RESULTS) >= 4096:
+        _RESULTS.clear()
+    _RESULTS[key] = (policy, result)
+    return result
+
+
+def _screen_uncached(texts: Mapping[str, str | None], *, policy: Policy) -> ScreenResult:
     matcher = _matcher(policy)
     tokenised = {
         label: _text_words(text)

@@ -38,6 +38,7 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "datetime": pa.timestamp("us", tz="UTC"),
     "list[string]": pa.large_list(pa.large_string()),
 }
+_DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "data_schema"
 _FIELD_KEYS = {"name", "type", "description", "unit", "sensitivity", "constraints"}
 _CONSTRAINT_KEYS = {"required", "unique", "pattern", "enum", "min", "max"}
 
@@ -146,7 +147,12 @@ def schema_dir() -> Path:
     override = os.environ.get("ALPR_WORKBENCH_SCHEMA_DIR")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[3] / "data_schema"
+    return _DEFAULT_SCHEMA_DIR
+
+
+@functools.cache
+def _table_names(folder: Path) -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in folder.glob("*.yaml")))
 
 
 def list_tables() -> list[str]:
@@ -157,7 +163,7 @@ def list_tables() -> list[str]:
     >>> "reads" in list_tables()
     True
     """
-    return sorted(p.stem for p in schema_dir().glob("*.yaml"))
+    return list(_table_names(schema_dir()))
 
 
 @functools.cache
