@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test lint bench clean browser
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,7 +21,14 @@ install: $(STAMP)  ## Create .venv and install the workbench with its test tools
 demo: $(STAMP)  ## Build the synthetic city (embedded default) and show what was built
 	$(BIN)/alpr-workbench demo $(DEMO_ARGS)
 
-test: $(STAMP)  ## Lint and run the whole test suite
+browser:  ## Install Debian's chromium for the browser test, if missing (needs root and apt)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "WARNING: chromium missing and cannot be installed here; the browser test will skip"; fi; }
+
+test: $(STAMP) browser  ## Lint and run the whole test suite (installs chromium if missing)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
