@@ -215,3 +215,13 @@ def test_hotlist_import_drops_never_alert_categories(home, tmp_path):
     bad.write_text("Plate,State,Category\n7AB$123,CA,stolen_vehicle\n")
     failed = _run(home, "hotlist", "import", str(bad), "--source", "ncic")
     assert failed.exit_code == 2 and "line 2" in failed.output
+
+
+def test_audit_report_command_writes_html(home, tmp_path):
+    year = str(dt.datetime.now(dt.UTC).year)
+    out = tmp_path / "audit.html"
+    result = _run(home, "audit", "report", "--year", year, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    for check in ("A1", "A5", "R1", "S1", "U3", "X1"):
+        assert check in html and check in result.output

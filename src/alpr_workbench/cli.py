@@ -582,3 +582,28 @@ def ingest(
         f"{file.name}: {r.rows_received:,} reads, {r.rows_added:,} stored, "
         f"{r.rows_already_stored:,} already stored; {result.hits_added:,} new hit(s)."
     )
+
+
+@audit_app.command("report")
+def audit_report(
+    year: Annotated[int, typer.Option("--year", help="Calendar year to audit (UTC).")],
+    out: Annotated[Path | None, typer.Option("--out", help="HTML file to write.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The annual audit: every POLICY.md check, findings with offending rows, signed digest."""
+    from alpr_workbench.reports import write_audit_report
+
+    target = out or Path(f"alpr-audit-{year}.html")
+    try:
+        store, audit = _open(data_dir)
+        results = write_audit_report(store, audit, year=year, out=target)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    table = Table(title=f"Annual audit {year}")
+    for column in ("check", "title", "result", "flagged"):
+        table.add_column(column)
+    for r in results:
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[r.passed]
+        table.add_row(r.check_id, r.title, verdict, str(r.offending.height))
+    console.print(table)
+    console.print(f"Report written to {target}")

@@ -1,5 +1,26 @@
-"""Reports assembled from the governed data: efficacy now; audit and transparency reports next."""
+"""Reports assembled from the governed data: efficacy, the annual audit, the public page."""
 
+from alpr_workbench.reports.audit_checks import (
+    AuditInputs,
+    CheckResult,
+    flag_search_patterns,
+    run_checks,
+)
+from alpr_workbench.reports.audit_report import (
+    collect_audit_inputs,
+    render_audit_report,
+    write_audit_report,
+)
 from alpr_workbench.reports.efficacy import build_efficacy_report, default_period
 
-__all__ = ["build_efficacy_report", "default_period"]
+__all__ = [
+    "AuditInputs",
+    "CheckResult",
+    "build_efficacy_report",
+    "collect_audit_inputs",
+    "default_period",
+    "flag_search_patterns",
+    "render_audit_report",
+    "run_checks",
+    "write_audit_report",
+]
