@@ -225,3 +225,15 @@ def test_audit_report_command_writes_html(home, tmp_path):
     html = out.read_text()
     for check in ("A1", "A5", "R1", "S1", "U3", "X1"):
         assert check in html and check in result.output
+
+
+def test_transparency_command_writes_the_public_page(home, tmp_path):
+    store = Store.open(home)
+    auditor = store.tables.read("users").filter(pl.col("role") == "auditor")["user_id"][0]
+    out = tmp_path / "public.html"
+    result = _run(home, "transparency", "--user", auditor, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    assert "Organizations with access" in html and "verify-digest" in html
+    plates = store.tables.read("hits")["read_plate"].head(20).to_list()
+    assert not any(p in html for p in plates)

@@ -607,3 +607,34 @@ def audit_report(
         table.add_row(r.check_id, r.title, verdict, str(r.offending.height))
     console.print(table)
     console.print(f"Report written to {target}")
+
+
+@app.command()
+def transparency(
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write.")] = Path(
+        "transparency.html"
+    ),
+    user: Annotated[str | None, typer.Option("--user", help="Acting user (aggregates).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="ISO time (default: now).")] = None,
+    portal_dir: Annotated[
+        Path | None, typer.Option("--portal-dir", help="Published portal metrics folder.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The public transparency page: policy, counts (small ones suppressed), access, digest."""
+    from alpr_workbench.governance import current_username
+    from alpr_workbench.reports import write_transparency
+
+    try:
+        store, audit = _open(data_dir)
+        data = write_transparency(
+            store,
+            audit,
+            user_id=current_username(user),
+            out=out,
+            as_of=_parse_time(as_of, "--as-of"),
+            portal_dir=portal_dir,
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Transparency page for the 30 days to {data.as_of:%Y-%m-%d} written to {out}")

@@ -22,6 +22,13 @@ from alpr_workbench.analytics.geo import (
     hits_gdf,
     outcomes_gdf,
 )
+from alpr_workbench.analytics.patterns import (
+    eligible_case_assignments,
+    repeat_sightings,
+    seen_at_both,
+    sightings_by_hour,
+    sightings_by_weekday,
+)
 
 __all__ = [
     "READS_DAILY_SCHEMA",
@@ -37,4 +44,9 @@ __all__ = [
     "monthly_trend",
     "outcomes_gdf",
     "wilson_interval",
+    "eligible_case_assignments",
+    "repeat_sightings",
+    "seen_at_both",
+    "sightings_by_hour",
+    "sightings_by_weekday",
 ]

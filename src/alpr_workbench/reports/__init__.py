@@ -12,8 +12,26 @@ from alpr_workbench.reports.audit_report import (
     write_audit_report,
 )
 from alpr_workbench.reports.efficacy import build_efficacy_report, default_period
+from alpr_workbench.reports.transparency import (
+    SUPPRESSION_THRESHOLD,
+    TransparencyData,
+    collect_transparency,
+    compare_with_portals,
+    format_count,
+    read_portal_metrics,
+    render_transparency,
+    write_transparency,
+)
 
 __all__ = [
+    "SUPPRESSION_THRESHOLD",
+    "TransparencyData",
+    "collect_transparency",
+    "compare_with_portals",
+    "format_count",
+    "read_portal_metrics",
+    "render_transparency",
+    "write_transparency",
     "AuditInputs",
     "CheckResult",
     "build_efficacy_report",
