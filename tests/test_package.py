@@ -25,6 +25,7 @@ LAYERS = {
     "governance": 5,
     "analytics": 6,
     "reports": 7,
+    "dashboard": 7,
     "demo": 7,
     "cli": 7,
 }
