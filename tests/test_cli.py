@@ -115,3 +115,43 @@ def test_ingest_csv_stores_and_matches(tmp_path):
     bad.write_text("read_id,captured_at\nx-3,yesterday\n")
     failed = runner.invoke(app, ["ingest", str(bad), "--data-dir", str(home)])
     assert failed.exit_code == 2 and "line 2" in failed.output and "captured_at" in failed.output
+
+
+def test_serve_command_starts_the_dashboard_with_one_time_passwords(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    home = tmp_path / "home"
+    assert (
+        runner.invoke(
+            app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve"]
+        ).exit_code
+        == 0
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    exe = shutil.which("alpr-workbench", path=os.path.dirname(sys.executable))
+    proc = subprocess.Popen(
+        [exe, "serve", "--data-dir", str(home), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline, status = time.monotonic() + 60, None
+        while time.monotonic() < deadline and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
+                    status = r.status
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert "passwords issued now" in out and "scrypt" in out
+    stored = (home / "dashboard" / "passwords.json").read_text()
+    issued = [line.split()[-1] for line in out.splitlines() if line.startswith("  ")]
+    assert issued and not any(p in stored for p in issued)

@@ -100,7 +100,7 @@ def demo(
             "data set ALPR_WORKBENCH_PASSPHRASE (or ALPR_WORKBENCH_KEK) before creating a store."
         )
     if serve:
-        console.print("The dashboard is not available yet; nothing to serve.")
+        _serve(home, port=5006, address="127.0.0.1", show=False, tiles=False)
 
 
 @app.command()
@@ -638,3 +638,51 @@ def transparency(
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     console.print(f"Transparency page for the 30 days to {data.as_of:%Y-%m-%d} written to {out}")
+
+
+def _serve(
+    home: Path, *, port: int, address: str, show: bool, tiles: bool, reset_passwords: bool = False
+) -> None:
+    from alpr_workbench.dashboard import serve_dashboard
+    from alpr_workbench.reports import audit_health
+
+    def full_checks() -> pl.DataFrame:
+        store, audit = _open(home)
+        return audit_health(store, audit)
+
+    console.print("Starting the command-staff dashboard (Ctrl-C to stop)...")
+    serve_dashboard(
+        home,
+        port=port,
+        address=address,
+        show=show,
+        tiles=tiles,
+        reset_passwords=reset_passwords,
+        out=console.print,
+        audit_health=full_checks,
+    )
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 5006,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    show: Annotated[bool, typer.Option(help="Open a browser.")] = False,
+    tiles: Annotated[bool, typer.Option(help="Online map tiles (off: works offline).")] = False,
+    reset_passwords: Annotated[
+        bool, typer.Option(help="Issue new one-time passwords to every allowed user.")
+    ] = False,
+) -> None:
+    """Serve the command-staff dashboard (command staff, auditors, administrators only)."""
+    try:
+        _serve(
+            _home(data_dir),
+            port=port,
+            address=address,
+            show=show,
+            tiles=tiles,
+            reset_passwords=reset_passwords,
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc

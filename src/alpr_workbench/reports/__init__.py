@@ -7,6 +7,7 @@ from alpr_workbench.reports.audit_checks import (
     run_checks,
 )
 from alpr_workbench.reports.audit_report import (
+    audit_health,
     collect_audit_inputs,
     render_audit_report,
     write_audit_report,
@@ -24,6 +25,7 @@ from alpr_workbench.reports.transparency import (
 )
 
 __all__ = [
+    "audit_health",
     "SUPPRESSION_THRESHOLD",
     "TransparencyData",
     "collect_transparency",

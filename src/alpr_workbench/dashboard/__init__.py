@@ -1,0 +1,50 @@
+"""The command-staff dashboard (Panel + HoloViews): state object, thin views, auth, server.
+
+Import this subpackage only where a dashboard is wanted: it imports Panel, HoloViews and
+Bokeh, which ``import alpr_workbench`` never does. Everything it shows is an aggregate.
+"""
+
+from alpr_workbench.dashboard.auth import (
+    DASHBOARD_ROLES,
+    DashboardRefused,
+    allowed_dashboard_users,
+    check_login,
+    dashboard_user_problem,
+    issue_passwords,
+    set_password,
+    users_with_passwords,
+    verify_password,
+)
+from alpr_workbench.dashboard.state import (
+    AUDIT_HEALTH_COLUMNS,
+    PLATE_LEVEL_COLUMNS,
+    AuditHealth,
+    DashboardSource,
+    DashboardState,
+    default_audit_health,
+)
+
+__all__ = [
+    "AUDIT_HEALTH_COLUMNS",
+    "DASHBOARD_ROLES",
+    "PLATE_LEVEL_COLUMNS",
+    "AuditHealth",
+    "DashboardApp",
+    "DashboardRefused",
+    "DashboardSource",
+    "DashboardState",
+    "RunningDashboard",
+    "allowed_dashboard_users",
+    "check_login",
+    "create_app",
+    "dashboard_user_problem",
+    "default_audit_health",
+    "issue_passwords",
+    "serve_dashboard",
+    "set_password",
+    "start_dashboard",
+    "users_with_passwords",
+    "verify_password",
+]
+from alpr_workbench.dashboard.serve import RunningDashboard, serve_dashboard, start_dashboard
+from alpr_workbench.dashboard.views import DashboardApp, create_app
