@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from alpr_workbench.analytics import efficacy_report, monthly_trend
+from alpr_workbench.analytics import efficacy_report, monthly_trend, trend
 from alpr_workbench.dashboard import (
     PLATE_LEVEL_COLUMNS,
     DashboardRefused,
@@ -21,7 +21,6 @@ from alpr_workbench.dashboard import (
     set_password,
     verify_password,
 )
-from alpr_workbench.dashboard.state import trend
 from alpr_workbench.dashboard.views import DashboardApp, create_app
 from alpr_workbench.demo import build_demo
 from alpr_workbench.reports import build_efficacy_report

@@ -11,6 +11,7 @@ from alpr_workbench.analytics.efficacy import (
     Rate,
     efficacy_report,
     monthly_trend,
+    trend,
     wilson_interval,
 )
 from alpr_workbench.analytics.geo import (
@@ -42,6 +43,7 @@ __all__ = [
     "heat_grid",
     "hits_gdf",
     "monthly_trend",
+    "trend",
     "outcomes_gdf",
     "wilson_interval",
     "eligible_case_assignments",

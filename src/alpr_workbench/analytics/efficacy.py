@@ -549,22 +549,63 @@ def monthly_trend(
     ...     outcomes=empty_frame("outcomes"))["reads"].to_list()
     [5, 7]
     """
+    return trend(reads_daily=reads_daily, hits=hits, outcomes=outcomes, every="1mo").rename(
+        {"period_start": "month"}
+    )
+
+
+def trend(
+    *,
+    reads_daily: pl.DataFrame,
+    hits: pl.DataFrame,
+    outcomes: pl.DataFrame,
+    every: str = "1mo",
+) -> pl.DataFrame:
+    """Reads, hits, confirmed hits, recoveries and arrests per day, week or month (UTC).
+
+    Outcomes count in the bucket of their hit, as in :func:`monthly_trend`.
+
+    Parameters
+    ----------
+    reads_daily, hits, outcomes
+        As for :func:`monthly_trend`.
+    every
+        Polars truncation interval: ``"1d"``, ``"1w"`` or ``"1mo"``.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``period_start`` (date), ``reads``, ``hits``, ``confirmed``, ``recoveries``,
+        ``arrests`` (Int64), one row per bucket with reads or hits, in order.
+
+    Examples
+    --------
+    >>> import datetime as dt, polars as pl
+    >>> from alpr_workbench.schema import empty_frame
+    >>> daily = pl.DataFrame({"camera_id": "c", "network_id": "n",
+    ...     "day": [dt.date(2026, 1, 31), dt.date(2026, 2, 1)], "reads": [5, 7]})
+    >>> trend(reads_daily=daily, hits=empty_frame("hits"), outcomes=empty_frame("outcomes"),
+    ...     every="1d")["reads"].to_list()
+    [5, 7]
+    """
     _require(reads_daily, "reads_daily")
     _require(hits, "hits")
     _require(outcomes, "outcomes")
-    month = pl.col("month")
-    r = reads_daily.group_by(pl.col("day").dt.truncate("1mo").alias("month")).agg(
+    bucket = pl.col("period_start")
+    r = reads_daily.group_by(pl.col("day").dt.truncate(every).alias("period_start")).agg(
         pl.col("reads").cast(pl.Int64).sum()
     )
-    h = hits.select("hit_id", "disposition", _day("captured_at").dt.truncate("1mo").alias("month"))
-    hm = h.group_by("month").agg(
+    h = hits.select(
+        "hit_id", "disposition", _day("captured_at").dt.truncate(every).alias("period_start")
+    )
+    hm = h.group_by(bucket).agg(
         pl.len().cast(pl.Int64).alias("hits"),
         (pl.col("disposition") == "confirmed").sum().cast(pl.Int64).alias("confirmed"),
     )
     om = (
         outcomes.select("hit_id", "outcome_type")
-        .join(h.select("hit_id", "month"), on="hit_id", how="inner")
-        .group_by("month")
+        .join(h.select("hit_id", "period_start"), on="hit_id", how="inner")
+        .group_by(bucket)
         .agg(
             (pl.col("outcome_type") == "recovery").sum().cast(pl.Int64).alias("recoveries"),
             (pl.col("outcome_type") == "arrest").sum().cast(pl.Int64).alias("arrests"),
@@ -572,9 +613,9 @@ def monthly_trend(
     )
     cols = ["reads", "hits", "confirmed", "recoveries", "arrests"]
     return (
-        r.join(hm, on="month", how="full", coalesce=True)
-        .join(om, on="month", how="left")
-        .with_columns(month.cast(pl.Date), pl.col(cols).fill_null(0).cast(pl.Int64))
-        .select("month", *cols)
-        .sort("month")
+        r.join(hm, on="period_start", how="full", coalesce=True)
+        .join(om, on="period_start", how="left")
+        .with_columns(bucket.cast(pl.Date), pl.col(cols).fill_null(0).cast(pl.Int64))
+        .select("period_start", *cols)
+        .sort("period_start")
     )

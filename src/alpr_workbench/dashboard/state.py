@@ -32,7 +32,7 @@ from alpr_workbench.analytics import (
     coverage_share,
     efficacy_report,
     heat_grid,
-    monthly_trend,
+    trend,
 )
 from alpr_workbench.config import Settings, load_settings
 from alpr_workbench.dashboard.auth import DashboardRefused, dashboard_user_problem
@@ -50,7 +50,6 @@ __all__ = [
     "DashboardSource",
     "DashboardState",
     "default_audit_health",
-    "trend",
 ]
 
 #: A callable returning the latest audit checks (see :data:`AUDIT_HEALTH_COLUMNS`).
@@ -161,75 +160,6 @@ def default_audit_health(store: Store, audit: AuditLog) -> AuditHealth:
         return pl.DataFrame(rows, schema={**AUDIT_HEALTH_COLUMNS, "detail": pl.String()})
 
     return run
-
-
-def _bucket(every: str) -> pl.Expr:
-    return pl.col("day").dt.truncate(every)
-
-
-def trend(
-    *,
-    reads_daily: pl.DataFrame,
-    hits: pl.DataFrame,
-    outcomes: pl.DataFrame,
-    every: str = "1mo",
-) -> pl.DataFrame:
-    """Reads, hits, confirmed hits, recoveries and arrests per day, week or month.
-
-    ``every="1mo"`` is :func:`alpr_workbench.analytics.monthly_trend`; ``"1d"`` and ``"1w"``
-    count the same way (outcomes in the bucket of their hit) at a finer grain.
-
-    Returns
-    -------
-    polars.DataFrame
-        ``period_start`` (date), ``reads``, ``hits``, ``confirmed``, ``recoveries``,
-        ``arrests``.
-
-    Examples
-    --------
-    >>> import datetime as dt, polars as pl
-    >>> from alpr_workbench.schema import empty_frame
-    >>> daily = pl.DataFrame({"camera_id": "c", "network_id": "n",
-    ...     "day": [dt.date(2026, 1, 31), dt.date(2026, 2, 1)], "reads": [5, 7]})
-    >>> trend(reads_daily=daily, hits=empty_frame("hits"), outcomes=empty_frame("outcomes"),
-    ...     every="1d")["reads"].to_list()
-    [5, 7]
-    """
-    if every == "1mo":
-        return monthly_trend(reads_daily=reads_daily, hits=hits, outcomes=outcomes).rename(
-            {"month": "period_start"}
-        )
-    r = reads_daily.group_by(_bucket(every).alias("period_start")).agg(
-        pl.col("reads").cast(pl.Int64).sum()
-    )
-    h = hits.select(
-        "hit_id",
-        "disposition",
-        pl.col("captured_at").dt.date().dt.truncate(every).alias("period_start"),
-    )
-    hm = h.group_by("period_start").agg(
-        pl.len().cast(pl.Int64).alias("hits"),
-        (pl.col("disposition") == "confirmed").sum().cast(pl.Int64).alias("confirmed"),
-    )
-    om = (
-        outcomes.select("hit_id", "outcome_type")
-        .join(h.select("hit_id", "period_start"), on="hit_id", how="inner")
-        .group_by("period_start")
-        .agg(
-            (pl.col("outcome_type") == "recovery").sum().cast(pl.Int64).alias("recoveries"),
-            (pl.col("outcome_type") == "arrest").sum().cast(pl.Int64).alias("arrests"),
-        )
-    )
-    cols = ["reads", "hits", "confirmed", "recoveries", "arrests"]
-    return (
-        r.join(hm, on="period_start", how="full", coalesce=True)
-        .join(om, on="period_start", how="left")
-        .with_columns(
-            pl.col("period_start").cast(pl.Date), pl.col(cols).fill_null(0).cast(pl.Int64)
-        )
-        .select("period_start", *cols)
-        .sort("period_start")
-    )
 
 
 def _trend_every(start: dt.date, end: dt.date) -> str:
