@@ -227,6 +227,18 @@ def test_audit_report_command_writes_html(home, tmp_path):
         assert check in html and check in result.output
 
 
+def test_audit_report_prints_to_pdf_with_chromium(home, tmp_path):
+    from alpr_workbench.reports.pdf import find_chromium
+
+    if find_chromium() is None:
+        pytest.skip("Debian chromium is not installed (make test installs it)")
+    year = str(dt.datetime.now(dt.UTC).year)
+    out = tmp_path / "audit.html"
+    result = _run(home, "audit", "report", "--year", year, "--out", str(out), "--pdf")
+    assert result.exit_code == 0, result.output
+    assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+
+
 def test_transparency_command_writes_the_public_page(home, tmp_path):
     store = Store.open(home)
     auditor = store.tables.read("users").filter(pl.col("role") == "auditor")["user_id"][0]

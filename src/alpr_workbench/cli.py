@@ -588,6 +588,7 @@ def ingest(
 def audit_report(
     year: Annotated[int, typer.Option("--year", help="Calendar year to audit (UTC).")],
     out: Annotated[Path | None, typer.Option("--out", help="HTML file to write.")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] = False,
     data_dir: DataDir = None,
 ) -> None:
     """The annual audit: every POLICY.md check, findings with offending rows, signed digest."""
@@ -607,6 +608,14 @@ def audit_report(
         table.add_row(r.check_id, r.title, verdict, str(r.offending.height))
     console.print(table)
     console.print(f"Report written to {target}")
+    if pdf:
+        from alpr_workbench.reports.pdf import html_to_pdf
+
+        try:
+            written = html_to_pdf(target, target.with_suffix(".pdf"))
+        except WorkbenchError as exc:
+            raise _fail(exc) from exc
+        console.print(f"PDF written to {written}")
 
 
 @app.command()
