@@ -28,12 +28,16 @@ browser:  ## Install Debian's chromium for the browser test, if missing (needs r
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "WARNING: chromium missing and cannot be installed here; the browser test will skip"; fi; }
 
-test: $(STAMP) browser  ## Lint and run the whole test suite (installs chromium if missing)
-	$(BIN)/ruff check src tests benchmarks
+STRICT := src/alpr_workbench/keys.py src/alpr_workbench/store src/alpr_workbench/governance
+
+test: $(STAMP) browser  ## Lint, type-check the security-critical modules, run every test
+	$(BIN)/ruff check src tests benchmarks dashboards
+	$(BIN)/mypy --strict $(STRICT)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)  ## Lint only
-	$(BIN)/ruff check src tests benchmarks
+lint: $(STAMP)  ## Lint and type-check only
+	$(BIN)/ruff check src tests benchmarks dashboards
+	$(BIN)/mypy --strict $(STRICT)
 
 bench: $(STAMP)  ## Storage benchmark: encrypted store vs plain Parquet (10M reads)
 	$(BIN)/python benchmarks/bench_store.py

@@ -413,7 +413,8 @@ class KeyStore:
             raise KeyStoreError(f"no master key {key_id!r} in the key store")
         if entry.get("destroyed_at"):
             raise KeyDestroyedError(f"master key {key_id!r} was destroyed")
-        return entry
+        result: dict[str, Any] = entry
+        return result
 
     def _add_version(self, key_id: str) -> None:
         with exclusive_lock(self._path.parent / ".lock"):

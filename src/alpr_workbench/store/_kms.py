@@ -65,7 +65,7 @@ def unwrap_data_key(keystore: KeyStore, wrapped: str, master_key_identifier: str
         ) from exc
 
 
-class WorkbenchKmsClient(pqe.KmsClient):
+class WorkbenchKmsClient(pqe.KmsClient):  # type: ignore[misc]  # pyarrow ships no stubs
     """A ``pyarrow.parquet.encryption.KmsClient`` backed by a :class:`KeyStore`."""
 
     def __init__(self, keystore: KeyStore) -> None:

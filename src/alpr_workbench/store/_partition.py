@@ -131,7 +131,7 @@ class Partition:
         if not path.is_file():
             return {"format": 1, "table": self.spec.name, "files": []}
         try:
-            doc = json.loads(path.read_text())
+            doc: dict[str, Any] = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise StoreError(f"{self.label}: manifest is unreadable or corrupted") from exc
         if doc.get("table") != self.spec.name or not isinstance(doc.get("files"), list):
