@@ -26,6 +26,7 @@ def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     out = _cli("demo", "--data-dir", str(home), "--days", "3", "--scale", "0.1", "--no-serve")
     assert out.returncode == 0, out.stderr
     assert "Synthetic city built" in out.stdout and "not for real data" in out.stdout
+    assert "Try a case-gated search" in out.stdout
     passphrase_file = home / "keys" / "DEMO-PASSPHRASE.txt"
     assert stat.S_IMODE(passphrase_file.stat().st_mode) == 0o600
     store = Store.open(home)

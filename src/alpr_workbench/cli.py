@@ -93,6 +93,8 @@ def demo(
     ]:
         table.add_row(label, value)
     console.print(table)
+    if summary.example_search:
+        console.print(f"Try a case-gated search (it is audited):\n  {summary.example_search}")
     if summary.passphrase_file is not None:
         console.print(
             f"[yellow]Demo mode:[/] the key store passphrase was generated at random and kept in "

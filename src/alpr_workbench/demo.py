@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -46,6 +47,7 @@ class DemoSummary:
     recoveries: int
     searches: int
     planted_improper: int
+    example_search: str | None = None
 
 
 def open_or_create_demo_store(home: Path) -> tuple[Store, Path | None]:
@@ -161,4 +163,27 @@ def build_demo(
         recoveries=recoveries,
         searches=city.audit_events.filter(pl.col("event_type") == "search").height,
         planted_improper=city.planted.height,
+        example_search=_example_search(city, hit_frame),
+    )
+
+
+def _example_search(city: Any, hits: pl.DataFrame | None) -> str | None:
+    """A search the gate will allow on this city: a real user, one of their open cases."""
+    from alpr_workbench.analytics.patterns import eligible_case_assignments
+    from alpr_workbench.policy import load_policy
+
+    now = dt.datetime.combine(city.config.end_date, dt.time(23, 59), tzinfo=dt.UTC)
+    pairs = eligible_case_assignments(city.cases, city.users, policy=load_policy(), now=now)
+    if pairs.is_empty() or hits is None:
+        return None
+    stolen = hits.filter(
+        (pl.col("disposition") == "confirmed") & (pl.col("hotlist_source") == "state_stolen")
+    ).rename({"listed_plate": "plate"})
+    if stolen.is_empty():
+        return None
+    pair = pairs.row(0, named=True)
+    return (
+        f"alpr-workbench search --user {pair['user_id']} --case {pair['case_number']} "
+        f"--reason {pair['reason_code']} --reason-text 'vehicle seen near the scene' "
+        f"--plate {stolen['plate'][0]}"
     )
