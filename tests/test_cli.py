@@ -156,3 +156,28 @@ def test_serve_command_starts_the_dashboard_with_one_time_passwords(tmp_path):
     stored = (home / "dashboard" / "passwords.json").read_text()
     issued = [line.split()[-1] for line in out.splitlines() if line.startswith("  ")]
     assert issued and not any(p in stored for p in issued)
+
+
+def test_recognize_prints_one_json_object_per_image_and_survives_bad_files(tmp_path):
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    from alpr_workbench.recognition.synth_plates import render_plate_crop
+
+    sample = render_plate_crop(np.random.default_rng(3), size=(64, 192))
+    good = tmp_path / "plate.png"
+    Image.fromarray(np.asarray(sample.image)).save(good)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not an image")
+    out = _cli("recognize", "--crops", "--json", str(good), str(bad))
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert len(lines) == 2, out.stdout + out.stderr
+    first = next(x for x in lines if x["image"].endswith("plate.png"))
+    assert first["plates"] and {"text", "confidence", "box", "candidates"} <= set(
+        first["plates"][0]
+    )
+    assert "ms" in first
+    broken = next(x for x in lines if x["image"].endswith("notes.txt"))
+    assert broken["plates"] == [] and broken["error"]

@@ -697,3 +697,56 @@ def serve(
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
+
+
+@app.command()
+def recognize(
+    paths: Annotated[list[Path], typer.Argument(help="Images or folders of images.")],
+    crops: Annotated[bool, typer.Option("--crops", help="Images are plate crops.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per image.")] = False,
+    models: Annotated[Path | None, typer.Option("--models", help="Weights folder.")] = None,
+    threads: Annotated[int, typer.Option(min=1, max=64, help="CPU threads.")] = 2,
+) -> None:
+    """Read plates in photos (or crops); a bad file gets an error line and the run goes on."""
+    from alpr_workbench.recognition.pipeline import recognize_cli
+
+    raise typer.Exit(
+        recognize_cli(paths, crops=crops, as_json=as_json, models_dir=models, threads=threads)
+    )
+
+
+@app.command("ingest-frames")
+def ingest_frames(
+    folder: Annotated[Path, typer.Argument(help="Folder of frames from one camera.")],
+    camera: Annotated[str, typer.Option("--camera", help="Camera id (as in the cameras table).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Turn a camera's frames into reads with the recognizer, store them and match them."""
+    import polars as pl
+
+    from alpr_workbench.ingest import ingest_reads
+    from alpr_workbench.recognition import Recognizer
+    from alpr_workbench.recognition.pipeline import frames_to_reads
+    from alpr_workbench.store import Store
+
+    try:
+        store = Store.open(_home(data_dir))
+        cameras = store.tables.read("cameras").filter(pl.col("camera_id") == camera)
+        if cameras.is_empty():
+            raise WorkbenchError(f"unknown camera {camera!r}")
+        cam = cameras.row(0, named=True)
+        reads = frames_to_reads(
+            folder,
+            camera_id=camera,
+            network_id=cam["network_id"],
+            lat=cam["lat"],
+            lon=cam["lon"],
+            recognizer=Recognizer.load(),
+        )
+        result = ingest_reads(store, reads)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{folder}: {result.report.rows_added:,} reads stored, "
+        f"{result.hits_added:,} new hit(s). Every hit needs a person's confirmation."
+    )

@@ -1,0 +1,51 @@
+"""Plate recognition: a synthetic-data-trained detector and CRNN reader, run on the CPU.
+
+Importing this package is light: torch and OpenCV load only when a model is built or run.
+Readings are leads, not evidence: a hit must be confirmed by a person before any action.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "PlateReading",
+    "Recognizer",
+    "capture_time_of",
+    "fine_tune",
+    "frames_to_reads",
+    "load_image",
+    "random_plate_text",
+    "recognize_cli",
+    "recognize_paths",
+    "render_plate_crop",
+    "render_scene",
+    "train_all",
+]
+
+_WHERE = {
+    "PlateReading": "infer",
+    "Recognizer": "infer",
+    "load_image": "infer",
+    "recognize_paths": "infer",
+    "capture_time_of": "pipeline",
+    "frames_to_reads": "pipeline",
+    "recognize_cli": "pipeline",
+    "fine_tune": "train",
+    "train_all": "train",
+    "random_plate_text": "synth_plates",
+    "render_plate_crop": "synth_plates",
+    "render_scene": "synth_plates",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        module = importlib.import_module(f"alpr_workbench.recognition.{_WHERE[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

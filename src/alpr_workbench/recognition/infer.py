@@ -1,0 +1,607 @@
+"""Run the shipped detector and reader: robust image loading, batched reading, whole frames.
+
+Torch and OpenCV are imported inside the functions that need them, so importing this module
+stays light. A hit from these readings must be confirmed by a person before any action
+(see ``models/MODEL_CARD.md``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.recognition.synth_plates import ALPHABET
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "export_onnx",
+    "PlateReading",
+    "Recognizer",
+    "default_models_dir",
+    "load_image",
+    "prepare_crop",
+]
+
+#: File suffixes taken as images when a folder is given.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+_MAX_BYTES = 200 * 1024 * 1024
+_MAX_PIXELS = 60_000_000
+
+
+@dataclass(frozen=True)
+class PlateReading:
+    """One plate as read.
+
+    Attributes
+    ----------
+    text
+        Best reading, upper case, no spaces (``""`` when the reader saw no plate).
+    confidence
+        Probability of the best reading, 0 to 1 (product of the per-character values).
+    char_confidences
+        Per-character probabilities of ``text``.
+    candidates
+        Alternatives ``(text, confidence)``, best first; the first is ``text``.
+    box
+        ``(x, y, w, h)`` in the frame's pixels, or ``None`` for a crop read as given.
+    detection_score
+        Detector confidence (1.0 for crops read as given).
+    state
+        Two-letter state when known; the shipped reader does not classify states (``None``).
+    """
+
+    text: str
+    confidence: float
+    char_confidences: tuple[float, ...]
+    candidates: tuple[tuple[str, float], ...]
+    box: tuple[int, int, int, int] | None = None
+    detection_score: float = 1.0
+    state: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The reading as JSON-ready data (confidences rounded to 4 places)."""
+        return {
+            "text": self.text,
+            "confidence": round(self.confidence, 4),
+            "char_confidences": [round(c, 4) for c in self.char_confidences],
+            "box": list(self.box) if self.box is not None else None,
+            "detection_score": round(self.detection_score, 4),
+            "state": self.state,
+            "candidates": [{"text": t, "confidence": round(c, 4)} for t, c in self.candidates],
+        }
+
+
+def default_models_dir() -> Path:
+    """The repository's ``models/`` folder (where the shipped weights live)."""
+    return Path(__file__).resolve().parents[3] / "models"
+
+
+def load_image(
+    path: str | Path, *, max_bytes: int = _MAX_BYTES, max_pixels: int = _MAX_PIXELS
+) -> np.ndarray:
+    """Read an image file as ``uint8`` RGB, whatever its mode, or fail with a clear error.
+
+    Grayscale, palette, alpha, CMYK and 16-bit/float images are converted (16-bit and float
+    are scaled by their own range). EXIF orientation is applied.
+
+    Parameters
+    ----------
+    path
+        Image file.
+    max_bytes, max_pixels
+        Files or images beyond these limits are refused instead of exhausting memory.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W, 3)`` ``uint8``.
+
+    Raises
+    ------
+    WorkbenchError
+        If the file is missing, empty, too large, truncated or not an image.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    p = Path(path)
+    if not p.is_file():
+        raise WorkbenchError(f"{p}: no such file")
+    size = p.stat().st_size
+    if size == 0:
+        raise WorkbenchError(f"{p}: empty file")
+    if size > max_bytes:
+        raise WorkbenchError(f"{p}: file of {size} bytes is over the {max_bytes}-byte limit")
+    try:
+        with Image.open(p) as im:
+            w, h = im.size
+            if w * h > max_pixels:
+                raise WorkbenchError(f"{p}: {w}x{h} image is over the {max_pixels}-pixel limit")
+            if w < 1 or h < 1:
+                raise WorkbenchError(f"{p}: image has no pixels")
+            im.load()
+            im = ImageOps.exif_transpose(im)
+            return _to_rgb8(im)
+    except WorkbenchError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise WorkbenchError(f"{p}: not an image file (or a format that cannot be read)") from exc
+    except Image.DecompressionBombError as exc:
+        raise WorkbenchError(f"{p}: image is too large to decode safely") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise WorkbenchError(f"{p}: unreadable or truncated image: {exc}") from exc
+
+
+def _to_rgb8(im: Any) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        lo, hi = float(np.nanmin(arr)), float(np.nanmax(arr))
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        grey = np.nan_to_num(arr).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        from PIL import Image
+
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+def prepare_crop(image: np.ndarray) -> np.ndarray:
+    """Resize an RGB plate crop to the reader's input size (``uint8``, 32 x 96 x 3).
+
+    Raises
+    ------
+    WorkbenchError
+        If the crop is empty.
+    """
+    import cv2
+
+    from alpr_workbench.recognition.models import READER_SIZE
+
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
+    if image.shape[0] < 2 or image.shape[1] < 2:
+        raise WorkbenchError(f"plate crop of shape {image.shape} is too small to read")
+    h, w = READER_SIZE
+    interp = cv2.INTER_AREA if image.shape[1] > w else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(image[..., :3]), (w, h), interpolation=interp)
+
+
+def _decode_probs(probs: np.ndarray, top_k: int) -> tuple[str, float, tuple, tuple]:
+    """Best path plus alternatives from per-frame probabilities ``(T, C)``.
+
+    Alternatives swap the least certain characters for their runner-up class (the way a
+    person would doubt a plate: ``8`` or ``B``?), scored by the same product of probabilities.
+    """
+    best = probs.argmax(1)
+    chars: list[int] = []
+    confs: list[float] = []
+    seconds: list[tuple[int, float]] = []
+    prev = 0
+    for t, c in enumerate(best):
+        c = int(c)
+        if c != 0 and c != prev:
+            chars.append(c)
+            confs.append(float(probs[t, c]))
+            row = probs[t].copy()
+            row[[0, c]] = -1
+            alt = int(row.argmax())
+            seconds.append((alt, float(row[alt])))
+        elif c != 0 and c == prev and float(probs[t, c]) > confs[-1]:
+            confs[-1] = float(probs[t, c])
+        prev = c
+    text = "".join(ALPHABET[c - 1] for c in chars)
+    conf = float(np.prod(confs)) if confs else 0.0
+    cands: dict[str, float] = {text: conf}
+    order = np.argsort([s[1] / max(c, 1e-6) for s, c in zip(seconds, confs, strict=True)])[::-1]
+    picks = [int(i) for i in order[: max(0, min(4, len(order)))]]
+    for i in picks:
+        alt, p = seconds[i]
+        t2 = text[:i] + ALPHABET[alt - 1] + text[i + 1 :]
+        cands.setdefault(t2, conf * p / max(confs[i], 1e-6))
+    if len(picks) >= 2:
+        i, j = picks[0], picks[1]
+        t2 = list(text)
+        t2[i], t2[j] = ALPHABET[seconds[i][0] - 1], ALPHABET[seconds[j][0] - 1]
+        s = conf * seconds[i][1] / max(confs[i], 1e-6) * seconds[j][1] / max(confs[j], 1e-6)
+        cands.setdefault("".join(t2), s)
+    ranked = sorted(cands.items(), key=lambda kv: -kv[1])[:top_k]
+    return text, conf, tuple(confs), tuple((t, float(c)) for t, c in ranked)
+
+
+class Recognizer:
+    """The detector and reader together.
+
+    Use :meth:`load`; then :meth:`read_crops` for plate crops and :meth:`recognize` for whole
+    frames. Set the number of torch threads yourself (``torch.set_num_threads``) if the
+    default does not suit the host.
+    """
+
+    def __init__(
+        self,
+        reader: Any,
+        detector: Any | None,
+        *,
+        det_size: int = 640,
+        backend: str = "torch",
+    ) -> None:
+        self.reader = reader
+        self.detector = detector
+        self.det_size = det_size
+        self.backend = backend
+
+    @classmethod
+    def load(
+        cls,
+        models_dir: str | Path | None = None,
+        *,
+        det_size: int = 640,
+        backend: str = "auto",
+        threads: int | None = None,
+    ) -> Recognizer:
+        """Load the reader and, when present, the detector from ``models_dir``.
+
+        Parameters
+        ----------
+        models_dir
+            Folder with ``reader.pt``/``detector.pt`` (and ``*.onnx`` from :func:`export_onnx`);
+            the repository's ``models/`` when ``None``.
+        det_size
+            Longer side, in pixels, that frames are resized to for detection.
+        backend
+            ``"torch"``, ``"onnx"`` (ONNX Runtime; needs ``onnxruntime`` and the ``.onnx``
+            files) or ``"auto"``: ONNX Runtime when it and up-to-date ``.onnx`` files are
+            there (it measured about twice as fast on two CPU cores), else torch.
+        threads
+            Intra-op threads of ONNX Runtime (torch: set ``torch.set_num_threads`` yourself);
+            ``None`` leaves ONNX Runtime's default (one per core).
+
+        Raises
+        ------
+        WorkbenchError
+            If the reader weights are missing or do not fit the network, or the ONNX backend
+            was asked for but cannot be used.
+        """
+        folder = Path(models_dir) if models_dir is not None else default_models_dir()
+        if backend not in ("auto", "torch", "onnx"):
+            raise WorkbenchError(f"unknown backend {backend!r}: use auto, torch or onnx")
+        if backend in ("auto", "onnx"):
+            onnx = _load_onnx(folder, threads)
+            if onnx is not None:
+                return cls(onnx[0], onnx[1], det_size=det_size, backend="onnx")
+            if backend == "onnx":
+                raise WorkbenchError(
+                    f"{folder}: ONNX backend needs onnxruntime and current reader.onnx "
+                    "(see export_onnx)"
+                )
+        import torch
+
+        from alpr_workbench.recognition.models import PlateDetector, PlateReader
+
+        reader = PlateReader()
+        try:
+            reader.load_state_dict(
+                torch.load(folder / "reader.pt", map_location="cpu", weights_only=True)
+            )
+        except (OSError, RuntimeError) as exc:
+            raise WorkbenchError(f"{folder}: cannot load reader.pt: {exc}") from exc
+        reader.eval()
+        detector = None
+        if (folder / "detector.pt").exists():
+            detector = PlateDetector()
+            try:
+                detector.load_state_dict(
+                    torch.load(folder / "detector.pt", map_location="cpu", weights_only=True)
+                )
+            except RuntimeError as exc:
+                raise WorkbenchError(f"{folder}: cannot load detector.pt: {exc}") from exc
+            detector.eval()
+        return cls(reader, detector, det_size=det_size, backend="torch")
+
+    def _run_reader(self, x: np.ndarray) -> np.ndarray:
+        """Log-probabilities ``(T, B, C)`` for a float32 batch ``(B, 3, H, W)`` in [0, 1]."""
+        if self.backend == "onnx":
+            return self.reader.run(None, {"x": x})[0]
+        import torch
+
+        with torch.inference_mode():
+            return self.reader(torch.from_numpy(x)).numpy()
+
+    def _run_detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if self.backend == "onnx":
+            heat, size, off = self.detector.run(None, {"x": x})
+            return heat, size, off
+        import torch
+
+        with torch.inference_mode():
+            heat, size, off = self.detector(torch.from_numpy(x))
+        return heat.numpy(), size.numpy(), off.numpy()
+
+    def read_probs(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Per-frame class probabilities ``(N, T, C)`` for prepared crops ``(N, 32, 96, 3)``."""
+        out = []
+        for i in range(0, len(crops), batch_size):
+            x = np.ascontiguousarray(
+                crops[i : i + batch_size].transpose(0, 3, 1, 2), dtype=np.float32
+            ) / np.float32(255)
+            out.append(np.exp(self._run_reader(x)).transpose(1, 0, 2))
+        if not out:
+            return np.zeros((0, 24, len(ALPHABET) + 1), np.float32)
+        return np.concatenate(out)
+
+    def read_crops(
+        self,
+        images: Sequence[np.ndarray | str | Path],
+        *,
+        top_k: int = 5,
+        batch_size: int = 256,
+    ) -> list[PlateReading]:
+        """Read already cropped plates, batched.
+
+        Parameters
+        ----------
+        images
+            RGB arrays (any size) or image paths.
+        top_k
+            Most candidates per plate.
+        batch_size
+            Crops per forward pass.
+
+        Returns
+        -------
+        list[PlateReading]
+            One reading per image, in order (``box`` is ``None``).
+        """
+        prepared = np.stack(
+            [prepare_crop(load_image(im) if isinstance(im, str | Path) else im) for im in images]
+        ) if len(images) else np.zeros((0, 32, 96, 3), np.uint8)
+        probs = self.read_probs(prepared, batch_size=batch_size)
+        out = []
+        for p in probs:
+            text, conf, chars, cands = _decode_probs(p, top_k)
+            out.append(PlateReading(text, conf, chars, cands))
+        return out
+
+    def detect(
+        self, frame: np.ndarray, *, max_boxes: int = 6, min_score: float = 0.15
+    ) -> list[tuple[tuple[float, float, float, float], float]]:
+        """Plate boxes ``((x, y, w, h), score)`` in a frame, best first.
+
+        Raises
+        ------
+        WorkbenchError
+            If no detector weights were loaded.
+        """
+        import cv2
+
+        from alpr_workbench.recognition.models import DETECTOR_STRIDE
+
+        if self.detector is None:
+            raise WorkbenchError("no detector weights (detector.pt) were loaded")
+        h, w = frame.shape[:2]
+        scale = self.det_size / max(h, w)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        ph, pw = math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        canvas = np.zeros((ph, pw, 3), np.uint8)
+        canvas[:nh, :nw] = cv2.resize(frame, (nw, nh), interpolation=interp)
+        x = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32) / 255
+        heat_l, size, off = self._run_detector(x)
+        heat = 1 / (1 + np.exp(-heat_l[0, 0]))
+        peaks = heat * (cv2.dilate(heat, np.ones((3, 3), np.uint8)) == heat)
+        flat = peaks.ravel()
+        top = np.argsort(-flat)[: max_boxes * 3]
+        scores, idx = flat[top], top
+        gw = heat.shape[1]
+        boxes: list[tuple[tuple[float, float, float, float], float]] = []
+        for s, i in zip(scores.tolist(), idx.tolist(), strict=True):
+            if s < min_score or len(boxes) >= max_boxes:
+                break
+            iy, ix = divmod(i, gw)
+            ox, oy = (1 / (1 + np.exp(-off[0, :, iy, ix]))).tolist()
+            lw, lh = size[0, :, iy, ix].tolist()
+            cx, cy = (ix + ox) * DETECTOR_STRIDE / scale, (iy + oy) * DETECTOR_STRIDE / scale
+            bw = math.exp(lw) * DETECTOR_STRIDE / scale
+            bh = math.exp(lh) * DETECTOR_STRIDE / scale
+            x0, y0 = max(0.0, cx - bw / 2), max(0.0, cy - bh / 2)
+            x1, y1 = min(float(w), cx + bw / 2), min(float(h), cy + bh / 2)
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            box = (x0, y0, x1 - x0, y1 - y0)
+            if all(_iou(box, b) < 0.5 for b, _ in boxes):
+                boxes.append((box, float(s)))
+        return boxes
+
+    def recognize(
+        self,
+        frame: np.ndarray,
+        *,
+        max_plates: int = 6,
+        min_score: float = 0.15,
+        top_k: int = 5,
+    ) -> list[PlateReading]:
+        """Find and read the plates in a whole frame.
+
+        Each detected box is read at three crop margins (the detector's box is rarely exact);
+        the reading with the highest confidence wins. Boxes the reader finds no plate in are
+        dropped. Plates are ordered by detection score times reading confidence.
+
+        Parameters
+        ----------
+        frame
+            ``uint8`` RGB array (use :func:`load_image`).
+        max_plates, min_score
+            Most boxes to read and the lowest detector score to consider.
+        top_k
+            Most candidates per plate.
+
+        Returns
+        -------
+        list[PlateReading]
+            Possibly empty.
+        """
+        boxes = self.detect(frame, max_boxes=max_plates, min_score=min_score)
+        if not boxes:
+            return []
+        h, w = frame.shape[:2]
+        margins = ((0.04, 0.08), (0.0, 0.0), (0.1, 0.18))
+        crops = []
+        for (x, y, bw, bh), _ in boxes:
+            for mx, my in margins:
+                x0, y0 = int(max(0, x - mx * bw)), int(max(0, y - my * bh))
+                x1, y1 = int(min(w, x + bw + mx * bw + 1)), int(min(h, y + bh + my * bh + 1))
+                crops.append(prepare_crop(frame[y0:y1, x0:x1]))
+        probs = self.read_probs(np.stack(crops))
+        out = []
+        for k, (box, score) in enumerate(boxes):
+            best = None
+            for j in range(len(margins)):
+                text, conf, chars, cands = _decode_probs(probs[k * len(margins) + j], top_k)
+                if best is None or conf > best[1] or (best[0] == "" and text):
+                    best = (text, conf, chars, cands)
+            assert best is not None
+            if len(best[0]) < 2:
+                continue
+            ibox = tuple(int(round(v)) for v in box)
+            out.append(PlateReading(best[0], best[1], best[2], best[3],
+                                    box=(ibox[0], ibox[1], max(1, ibox[2]), max(1, ibox[3])),
+                                    detection_score=score))
+        out.sort(key=lambda r: -(r.detection_score * r.confidence))
+        return out
+
+
+def _load_onnx(folder: Path, threads: int | None) -> tuple[Any, Any] | None:
+    """ONNX Runtime sessions for reader (and detector) when usable and not stale."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    sessions: list[Any] = []
+    for name in ("reader", "detector"):
+        onnx, pt = folder / f"{name}.onnx", folder / f"{name}.pt"
+        current = onnx.exists() and (not pt.exists() or _digest(pt) == _onnx_source(onnx))
+        if not current:
+            if name == "detector" and not pt.exists():
+                sessions.append(None)  # a reader-only model folder
+                continue
+            return None  # missing or stale export: use torch
+        opts = ort.SessionOptions()
+        if threads is not None:
+            opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        sessions.append(
+            ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])
+        )
+    return sessions[0], sessions[1]
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _onnx_source(path: Path) -> str:
+    side = path.with_suffix(".onnx.source")
+    return side.read_text().strip() if side.exists() else ""
+
+
+def export_onnx(models_dir: str | Path | None = None) -> list[Path]:
+    """Export ``reader.pt``/``detector.pt`` to ONNX beside them (needs the ``onnx`` package).
+
+    Each ``.onnx`` file gets a ``.onnx.source`` note with the hash of the weights it came from,
+    so a stale export is never loaded after the weights change.
+
+    Returns
+    -------
+    list[pathlib.Path]
+        The files written.
+    """
+    import torch
+
+    folder = Path(models_dir) if models_dir is not None else default_models_dir()
+    rec = Recognizer.load(folder, backend="torch")
+    written = []
+    jobs = [("reader", rec.reader, torch.rand(2, 3, 32, 96), ["lp"], {"x": {0: "b"},
+                                                                      "lp": {1: "b"}})]
+    if rec.detector is not None:
+        jobs.append(("detector", rec.detector, torch.rand(1, 3, 64, 96),
+                     ["heat", "size", "offset"], {"x": {2: "h", 3: "w"}}))
+    for name, model, example, outs, axes in jobs:
+        path = folder / f"{name}.onnx"
+        with warnings.catch_warnings():  # the exporter warns about LSTM batch sizes; harmless
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), str(path), dynamo=False, input_names=["x"],
+                              output_names=outs, dynamic_axes=axes, opset_version=17)
+        path.with_suffix(".onnx.source").write_text(_digest(folder / f"{name}.pt") + "\n")
+        written.append(path)
+    return written
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
+    iw = max(0.0, min(ax1, bx1) - max(a[0], b[0]))
+    ih = max(0.0, min(ay1, by1) - max(a[1], b[1]))
+    inter = iw * ih
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def iter_image_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Expand files and folders (not recursively) into image files, in sorted order.
+
+    A file named directly is kept whatever its suffix, so a bad file gets a clear error.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(q for q in p.iterdir()
+                              if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            out.append(p)
+    return out
+
+
+def recognize_paths(
+    paths: Iterable[str | Path],
+    *,
+    recognizer: Recognizer,
+    crops: bool = False,
+    top_k: int = 5,
+) -> Iterable[dict[str, Any]]:
+    """Yield one result per image: ``{"image", "plates", "ms"}`` or ``{"image", "error"}``.
+
+    One bad file gives an ``error`` entry and the run goes on.
+    """
+    for path in iter_image_files(paths):
+        t0 = time.perf_counter()
+        try:
+            img = load_image(path)
+            readings = (
+                recognizer.read_crops([img], top_k=top_k) if crops
+                else recognizer.recognize(img, top_k=top_k)
+            )
+        except WorkbenchError as exc:
+            yield {"image": str(path), "plates": [], "error": str(exc)}
+            continue
+        plates = []
+        for r in readings:
+            if crops and not r.text:
+                continue
+            d = r.as_dict()
+            if crops:
+                d["box"] = [0, 0, int(img.shape[1]), int(img.shape[0])]
+            plates.append(d)
+        ms = (time.perf_counter() - t0) * 1000
+        yield {"image": str(path), "plates": plates, "ms": round(ms, 2)}

@@ -1,0 +1,179 @@
+"""The two networks: a CRNN plate reader (CTC) and a CenterNet-style plate detector.
+
+Both are small enough to train on two CPU cores in well under an hour and to run at video
+rate on the same machine. This module imports torch; import it only where torch is needed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from alpr_workbench.recognition.synth_plates import ALPHABET
+
+__all__ = [
+    "DETECTOR_STRIDE",
+    "NUM_CLASSES",
+    "READER_SIZE",
+    "PlateDetector",
+    "PlateReader",
+    "ctc_greedy_decode",
+    "detector_loss",
+]
+
+#: Input ``(height, width)`` of the reader.
+READER_SIZE = (32, 96)
+#: CTC classes: the blank (0) and the characters of :data:`ALPHABET`.
+NUM_CLASSES = len(ALPHABET) + 1
+#: Output stride of the detector's heat map.
+DETECTOR_STRIDE = 4
+
+
+def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class PlateReader(nn.Module):
+    """CNN + bidirectional LSTM + CTC reader for a plate crop.
+
+    Input: float tensor ``(B, 3, 32, 96)`` scaled to ``[0, 1]``. Output: log-probabilities
+    ``(T=24, B, NUM_CLASSES)`` as :func:`torch.nn.functional.ctc_loss` expects.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            _block(3, 16, 2),  # 16 x 48
+            _block(16, 32),
+            nn.MaxPool2d(2),  # 8 x 24
+            _block(32, 64),
+            _block(64, 64),
+            nn.MaxPool2d((2, 1)),  # 4 x 24
+            _block(64, 96),
+            _block(96, 96),
+            nn.MaxPool2d((2, 1)),  # 2 x 24
+            nn.Conv2d(96, 128, (2, 1), bias=False),
+            nn.BatchNorm2d(128),
+            nn.ReLU(inplace=True),
+        )
+        self.rnn = nn.LSTM(128, 96, bidirectional=True, batch_first=True)
+        self.dropout = nn.Dropout(0.15)
+        self.head = nn.Linear(192, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``(T, B, C)``."""
+        x = (x - 0.5) / 0.25
+        f = self.features(x).squeeze(2).transpose(1, 2)  # B, T, C
+        f, _ = self.rnn(f)
+        logits = self.head(self.dropout(f))
+        return logits.log_softmax(-1).transpose(0, 1)
+
+
+class PlateDetector(nn.Module):
+    """A light encoder with a small feature pyramid and CenterNet heads at stride 4.
+
+    Input: ``(B, 3, H, W)`` in ``[0, 1]`` with H and W multiples of 32. Output: a tuple
+    ``(heat_logits (B,1,H/4,W/4), size (B,2,H/4,W/4), offset (B,2,H/4,W/4))`` where ``size``
+    is ``log`` of the box width and height in stride units and ``offset`` the sub-cell centre.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c2 = _block(3, 16, 2)
+        self.c4 = nn.Sequential(_block(16, 32, 2), _block(32, 32))
+        self.c8 = nn.Sequential(_block(32, 64, 2), _block(64, 64))
+        self.c16 = nn.Sequential(_block(64, 96, 2), _block(96, 96))
+        self.c32 = nn.Sequential(_block(96, 128, 2), _block(128, 128))
+        self.l32 = nn.Conv2d(128, 64, 1)
+        self.l16 = nn.Conv2d(96, 64, 1)
+        self.l8 = nn.Conv2d(64, 64, 1)
+        self.l4 = nn.Conv2d(32, 32, 1)
+        self.s16 = _block(64, 64)
+        self.s8 = _block(64, 32)
+        self.s4 = _block(32, 32)
+        self.heat = nn.Conv2d(32, 1, 1)
+        self.size = nn.Conv2d(32, 2, 1)
+        self.offset = nn.Conv2d(32, 2, 1)
+        nn.init.constant_(self.heat.bias, -2.19)  # prior 0.1, as CenterNet
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Heat-map logits, log box size and centre offset."""
+        x = (x - 0.45) / 0.25
+        f4 = self.c4(self.c2(x))
+        f8 = self.c8(f4)
+        f16 = self.c16(f8)
+        f32 = self.c32(f16)
+        p = self.s16(self.l16(f16) + F.interpolate(self.l32(f32), scale_factor=2.0))
+        p = self.s8(self.l8(f8) + F.interpolate(p, scale_factor=2.0))
+        p = self.s4(self.l4(f4) + F.interpolate(p, scale_factor=2.0))
+        return self.heat(p), self.size(p), self.offset(p)
+
+
+def detector_loss(
+    outputs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    heat: torch.Tensor,
+    size: torch.Tensor,
+    offset: torch.Tensor,
+    mask: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """CenterNet losses: focal loss on the heat map, L1 on size and offset at centres.
+
+    Parameters
+    ----------
+    outputs
+        What :class:`PlateDetector` returned.
+    heat
+        Target heat map ``(B, 1, h, w)`` with Gaussian peaks of 1 at plate centres.
+    size, offset
+        Targets ``(B, 2, h, w)``, meaningful where ``mask`` is 1.
+    mask
+        ``(B, 1, h, w)``: 1 at each plate's centre cell.
+
+    Returns
+    -------
+    tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+        Focal, size and offset losses.
+    """
+    logits, psize, poff = outputs
+    pred = logits.sigmoid().clamp(1e-4, 1 - 1e-4)
+    pos = heat.eq(1).float()
+    neg_w = (1 - heat).pow(4)
+    pos_loss = (pred.log() * (1 - pred).pow(2) * pos).sum()
+    neg_loss = ((1 - pred).log() * pred.pow(2) * neg_w * (1 - pos)).sum()
+    n = pos.sum().clamp(min=1)
+    focal = -(pos_loss + neg_loss) / n
+    m = mask.expand_as(psize)
+    msum = m.sum().clamp(min=1)
+    size_loss = (F.l1_loss(psize, size, reduction="none") * m).sum() / msum
+    off_loss = (F.l1_loss(poff.sigmoid(), offset, reduction="none") * m).sum() / msum
+    return focal, size_loss, off_loss
+
+
+def ctc_greedy_decode(log_probs: torch.Tensor) -> list[str]:
+    """Best-path CTC decoding of ``(T, B, C)`` log-probabilities.
+
+    Examples
+    --------
+    >>> import torch
+    >>> lp = torch.full((4, 1, NUM_CLASSES), -10.0)
+    >>> for t, c in enumerate([2, 2, 0, 2]):
+    ...     lp[t, 0, c] = 0.0
+    >>> ctc_greedy_decode(lp)
+    ['11']
+    """
+    best = log_probs.argmax(-1).transpose(0, 1).tolist()
+    out = []
+    for seq in best:
+        chars = []
+        prev = 0
+        for c in seq:
+            if c != prev and c != 0:
+                chars.append(ALPHABET[c - 1])
+            prev = c
+        out.append("".join(chars))
+    return out

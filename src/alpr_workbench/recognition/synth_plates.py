@@ -1,0 +1,752 @@
+"""Synthetic US licence plates and street-like scenes, for training the reader and detector.
+
+Everything here is procedural (PIL drawing plus OpenCV warps): no real plate photo is used as
+a template. Each public function takes a :class:`numpy.random.Generator`, so a seed fixes the
+output exactly.
+
+The plate layouts follow public descriptions of US formats — California's ``1ABC234`` first,
+then the common ``ABC1234``/``ABC-1234``/``123 ABC`` families and short vanity plates — drawn
+with condensed sans fonts, state names, slogans, stickers, frames, bolts and small logos. The
+degradations model what a street camera adds: perspective, blur, low resolution, glare, night
+and infrared looks, sensor noise and JPEG artefacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "ALPHABET",
+    "PlateSample",
+    "SceneSample",
+    "random_plate_text",
+    "render_plate",
+    "render_plate_crop",
+    "render_scene",
+]
+
+#: Characters the reader can emit (CTC classes 1..36; 0 is the blank).
+ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+_LETTERS = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # O is rare on US plates; added back at a low rate
+_DIGITS = "0123456789"
+
+# Layout codes: D digit, L letter, X either, " " a gap, "-" a dash, "*" a small logo.
+_FORMATS: list[tuple[str, float, str]] = [
+    ("DLLLDDD", 0.30, "CA"),
+    ("DLLL DDD", 0.04, "CA"),
+    ("LLLDDD", 0.03, "CA"),
+    ("DDDLLL", 0.02, "CA"),
+    ("LLL-DDDD", 0.07, "TX"),
+    ("LLL DDDD", 0.06, "NY"),
+    ("LLLDDDD", 0.04, "PA"),
+    ("LLL DDD", 0.06, "XX"),
+    ("DDD LLL", 0.05, "XX"),
+    ("DDD*LLL", 0.03, "XX"),
+    ("LLL*DDD", 0.03, "XX"),
+    ("LLD DDDD", 0.02, "XX"),
+    ("DLL DDD", 0.02, "XX"),
+    ("DDD DDD", 0.02, "XX"),
+    ("LD DDDDD", 0.02, "IL"),
+    ("DDDD DD", 0.02, "XX"),
+    ("DL DDDD", 0.02, "XX"),
+    ("DDDDLL", 0.02, "XX"),
+    ("LLL DLL", 0.02, "FL"),
+    ("DDD-DLL", 0.02, "XX"),
+    ("XXXXXXX", 0.05, "XX"),
+    ("XXXXXX", 0.03, "XX"),
+    ("XXXXX", 0.02, "XX"),
+    ("XXXX", 0.01, "XX"),
+    ("XXXXXXXX", 0.02, "XX"),
+]
+_FORMAT_P = np.array([f[1] for f in _FORMATS]) / sum(f[1] for f in _FORMATS)
+
+_STATES = [
+    "CALIFORNIA", "California", "TEXAS", "Texas", "NEW YORK", "FLORIDA", "Florida",
+    "ILLINOIS", "Illinois", "OHIO", "GEORGIA", "ARIZONA", "Arizona", "NEVADA", "Nevada",
+    "OREGON", "WASHINGTON", "Washington", "COLORADO", "UTAH", "Utah", "IDAHO", "MONTANA",
+    "NEW MEXICO", "MICHIGAN", "Pure Michigan", "INDIANA", "KANSAS", "MISSOURI", "IOWA",
+    "MINNESOTA", "WISCONSIN", "KENTUCKY", "TENNESSEE", "ALABAMA", "MISSISSIPPI",
+    "LOUISIANA", "ARKANSAS", "OKLAHOMA", "NEBRASKA", "VIRGINIA", "MARYLAND", "Maryland",
+    "DELAWARE", "NEW JERSEY", "CONNECTICUT", "MASSACHUSETTS", "VERMONT", "Vermont",
+    "NEW HAMPSHIRE", "MAINE", "Maine", "ALASKA", "HAWAII", "WYOMING", "NORTH CAROLINA",
+    "SOUTH CAROLINA", "NORTH DAKOTA", "SOUTH DAKOTA", "PENNSYLVANIA", "WEST VIRGINIA",
+    "RHODE ISLAND", "Illinois", "Ohio", "Georgia",
+]
+_SLOGANS = [
+    "DMV.CA.GOV", "dmv.ca.gov", "SUNSHINE STATE", "Land of Lincoln", "EMPIRE STATE",
+    "THE LONE STAR STATE", "Great Lakes", "GRAND CANYON STATE", "Live Free or Die",
+    "Green Mountain State", "visitPA.com", "Famous Potatoes", "Wild Wonderful",
+    "The Natural State", "Treasure the Chesapeake", "America's Dairyland", "Big Sky",
+    "10,000 Lakes", "Heart of Dixie", "Peach State", "Volunteer State", "Centennial",
+    "CELEBRATING", "FIRST IN FLIGHT", "Sportsman's Paradise", "In God We Trust",
+    "Crossroads of America", "COUNTY", "Sacramento", "Los Angeles", "Orange County",
+    "DEALER", "TOYOTA", "HONDA OF", "AUTO MALL", "Ford", "Chevrolet", "ALOHA STATE",
+]
+
+_FONT_DIRS = [
+    Path("/usr/share/fonts/truetype/dejavu"),
+    Path("/usr/share/fonts/truetype/liberation"),
+]
+_MAIN_FONTS = [
+    "DejaVuSansCondensed-Bold.ttf",
+    "LiberationSansNarrow-Bold.ttf",
+    "LiberationSansNarrow-Regular.ttf",
+    "DejaVuSansCondensed.ttf",
+    "DejaVuSans-Bold.ttf",
+    "LiberationSans-Bold.ttf",
+    "DejaVuSansMono-Bold.ttf",
+    "LiberationMono-Bold.ttf",
+    "DejaVuSerifCondensed-Bold.ttf",
+]
+_MAIN_FONT_P = np.array([0.26, 0.22, 0.08, 0.08, 0.1, 0.1, 0.07, 0.05, 0.04])
+_DECOR_FONTS = [
+    "DejaVuSerif-BoldItalic.ttf",
+    "DejaVuSerif-Bold.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSans-BoldOblique.ttf",
+    "LiberationSerif-BoldItalic.ttf",
+    "LiberationSerif-Italic.ttf",
+    "LiberationSans-Regular.ttf",
+    "LiberationSansNarrow-BoldItalic.ttf",
+    "DejaVuSansCondensed-Oblique.ttf",
+]
+
+
+@functools.lru_cache(maxsize=16)
+def _font_path(name: str) -> str:
+    for folder in _FONT_DIRS:
+        path = folder / name
+        if path.exists():
+            return str(path)
+    raise FileNotFoundError(name)
+
+
+def _available(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        try:
+            _font_path(name)
+            out.append(name)
+        except FileNotFoundError:
+            continue
+    if not out:  # pragma: no cover - depends on the host's fonts
+        raise RuntimeError(f"none of the fonts {names} is installed under {_FONT_DIRS}")
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _font(name: str, size: int) -> Any:
+    try:
+        return ImageFont.truetype(_font_path(name), size)
+    except (OSError, FileNotFoundError):  # pragma: no cover - depends on the host's fonts
+        return ImageFont.load_default(size)
+
+
+@dataclass(frozen=True)
+class PlateSample:
+    """One rendered plate crop.
+
+    Attributes
+    ----------
+    image
+        ``uint8`` RGB array (H, W, 3).
+    text
+        The characters on the plate, upper case, without gaps or dashes.
+    state
+        Two-letter code of the layout family (``"XX"`` for generic layouts).
+    """
+
+    image: np.ndarray
+    text: str
+    state: str
+
+
+@dataclass(frozen=True)
+class SceneSample:
+    """One synthetic scene with plates.
+
+    Attributes
+    ----------
+    image
+        ``uint8`` RGB array (H, W, 3).
+    boxes
+        ``float32`` array (N, 4) of axis-aligned plate boxes ``x, y, w, h`` in pixels.
+    texts
+        Plate texts, in the order of ``boxes``.
+    """
+
+    image: np.ndarray
+    boxes: np.ndarray
+    texts: list[str]
+
+
+def random_plate_text(rng: np.random.Generator) -> tuple[str, str, str]:
+    """Draw a plate layout and its characters.
+
+    Parameters
+    ----------
+    rng
+        Source of randomness.
+
+    Returns
+    -------
+    tuple[str, str, str]
+        ``(layout, text, state)``: the layout keeps gaps (``" "``), dashes (``"-"``) and logo
+        slots (``"*"``); ``text`` is the plate as it should be read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layout, text, state = random_plate_text(np.random.default_rng(0))
+    >>> text.isalnum() and text.isupper() or text.isdigit()
+    True
+    """
+    fmt, _, state = _FORMATS[int(rng.choice(len(_FORMATS), p=_FORMAT_P))]
+    letters = _LETTERS + ("O" if rng.random() < 0.15 else "")
+    out = []
+    for code in fmt:
+        if code == "D":
+            out.append(_DIGITS[rng.integers(10)])
+        elif code == "L":
+            out.append(letters[rng.integers(len(letters))])
+        elif code == "X":
+            pool = letters if rng.random() < 0.6 else _DIGITS
+            out.append(pool[rng.integers(len(pool))])
+        else:
+            out.append(code)
+    layout = "".join(out)
+    if rng.random() < 0.08 and " " not in layout and "-" not in layout and len(layout) >= 5:
+        cut = int(rng.integers(2, len(layout) - 1))
+        layout = layout[:cut] + (" " if rng.random() < 0.5 else "-") + layout[cut:]
+    text = "".join(c for c in layout if c.isalnum())
+    return layout, text, state
+
+
+def _rgb(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))  # type: ignore[return-value]
+
+
+def _palette(rng: np.random.Generator) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
+    """Background and text colours with enough contrast to be legible."""
+    dark_texts = [(20, 30, 110), (15, 15, 20), (140, 20, 30), (20, 80, 40), (90, 20, 40),
+                  (30, 40, 150), (60, 60, 70)]
+    light_bgs = [(245, 245, 245), (235, 238, 242), (250, 245, 225), (225, 235, 250),
+                 (250, 240, 190), (230, 245, 235), (240, 230, 235)]
+    r = rng.random()
+    if r < 0.78:
+        bg = light_bgs[rng.integers(len(light_bgs))]
+        bg = tuple(int(np.clip(c + rng.integers(-25, 10), 0, 255)) for c in bg)
+        fg = dark_texts[rng.integers(len(dark_texts))]
+        fg = tuple(int(np.clip(c + rng.integers(-15, 25), 0, 255)) for c in fg)
+    elif r < 0.9:  # yellow/orange plates with dark text (NY, older CA commercial)
+        bg = (int(rng.integers(220, 256)), int(rng.integers(170, 225)), int(rng.integers(0, 80)))
+        fg = dark_texts[rng.integers(len(dark_texts))]
+    else:  # dark plates with light text (older CA black/blue, vintage)
+        bg = _rgb(rng, 0, 70)
+        fg = (int(rng.integers(200, 256)), int(rng.integers(190, 256)), int(rng.integers(90, 256)))
+    return bg, fg  # type: ignore[return-value]
+
+
+def _draw_background(
+    img: Image.Image, rng: np.random.Generator, bg: tuple[int, int, int]
+) -> None:
+    w, h = img.size
+    arr = np.empty((h, w, 3), np.float32)
+    arr[:] = bg
+    if rng.random() < 0.55:  # gradient
+        other = np.array(bg, np.float32) + rng.uniform(-60, 60, 3)
+        t = np.linspace(0, 1, h if rng.random() < 0.7 else w, dtype=np.float32)
+        t = t[:, None, None] if len(t) == h else t[None, :, None]
+        arr = arr * (1 - t) + other * t
+    img.paste(Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)))
+    draw = ImageDraw.Draw(img, "RGBA")
+    for _ in range(int(rng.integers(0, 5))):  # scenery: mountains, sun, waves, bands
+        kind = rng.random()
+        col = (*_rgb(rng, 0, 256), int(rng.integers(30, 120)))
+        if kind < 0.35:
+            pts = [(0, h)]
+            for x in np.linspace(0, w, int(rng.integers(3, 8))):
+                pts.append((float(x), float(rng.uniform(0.25, 0.95) * h)))
+            pts.append((w, h))
+            draw.polygon(pts, fill=col)
+        elif kind < 0.6:
+            cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.05, 0.4) * h
+            draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
+        elif kind < 0.85:
+            y0 = rng.uniform(0, h)
+            band = rng.uniform(0.03, 0.15) * h
+            draw.rectangle([0, y0, w, y0 + band], fill=col)
+        else:
+            amp, y0 = rng.uniform(2, 10), rng.uniform(0.3, 1.0) * h
+            pts = [(float(x), float(y0 + amp * math.sin(x / rng.uniform(8, 30))))
+                   for x in np.linspace(0, w, 30)]
+            draw.line(pts, fill=col, width=int(rng.integers(2, 8)))
+
+
+def _draw_logo(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: tuple, col: tuple) -> None:
+    x0, y0, x1, y1 = box
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    r = min(x1 - x0, y1 - y0) / 2
+    kind = rng.integers(4)
+    if kind == 0:
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
+    elif kind == 1:  # heart-ish / star-ish polygon
+        n = int(rng.integers(5, 9))
+        pts = []
+        for i in range(2 * n):
+            rr = r if i % 2 == 0 else r * 0.45
+            a = math.pi * i / n
+            pts.append((cx + rr * math.sin(a), cy - rr * math.cos(a)))
+        draw.polygon(pts, fill=col)
+    elif kind == 2:
+        draw.rectangle([cx - r * 0.6, cy - r, cx + r * 0.6, cy + r], outline=col, width=2)
+    else:
+        draw.polygon([(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)], fill=col)
+
+
+def render_plate(
+    rng: np.random.Generator,
+    text_layout: tuple[str, str, str] | None = None,
+    *,
+    width: int = 240,
+) -> tuple[Image.Image, str, str]:
+    """Draw a clean, flat plate (before any camera effects).
+
+    Parameters
+    ----------
+    rng
+        Source of randomness.
+    text_layout
+        ``(layout, text, state)`` as returned by :func:`random_plate_text`; drawn when ``None``.
+    width
+        Width of the plate in pixels; the height is half of it (a 12 x 6 inch plate).
+
+    Returns
+    -------
+    tuple[PIL.Image.Image, str, str]
+        The RGBA plate image, its text and layout family.
+    """
+    layout, text, state = text_layout or random_plate_text(rng)
+    w, h = width, width // 2
+    bg, fg = _palette(rng)
+    img = Image.new("RGB", (w, h), bg)
+    _draw_background(img, rng, bg)
+    draw = ImageDraw.Draw(img, "RGBA")
+    decor = _available(_DECOR_FONTS)
+    accent = fg if rng.random() < 0.5 else _rgb(rng, 0, 200)
+
+    if rng.random() < 0.85:  # state name on top
+        name = _STATES[int(rng.integers(len(_STATES)))]
+        if state == "CA" and rng.random() < 0.6:
+            name = "California" if rng.random() < 0.7 else "CALIFORNIA"
+        size = int(h * rng.uniform(0.14, 0.26))
+        font = _font(decor[int(rng.integers(len(decor)))], size)
+        tw = draw.textlength(name, font=font)
+        x = (w - tw) / 2 + rng.uniform(-0.05, 0.05) * w
+        draw.text((x, h * rng.uniform(0.02, 0.08)), name, font=font, fill=accent)
+    if rng.random() < 0.7:  # slogan / dealer / website at the bottom
+        name = _SLOGANS[int(rng.integers(len(_SLOGANS)))]
+        size = int(h * rng.uniform(0.09, 0.16))
+        font = _font(decor[int(rng.integers(len(decor)))], size)
+        tw = draw.textlength(name, font=font)
+        draw.text(((w - tw) / 2, h * rng.uniform(0.8, 0.87)), name, font=font, fill=accent)
+
+    # main characters, laid out one by one so gaps, dashes and logos can sit between them
+    fonts = _available(_MAIN_FONTS)
+    p = _MAIN_FONT_P[: len(fonts)] / _MAIN_FONT_P[: len(fonts)].sum()
+    font_name = fonts[int(rng.choice(len(fonts), p=p))]
+    char_h = h * rng.uniform(0.42, 0.6)
+    font = _font(font_name, max(8, int(char_h * 1.33)))
+    spacing = rng.uniform(0.0, 0.12) * char_h
+    gap_w = rng.uniform(0.25, 0.7) * char_h
+    glyph_w = [draw.textlength(c, font=font) if c.isalnum() else gap_w for c in layout]
+    total = sum(glyph_w) + spacing * (len(layout) - 1)
+    max_w = w * rng.uniform(0.78, 0.93)
+    sx = min(1.0, max_w / max(total, 1)) * rng.uniform(0.85, 1.1)
+    layer = Image.new("L", (int(total) + 8, int(char_h * 1.6) + 8), 0)
+    ldraw = ImageDraw.Draw(layer)
+    x = 4.0
+    logos = []
+    for c, gw in zip(layout, glyph_w, strict=True):
+        if c.isalnum():
+            bbox = font.getbbox(c)
+            ldraw.text((x, 4 - bbox[1] + char_h * 0.05), c, font=font, fill=255)
+            if rng.random() < 0.05:  # stroke weight variation
+                ldraw.text((x + 1, 4 - bbox[1] + char_h * 0.05), c, font=font, fill=255)
+        elif c == "-":
+            yy = 4 + char_h * 0.55
+            ldraw.rectangle([x + gw * 0.2, yy, x + gw * 0.8, yy + char_h * 0.08], fill=255)
+        elif c == "*":
+            logos.append(x)
+        x += gw + spacing
+    scaled_w = max(4, int(layer.width * sx))
+    layer = layer.resize((scaled_w, layer.height), Image.BILINEAR)
+    top = int(h * rng.uniform(0.22, 0.34) - 4)
+    left = int((w - scaled_w) / 2 + rng.uniform(-0.04, 0.04) * w)
+    img.paste(Image.new("RGB", layer.size, fg), (left, top), layer)
+    for lx in logos:
+        cx = left + (lx - 4 + gap_w / 2) * sx
+        r = min(gap_w * sx * 0.5, char_h * 0.35)
+        _draw_logo(draw, rng, (cx - r, top + char_h * 0.3, cx + r, top + char_h * 0.3 + 2 * r),
+                   (*_rgb(rng, 0, 256), 230))
+
+    for _ in range(int(rng.integers(0, 3))):  # registration stickers in the corners
+        sw, sh = w * rng.uniform(0.08, 0.16), h * rng.uniform(0.12, 0.22)
+        corner = int(rng.integers(4))
+        sx0 = w * 0.03 if corner % 2 == 0 else w * 0.97 - sw
+        sy0 = h * 0.05 if corner < 2 else h * 0.93 - sh
+        col = _rgb(rng, 0, 256)
+        draw.rectangle([sx0, sy0, sx0 + sw, sy0 + sh], fill=col)
+        sfont = _font("DejaVuSans-Bold.ttf", max(6, int(sh * 0.6)))
+        label = (
+            str(int(rng.integers(1, 30))) if rng.random() < 0.6
+            else "JAN"[: int(rng.integers(1, 4))]
+        )
+        draw.text((sx0 + 1, sy0), label, font=sfont, fill=_rgb(rng, 0, 256))
+    if rng.random() < 0.6:  # bolt holes
+        for bx in (w * 0.2, w * 0.8):
+            by, br = h * rng.uniform(0.08, 0.14), h * 0.035
+            draw.ellipse([bx - br, by - br, bx + br, by + br], fill=(*_rgb(rng, 60, 200), 200))
+    if rng.random() < 0.5:  # printed border
+        draw.rounded_rectangle([1, 1, w - 2, h - 2], radius=int(h * 0.08), outline=accent,
+                               width=int(rng.integers(1, 4)))
+    if rng.random() < 0.25:  # dealer frame: a thick dark rim, with text on the bottom bar
+        fw = int(h * rng.uniform(0.05, 0.12))
+        fcol = _rgb(rng, 0, 60) if rng.random() < 0.8 else _rgb(rng, 150, 256)
+        draw.rectangle([0, 0, w - 1, fw], fill=fcol)
+        draw.rectangle([0, 0, fw, h - 1], fill=fcol)
+        draw.rectangle([w - 1 - fw, 0, w - 1, h - 1], fill=fcol)
+        bot = int(h * rng.uniform(0.1, 0.2))
+        draw.rectangle([0, h - 1 - bot, w - 1, h - 1], fill=fcol)
+        name = _SLOGANS[int(rng.integers(len(_SLOGANS)))]
+        ffont = _font("DejaVuSans-Bold.ttf", max(6, int(bot * 0.7)))
+        tw = draw.textlength(name, font=ffont)
+        draw.text(((w - tw) / 2, h - bot), name, font=ffont, fill=_rgb(rng, 150, 256))
+    return img.convert("RGBA"), text, state
+
+
+def _cv2() -> Any:
+    import cv2  # lazy: keeps ``import alpr_workbench`` light
+
+    cv2.setNumThreads(1)
+    return cv2
+
+
+def _perspective(
+    rng: np.random.Generator, w: int, h: int, strength: float
+) -> np.ndarray:
+    """Four destination corners for a plate of size (w, h), tilted and rotated."""
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    jitter = rng.uniform(-strength, strength, (4, 2)).astype(np.float32) * [w, h]
+    angle = math.radians(rng.normal(0, 4))
+    rot = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    center = np.array([w / 2, h / 2])
+    dst = (src - center) @ rot.T + center + jitter
+    if rng.random() < 0.5:  # yaw: one side shorter than the other
+        k = rng.uniform(0, 0.25) * h
+        side = [1, 2] if rng.random() < 0.5 else [0, 3]
+        dst[side[0], 1] += k / 2
+        dst[side[1], 1] -= k / 2
+    return dst.astype(np.float32)
+
+
+def _degrade(img: np.ndarray, rng: np.random.Generator, *, strength: float = 1.0) -> np.ndarray:
+    """Camera effects on a uint8 RGB array: blur, glare, night/IR, noise, JPEG."""
+    cv2 = _cv2()
+    out = img.astype(np.float32)
+    h, w = out.shape[:2]
+    if rng.random() < 0.25 * strength:  # glare: a soft bright blob
+        cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+        yy, xx = np.mgrid[0:h, 0:w]
+        sigma = rng.uniform(0.15, 0.6) * max(h, w)
+        blob = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+        out += (blob * rng.uniform(60, 200))[..., None]
+    r = rng.random()
+    if r < 0.12 * strength:  # night: dark, warm, noisy
+        out = out * rng.uniform(0.15, 0.5) * np.array([1.0, 0.9, 0.75]) + rng.uniform(0, 20)
+    elif r < 0.24 * strength:  # infrared: grey, high contrast, retroreflective background
+        grey = out.mean(axis=2, keepdims=True)
+        grey = (grey - grey.mean()) * rng.uniform(1.2, 2.2) + rng.uniform(110, 200)
+        out = np.repeat(grey, 3, axis=2)
+    if rng.random() < 0.5:  # exposure, contrast and white balance
+        out = (out - 128) * rng.uniform(0.6, 1.3) + 128 + rng.uniform(-50, 40)
+        out = out * rng.uniform(0.85, 1.15, 3)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if rng.random() < 0.5 * strength:
+        k = float(rng.uniform(0.3, 1.6))
+        out = cv2.GaussianBlur(out, (0, 0), k)
+    if rng.random() < 0.15 * strength:  # motion blur
+        n = int(rng.integers(3, 7))
+        kern = np.zeros((n, n), np.float32)
+        kern[n // 2, :] = 1.0 / n
+        if rng.random() < 0.5:
+            kern = kern.T
+        out = cv2.filter2D(out, -1, kern)
+    if rng.random() < 0.5 * strength:
+        sigma = rng.uniform(2, 14)
+        out = np.clip(out + rng.normal(0, sigma, out.shape), 0, 255).astype(np.uint8)
+    if rng.random() < 0.1:
+        out = np.repeat(out.mean(axis=2, keepdims=True), 3, axis=2).astype(np.uint8)
+    if rng.random() < 0.6:
+        q = int(rng.integers(15, 90))
+        ok, buf = cv2.imencode(".jpg", out[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, q])
+        if ok:
+            out = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    return np.ascontiguousarray(out)
+
+
+def _surround(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
+    """A car-body-like backdrop for a plate crop: colour, gradient, edges, tail lights."""
+    img = Image.new("RGB", (w, h), _rgb(rng, 0, 256))
+    draw = ImageDraw.Draw(img, "RGBA")
+    for _ in range(int(rng.integers(1, 6))):
+        x0, y0 = rng.uniform(-0.2, 1.0) * w, rng.uniform(-0.2, 1.0) * h
+        x1, y1 = x0 + rng.uniform(0.1, 1.0) * w, y0 + rng.uniform(0.05, 0.6) * h
+        col = (*_rgb(rng, 0, 256), int(rng.integers(60, 256)))
+        if rng.random() < 0.5:
+            draw.rectangle([x0, y0, x1, y1], fill=col)
+        else:
+            draw.line([(x0, y0), (x1, y1)], fill=col, width=int(rng.integers(1, 6)))
+    return np.asarray(img)
+
+
+def render_plate_crop(
+    rng: np.random.Generator,
+    *,
+    size: tuple[int, int] = (32, 96),
+    negative: bool = False,
+) -> PlateSample:
+    """A plate crop as the reader will see it: warped, cropped with a loose box, degraded.
+
+    Parameters
+    ----------
+    rng
+        Source of randomness.
+    size
+        Output ``(height, width)``.
+    negative
+        Render a crop with no plate (text is ``""``): background, car body or unrelated
+        signs, which teaches the reader to reject false detections.
+
+    Returns
+    -------
+    PlateSample
+        The crop and its text.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = render_plate_crop(np.random.default_rng(1))
+    >>> s.image.shape, s.image.dtype.name
+    ((32, 96, 3), 'uint8')
+    """
+    cv2 = _cv2()
+    out_h, out_w = size
+    pw = int(rng.integers(110, 200))
+    plate, text, state = render_plate(rng, width=pw)
+    ph = plate.height
+    pad = int(pw * 0.25)
+    cw, ch = pw + 2 * pad, ph + 2 * pad
+    canvas = _surround(rng, cw, ch)
+    if negative:
+        text, state = "", "XX"
+        img = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(img)
+        if rng.random() < 0.6:  # a sign or a sticker with words: text that is not a plate
+            words = _SLOGANS[int(rng.integers(len(_SLOGANS)))]
+            font = _font(_available(_DECOR_FONTS)[0], int(ph * rng.uniform(0.2, 0.45)))
+            draw.text((pad + rng.uniform(-20, 20), pad + ph * 0.3), words, font=font,
+                      fill=_rgb(rng, 0, 256))
+        canvas = np.asarray(img)
+        corners = np.array([[pad, pad], [pad + pw, pad], [pad + pw, pad + ph], [pad, pad + ph]],
+                           np.float32)
+    else:
+        dst = _perspective(rng, pw, ph, 0.06) + pad
+        m = cv2.getPerspectiveTransform(
+            np.array([[0, 0], [pw, 0], [pw, ph], [0, ph]], np.float32), dst
+        )
+        rgba = np.asarray(plate)
+        warped = cv2.warpPerspective(rgba, m, (cw, ch), flags=cv2.INTER_LINEAR)
+        alpha = warped[..., 3:4].astype(np.float32) / 255
+        canvas = (warped[..., :3] * alpha + canvas * (1 - alpha)).astype(np.uint8)
+        corners = dst
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0)
+    bw, bh = x1 - x0, y1 - y0
+    # loose box: like a ground-truth crop or a detector box, a little off on every side
+    mx = rng.uniform(-0.04, 0.12, 2) * bw
+    my = rng.uniform(-0.06, 0.18, 2) * bh
+    box = np.array([x0 - mx[0], y0 - my[0], x1 + mx[1], y1 + my[1]])
+    box = np.clip(box, 0, [cw, ch, cw, ch]).astype(int)
+    crop = canvas[box[1] : box[3], box[0] : box[2]]
+    # low resolution first (a far plate), then up to the reader's size
+    small_w = int(rng.uniform(45, 200))
+    if small_w < crop.shape[1]:
+        small_h = max(8, int(crop.shape[0] * small_w / crop.shape[1]))
+        crop = cv2.resize(crop, (small_w, small_h), interpolation=cv2.INTER_AREA)
+    crop = _degrade(crop, rng)
+    crop = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
+    return PlateSample(np.ascontiguousarray(crop), text, state)
+
+
+def _scene_background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
+    cv2 = _cv2()
+    base = np.empty((h, w, 3), np.float32)
+    c0, c1 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    t = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
+    base[:] = c0 * (1 - t) + c1 * t
+    # multi-scale noise texture (asphalt, foliage, walls)
+    for scale in (4, 16, 64):
+        if rng.random() < 0.6:
+            n = rng.normal(0, rng.uniform(5, 35), (h // scale + 2, w // scale + 2))
+            base += cv2.resize(n.astype(np.float32), (w, h))[..., None]
+    img = Image.fromarray(np.clip(base, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img, "RGBA")
+    for _ in range(int(rng.integers(2, 12))):  # buildings, road marks, poles, shadows
+        kind = rng.random()
+        col = (*_rgb(rng, 0, 256), int(rng.integers(80, 256)))
+        x0, y0 = rng.uniform(-0.1, 1) * w, rng.uniform(-0.1, 1) * h
+        if kind < 0.45:
+            draw.rectangle([x0, y0, x0 + rng.uniform(0.02, 0.5) * w,
+                            y0 + rng.uniform(0.02, 0.5) * h], fill=col)
+        elif kind < 0.75:
+            draw.line([(x0, y0), (rng.uniform(0, w), rng.uniform(0, h))], fill=col,
+                      width=int(rng.integers(1, 10)))
+        else:
+            r = rng.uniform(0.01, 0.15) * w
+            draw.ellipse([x0 - r, y0 - r, x0 + r, y0 + r], fill=col)
+    return img
+
+
+def _draw_car(
+    draw: ImageDraw.ImageDraw, rng: np.random.Generator, cx: float, cy: float, pw: float
+) -> None:
+    """A crude car rear/front around a plate centred at (cx, cy) of width pw."""
+    body_w = pw * rng.uniform(4.0, 7.0)
+    body_h = body_w * rng.uniform(0.45, 0.8)
+    x0 = cx - body_w / 2 + rng.uniform(-0.1, 0.1) * body_w
+    y0 = cy - body_h * rng.uniform(0.55, 0.8)
+    body = _rgb(rng, 0, 256)
+    draw.rounded_rectangle([x0, y0, x0 + body_w, y0 + body_h], radius=int(body_h * 0.15),
+                           fill=body)
+    draw.polygon([(x0 + body_w * 0.15, y0 + body_h * 0.05), (x0 + body_w * 0.85,
+                  y0 + body_h * 0.05), (x0 + body_w * 0.78, y0 - body_h * 0.35),
+                  (x0 + body_w * 0.22, y0 - body_h * 0.35)], fill=_rgb(rng, 0, 90))
+    light = (int(rng.integers(150, 256)), int(rng.integers(0, 80)), int(rng.integers(0, 60)))
+    if rng.random() < 0.4:
+        light = _rgb(rng, 180, 256)
+    lw, lh = body_w * 0.14, body_h * rng.uniform(0.08, 0.18)
+    ly = y0 + body_h * rng.uniform(0.1, 0.3)
+    draw.rectangle([x0 + body_w * 0.03, ly, x0 + body_w * 0.03 + lw, ly + lh], fill=light)
+    draw.rectangle([x0 + body_w * 0.97 - lw, ly, x0 + body_w * 0.97, ly + lh], fill=light)
+    if rng.random() < 0.5:  # grille or bumper bars
+        for k in range(int(rng.integers(2, 6))):
+            yy = y0 + body_h * (0.7 + 0.05 * k)
+            draw.line([(x0 + body_w * 0.1, yy), (x0 + body_w * 0.9, yy)],
+                      fill=_rgb(rng, 0, 256), width=2)
+    if rng.random() < 0.3:  # badge text on the body (a distractor)
+        font = _font("DejaVuSans-Bold.ttf", max(6, int(pw * 0.12)))
+        draw.text((cx + pw * 0.8, cy - pw * 0.6), _SLOGANS[int(rng.integers(len(_SLOGANS)))],
+                  font=font, fill=_rgb(rng, 150, 256))
+
+
+def render_scene(
+    rng: np.random.Generator,
+    *,
+    size: tuple[int, int] = (256, 256),
+    plate_width: tuple[float, float] = (18.0, 170.0),
+    max_plates: int = 3,
+) -> SceneSample:
+    """A synthetic street-like scene with up to ``max_plates`` plates, for the detector.
+
+    Parameters
+    ----------
+    rng
+        Source of randomness.
+    size
+        Output ``(height, width)``.
+    plate_width
+        Range of plate widths in pixels, drawn log-uniformly.
+    max_plates
+        Most plates in one scene; some scenes have none.
+
+    Returns
+    -------
+    SceneSample
+        The image and its axis-aligned plate boxes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = render_scene(np.random.default_rng(0), size=(128, 160))
+    >>> s.image.shape, s.boxes.shape[1]
+    ((128, 160, 3), 4)
+    """
+    cv2 = _cv2()
+    h, w = size
+    img = _scene_background(rng, w, h)
+    draw = ImageDraw.Draw(img, "RGBA")
+    for _ in range(int(rng.integers(0, 4))):  # distractor text: signs, banners, shop fronts
+        words = _SLOGANS[int(rng.integers(len(_SLOGANS)))]
+        fs = int(rng.uniform(6, 40))
+        x, y = rng.uniform(-0.1, 0.9) * w, rng.uniform(0, 0.95) * h
+        if rng.random() < 0.5:
+            font = _font(_available(_DECOR_FONTS)[int(rng.integers(len(_DECOR_FONTS) - 1))], fs)
+            tw = draw.textlength(words, font=font)
+            draw.rectangle([x - 3, y - 2, x + tw + 3, y + fs * 1.3], fill=_rgb(rng, 0, 256))
+        else:
+            font = _font(_available(_MAIN_FONTS)[0], fs)
+        draw.text((x, y), words, font=font, fill=_rgb(rng, 0, 256))
+    n = int(rng.choice(max_plates + 1, p=_plate_count_p(max_plates)))
+    lo, hi = math.log(plate_width[0]), math.log(plate_width[1])
+    placed: list[list[float]] = []
+    for _ in range(n * 3):
+        if len(placed) >= n:
+            break
+        pw = min(math.exp(rng.uniform(lo, hi)), 0.9 * w, 1.8 * h)
+        ph = pw / 2
+        cx, cy = rng.uniform(pw * 0.3, w - pw * 0.3), rng.uniform(ph * 0.3, h - ph * 0.3)
+        cand = [cx - pw / 2, cy - ph / 2, cx + pw / 2, cy + ph / 2]
+        if not any(_overlap(cand, b) for b in placed):
+            placed.append(cand)
+    for x0, y0, x1, y1 in placed:  # cars first, so that no car covers another's plate
+        if rng.random() < 0.7:
+            _draw_car(draw, rng, (x0 + x1) / 2, (y0 + y1) / 2, x1 - x0)
+    arr = np.asarray(img).copy()
+    boxes: list[list[float]] = []
+    texts: list[str] = []
+    for x0, y0, x1, y1 in placed:
+        pw, ph = x1 - x0, y1 - y0
+        render_w = int(min(300, max(120, pw * 2)))
+        plate, text, _ = render_plate(rng, width=render_w)
+        src = np.array([[0, 0], [render_w, 0], [render_w, render_w // 2], [0, render_w // 2]],
+                       np.float32)
+        dst = _perspective(rng, pw, ph, 0.05) + [x0, y0]
+        m = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+        warped = cv2.warpPerspective(np.asarray(plate), m, (w, h), flags=cv2.INTER_AREA)
+        alpha = warped[..., 3:4].astype(np.float32) / 255
+        arr = (warped[..., :3] * alpha + arr * (1 - alpha)).astype(np.uint8)
+        bx0, by0 = np.clip(dst.min(axis=0), 0, [w, h])
+        bx1, by1 = np.clip(dst.max(axis=0), 0, [w, h])
+        boxes.append([float(bx0), float(by0), float(bx1), float(by1)])
+        texts.append(text)
+    arr = _degrade(arr, rng, strength=0.8)
+    xywh = np.array([[b[0], b[1], b[2] - b[0], b[3] - b[1]] for b in boxes], np.float32)
+    return SceneSample(arr, xywh.reshape(-1, 4), texts)
+
+
+def _plate_count_p(max_plates: int) -> np.ndarray:
+    p = np.array([0.12] + [0.88 * 0.6**k for k in range(max_plates)])
+    return p / p.sum()
+
+
+def _overlap(a: list[float], b: list[float]) -> bool:
+    return not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])

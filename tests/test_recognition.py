@@ -1,0 +1,290 @@
+"""Plate recognition: generator, networks, decoding, bad input, shipped weights, reads."""
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from alpr_workbench.errors import WorkbenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+CROPS = ROOT.parent / "shared" / "datasets" / "openalpr_us_crops_dev"
+HAS_WEIGHTS = (MODELS / "reader.pt").exists() and (MODELS / "detector.pt").exists()
+needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="models/*.pt not present")
+
+
+@pytest.fixture(scope="module")
+def torch():
+    import torch
+
+    torch.set_num_threads(1)
+    return torch
+
+
+@pytest.fixture(scope="module")
+def recognizer(torch):
+    from alpr_workbench.recognition.infer import Recognizer
+
+    return Recognizer.load(MODELS)
+
+
+def test_import_is_light():
+    code = (
+        "import sys, alpr_workbench.recognition as r; r.__all__;"
+        "print(','.join(m for m in ('torch', 'cv2') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_generator_is_deterministic():
+    from alpr_workbench.recognition.synth_plates import render_plate_crop, render_scene
+
+    a = render_plate_crop(np.random.default_rng(5))
+    b = render_plate_crop(np.random.default_rng(5))
+    assert a.text == b.text and np.array_equal(a.image, b.image)
+    s1 = render_scene(np.random.default_rng(9), size=(128, 192))
+    s2 = render_scene(np.random.default_rng(9), size=(128, 192))
+    assert np.array_equal(s1.image, s2.image) and np.array_equal(s1.boxes, s2.boxes)
+    assert s1.image.shape == (128, 192, 3)
+
+
+def test_plate_texts_cover_california_first():
+    from alpr_workbench.recognition.synth_plates import ALPHABET, random_plate_text
+
+    rng = np.random.default_rng(0)
+    draws = [random_plate_text(rng) for _ in range(400)]
+    ca = [t for _, t, s in draws if s == "CA"]
+    assert len(ca) > 100
+    assert sum(bool(re.fullmatch(r"\d[A-Z]{3}\d{3}", t)) for t in ca) > 80
+    assert all(set(t) <= set(ALPHABET) and 1 <= len(t) <= 8 for _, t, _ in draws)
+    neg = __import__(
+        "alpr_workbench.recognition.synth_plates", fromlist=["x"]
+    ).render_plate_crop(rng, negative=True)
+    assert neg.text == ""
+
+
+def test_model_shapes(torch):
+    from alpr_workbench.recognition.models import (
+        NUM_CLASSES,
+        READER_SIZE,
+        PlateDetector,
+        PlateReader,
+    )
+
+    lp = PlateReader().eval()(torch.rand(2, 3, *READER_SIZE))
+    assert lp.shape == (24, 2, NUM_CLASSES)
+    assert torch.allclose(lp.exp().sum(-1), torch.ones(24, 2), atol=1e-4)
+    heat, size, off = PlateDetector().eval()(torch.rand(1, 3, 64, 96))
+    assert heat.shape == (1, 1, 16, 24) and size.shape == off.shape == (1, 2, 16, 24)
+
+
+def test_ctc_decoding_and_candidates():
+    from alpr_workbench.recognition.infer import _decode_probs
+    from alpr_workbench.recognition.synth_plates import ALPHABET
+
+    t, c = 10, len(ALPHABET) + 1
+    probs = np.full((t, c), 1e-4, np.float32)
+    seq = [0, "7", "7", 0, "A", 0, "8", 0, "8", 0]  # 7 A 8 8 (blank splits the two 8s)
+    for i, ch in enumerate(seq):
+        probs[i, 0 if ch == 0 else ALPHABET.index(ch) + 1] = 0.9
+    probs[6, ALPHABET.index("B") + 1] = 0.3  # the first 8 could be a B
+    probs[6, ALPHABET.index("8") + 1] = 0.6
+    text, conf, chars, cands = _decode_probs(probs, 5)
+    assert text == "7A88"
+    assert len(chars) == 4 and chars[2] == pytest.approx(0.6)
+    assert conf == pytest.approx(0.9 * 0.9 * 0.6 * 0.9, rel=1e-4)
+    assert cands[0][0] == "7A88" and cands[1][0] == "7AB8"
+    assert [s for _, s in cands] == sorted((s for _, s in cands), reverse=True)
+
+
+def test_detector_targets():
+    from alpr_workbench.recognition.train import build_detector_targets
+
+    heat, size, off, mask = build_detector_targets([np.array([[10, 20, 40, 20.0]]),
+                                                    np.zeros((0, 4))], 64, 64)
+    assert mask[0].sum() == 1 and mask[1].sum() == 0
+    iy, ix = np.argwhere(mask[0, 0])[0]
+    assert (iy, ix) == (7, 7) and heat[0, 0, iy, ix] == 1.0
+    assert np.exp(size[0, :, iy, ix]) * 4 == pytest.approx([40, 20])
+
+
+def _write_bad_files(tmp: Path) -> dict[str, Path]:
+    files = {}
+    files["empty"] = tmp / "empty.jpg"
+    files["empty"].write_bytes(b"")
+    buf = io.BytesIO()
+    Image.new("RGB", (200, 100), (200, 30, 30)).save(buf, "JPEG")
+    files["truncated"] = tmp / "truncated.jpg"
+    files["truncated"].write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    files["text"] = tmp / "notes.png"
+    files["text"].write_text("this is not an image\n")
+    return files
+
+
+def test_load_image_rejects_bad_files_clearly(tmp_path):
+    from alpr_workbench.recognition.infer import load_image
+
+    files = _write_bad_files(tmp_path)
+    for kind, path in files.items():
+        with pytest.raises(WorkbenchError, match=re.escape(str(path))) as err:
+            load_image(path)
+        assert kind[:5] in str(err.value).lower() or "image" in str(err.value).lower()
+    with pytest.raises(WorkbenchError, match="no such file"):
+        load_image(tmp_path / "missing.jpg")
+    big = tmp_path / "big.png"
+    Image.new("L", (400, 300)).save(big)
+    with pytest.raises(WorkbenchError, match="pixel limit"):
+        load_image(big, max_pixels=10_000)
+
+
+def test_load_image_converts_grey_16bit_and_alpha(tmp_path):
+    from alpr_workbench.recognition.infer import load_image
+
+    grey = tmp_path / "grey.png"
+    Image.new("L", (30, 20), 128).save(grey)
+    deep = tmp_path / "deep.png"
+    ramp = (np.arange(20 * 30).reshape(20, 30) * 100).astype(np.uint16)
+    Image.fromarray(ramp).save(deep)
+    rgba = tmp_path / "alpha.png"
+    Image.new("RGBA", (30, 20), (0, 0, 0, 0)).save(rgba)
+    for path in (grey, deep, rgba):
+        img = load_image(path)
+        assert img.shape == (20, 30, 3) and img.dtype == np.uint8
+    assert load_image(deep).max() == 255 and load_image(deep).min() == 0
+    assert load_image(rgba).min() == 255  # transparent -> white, not black
+
+
+@needs_weights
+def test_shipped_weights_read_synthetic_plates(recognizer):
+    from alpr_workbench.recognition.synth_plates import render_plate_crop
+
+    rng = np.random.default_rng(424242)
+    samples = [render_plate_crop(rng) for _ in range(40)]
+    readings = recognizer.read_crops([s.image for s in samples])
+    acc = np.mean([r.text == s.text for r, s in zip(readings, samples, strict=True)])
+    assert acc >= 0.75
+    r = readings[0]
+    assert 0 <= r.confidence <= 1 and len(r.char_confidences) == len(r.text)
+    assert r.candidates[0] == (r.text, pytest.approx(r.confidence))
+
+
+@needs_weights
+def test_recognize_cli_json_and_bad_files(tmp_path, torch):
+    from alpr_workbench.recognition.pipeline import recognize_cli
+    from alpr_workbench.recognition.synth_plates import render_plate_crop
+
+    s = render_plate_crop(np.random.default_rng(3), size=(80, 160))
+    Image.fromarray(s.image).save(tmp_path / "a_plate.png")
+    _write_bad_files(tmp_path)
+    lines: list[str] = []
+    status = recognize_cli([tmp_path], crops=True, models_dir=MODELS, echo=lines.append)
+    results = [json.loads(line) for line in lines]
+    assert status == 1 and len(results) == 4
+    by_name = {Path(r["image"]).name: r for r in results}
+    assert "error" in by_name["empty.jpg"] and "error" in by_name["truncated.jpg"]
+    ok = by_name["a_plate.png"]
+    assert ok["ms"] >= 0 and len(ok["plates"]) == 1
+    assert set(ok["plates"][0]) >= {"text", "confidence", "box", "candidates"}
+
+
+@needs_weights
+def test_frame_with_no_plate_and_frames_to_reads(tmp_path, recognizer):
+    from alpr_workbench.recognition.pipeline import frames_to_reads
+    from alpr_workbench.recognition.synth_plates import render_scene
+    from alpr_workbench.schema import load_table
+
+    blank = np.full((360, 640, 3), 90, np.uint8)
+    assert recognizer.recognize(blank) == []
+    scene = render_scene(np.random.default_rng(11), size=(360, 640), plate_width=(90, 140),
+                         max_plates=3)
+    Image.fromarray(scene.image).save(tmp_path / "cam7_20260301T081502Z.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    errors: list[str] = []
+    reads = frames_to_reads(tmp_path, camera_id="cam-7", network_id="city", lat=37.8,
+                            lon=-122.27, recognizer=recognizer,
+                            on_error=lambda p, m: errors.append(p.name))
+    assert errors == ["broken.jpg"]
+    assert reads.columns == load_table("reads").columns
+    if reads.height:  # the frame is synthetic; the detector may miss a plate
+        assert set(reads["source"]) == {"recognition"}
+        assert str(reads["captured_at"][0]).startswith("2026-03-01 08:15:02")
+        again = frames_to_reads(tmp_path, camera_id="cam-7", network_id="city", lat=37.8,
+                                lon=-122.27, recognizer=recognizer)
+        assert again["read_id"].to_list() == reads["read_id"].to_list()
+
+
+def test_training_smoke(tmp_path, torch):
+    from alpr_workbench.recognition import train
+
+    imgs, texts = train._reader_chunk((1, 0, 16))
+    reader, info = train.train_reader(imgs, texts, seed=1, steps=2, seconds=0, batch=8)
+    assert info["steps"] == 2 and np.isfinite(info["final_loss"])
+    scenes, boxes = train._scene_chunk((1, 0, 4, 64))
+    _, dinfo = train.train_detector(scenes, boxes, seed=1, steps=2, seconds=0, batch=2)
+    assert np.isfinite(dinfo["final_loss"])
+    # fine-tuning on an agency folder of labelled crops
+    models = tmp_path / "models"
+    models.mkdir()
+    torch.save(reader.state_dict(), models / "reader.pt")
+    folder = tmp_path / "agency"
+    folder.mkdir()
+    with open(folder / "labels.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "text"])
+        for i in range(4):
+            Image.fromarray(imgs[i]).save(folder / f"{i}.png")
+            w.writerow([f"{i}.png", texts[i] or "X"])
+    out = tmp_path / "tuned"
+    ft = train.fine_tune(folder, folder / "labels.csv", models_dir=models, out=out, steps=2,
+                         synthetic_share=0.0, threads=1)
+    assert (out / "reader.pt").exists() and ft["agency_samples"] == 4
+
+
+def _card_figure() -> float:
+    text = (MODELS / "MODEL_CARD.md").read_text()
+    m = re.search(r"crops_top1_pct:\s*([\d.]+)", text)
+    assert m, "MODEL_CARD.md must state crops_top1_pct"
+    return float(m.group(1))
+
+
+@needs_weights
+@pytest.mark.skipif(not CROPS.is_dir(), reason="real evaluation crops are not available")
+def test_real_crops_accuracy_matches_model_card(recognizer):
+    with open(CROPS / "labels.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    readings = recognizer.read_crops([CROPS / r["file"] for r in rows])
+    acc = 100 * np.mean([r.text == row["text"] for r, row in zip(readings, rows, strict=True)])
+    assert acc >= _card_figure() - 1.0
+
+
+@needs_weights
+def test_onnx_backend_matches_torch(tmp_path, torch):
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from alpr_workbench.recognition.infer import Recognizer, export_onnx
+
+    for name in ("reader.pt", "detector.pt"):
+        shutil.copy(MODELS / name, tmp_path / name)
+    export_onnx(tmp_path)
+    a = Recognizer.load(tmp_path, backend="torch")
+    b = Recognizer.load(tmp_path, backend="auto", threads=1)
+    assert b.backend == "onnx"
+    crops = np.random.default_rng(0).integers(0, 255, (4, 32, 96, 3), dtype=np.uint8)
+    assert np.abs(a.read_probs(crops) - b.read_probs(crops)).max() < 1e-4
+    from alpr_workbench.recognition.models import PlateDetector
+
+    torch.save(PlateDetector().state_dict(), tmp_path / "detector.pt")  # export now stale
+    assert Recognizer.load(tmp_path).backend == "torch"
+    with pytest.raises(WorkbenchError, match="ONNX"):
+        Recognizer.load(tmp_path, backend="onnx")
