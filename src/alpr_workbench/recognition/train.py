@@ -109,6 +109,13 @@ class TrainingConfig:
         return dict(vars(self))
 
 
+def _warmup_cosine(step: int, total: int, warm: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warm`` steps, then cosine decay to 0."""
+    return (
+        min(1.0, (step + 1) / max(1, warm)) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+    )
+
+
 def _reader_size() -> tuple[int, int]:
     from alpr_workbench.recognition.models import READER_SIZE
 
@@ -137,9 +144,7 @@ def _scene_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, list[np.n
     return np.stack(imgs), boxes
 
 
-def _run_chunks(
-    fn: Callable[[Any], Any], jobs: list[Any], workers: int, label: str
-) -> list[Any]:
+def _run_chunks(fn: Callable[[Any], Any], jobs: list[Any], workers: int, label: str) -> list[Any]:
     from rich.progress import Progress
 
     with Progress(transient=False) as progress:
@@ -158,9 +163,7 @@ def _run_chunks(
             return out
 
 
-def generate_reader_data(
-    n: int, *, seed: int, workers: int = 2
-) -> tuple[np.ndarray, list[str]]:
+def generate_reader_data(n: int, *, seed: int, workers: int = 2) -> tuple[np.ndarray, list[str]]:
     """Render ``n`` synthetic plate crops (about 7 % without a plate, text ``""``).
 
     Returns
@@ -177,9 +180,7 @@ def generate_detector_data(
     n: int, *, seed: int, size: int = 256, workers: int = 2
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """Render ``n`` synthetic scenes of ``size`` x ``size`` pixels with their plate boxes."""
-    jobs = [
-        (seed, i, min(_CHUNK, n - i * _CHUNK), size) for i in range(math.ceil(n / _CHUNK))
-    ]
+    jobs = [(seed, i, min(_CHUNK, n - i * _CHUNK), size) for i in range(math.ceil(n / _CHUNK))]
     parts = _run_chunks(_scene_chunk, jobs, workers, "rendering scenes")
     return np.concatenate([p[0] for p in parts]), [b for p in parts for b in p[1]]
 
@@ -286,8 +287,12 @@ def _train_loop(
     losses: list[float] = []
     total = steps if steps is not None else 10**9
     start = time.perf_counter()
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/"
-               "{task.total} loss {task.fields[loss]:.3f}"), TimeRemainingColumn()]
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns) as progress:
         task = progress.add_task(name, total=steps or probe, loss=float("nan"))
         if steps is not None:
@@ -342,9 +347,7 @@ def train_reader(
 
     def on_schedule(total: int) -> None:
         warm = min(300, total // 10)
-        sched["fn"] = lambda i: min(1.0, (i + 1) / max(1, warm)) * 0.5 * (
-            1 + math.cos(math.pi * min(1.0, i / total))
-        )
+        sched["fn"] = lambda i: _warmup_cosine(i, total, warm)
 
     def step(i: int) -> float:
         factor = sched["fn"](i) if "fn" in sched else min(1.0, (i + 1) / 300)
@@ -399,9 +402,7 @@ def train_detector(
 
     def on_schedule(total: int) -> None:
         warm = min(200, total // 10)
-        sched["fn"] = lambda i: min(1.0, (i + 1) / max(1, warm)) * 0.5 * (
-            1 + math.cos(math.pi * min(1.0, i / total))
-        )
+        sched["fn"] = lambda i: _warmup_cosine(i, total, warm)
 
     def step(i: int) -> float:
         factor = sched["fn"](i) if "fn" in sched else min(1.0, (i + 1) / 200)
@@ -451,19 +452,27 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     )
     if not config.reader_only:
         d_imgs, d_boxes = generate_detector_data(
-            config.detector_samples, seed=config.seed, size=config.scene_size,
+            config.detector_samples,
+            seed=config.seed,
+            size=config.scene_size,
             workers=config.threads,
         )
     gen_s = time.perf_counter() - t0
     left = max(60.0, config.minutes * 60 - gen_s - 30)
     init = None
     if config.reader_init:
-        init = torch.load(Path(config.reader_init) / "reader.pt", map_location="cpu",
-                          weights_only=True)
+        init = torch.load(
+            Path(config.reader_init) / "reader.pt", map_location="cpu", weights_only=True
+        )
     reader, r_info = train_reader(
-        r_imgs, r_texts, seed=config.seed, steps=config.reader_steps,
+        r_imgs,
+        r_texts,
+        seed=config.seed,
+        steps=config.reader_steps,
         seconds=left * (1.0 if config.reader_only else config.reader_share),
-        batch=config.reader_batch, lr=config.reader_lr, init=init,
+        batch=config.reader_batch,
+        lr=config.reader_lr,
+        init=init,
     )
     torch.save(reader.state_dict(), out / "reader.pt")
     del r_imgs
@@ -477,7 +486,11 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     else:
         left = max(60.0, config.minutes * 60 - (time.perf_counter() - t0) - 15)
         detector, d_info = train_detector(
-            d_imgs, d_boxes, seed=config.seed, steps=config.detector_steps, seconds=left,
+            d_imgs,
+            d_boxes,
+            seed=config.seed,
+            steps=config.detector_steps,
+            seconds=left,
             batch=config.detector_batch,
         )
         torch.save(detector.state_dict(), out / "detector.pt")
@@ -491,8 +504,11 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         "replay": (
             f"python -m alpr_workbench.recognition.train --seed {config.seed} "
             f"--reader-samples {config.reader_samples} --reader-steps {r_info['steps']} "
-            + (f"--reader-only --init {config.reader_init} --lr {config.reader_lr}"
-               if config.reader_only else f"--detector-steps {d_info['steps']}")
+            + (
+                f"--reader-only --init {config.reader_init} --lr {config.reader_lr}"
+                if config.reader_only
+                else f"--detector-steps {d_info['steps']}"
+            )
         ),
     }
     (out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -607,10 +623,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reader-only", action="store_true", help="train only the reader")
     a = p.parse_args(argv)
     cfg = TrainingConfig(
-        seed=a.seed, minutes=a.minutes, reader_samples=a.reader_samples,
-        detector_samples=a.detector_samples, reader_steps=a.reader_steps,
-        detector_steps=a.detector_steps, threads=a.threads, reader_init=a.init,
-        reader_lr=a.lr, reader_only=a.reader_only,
+        seed=a.seed,
+        minutes=a.minutes,
+        reader_samples=a.reader_samples,
+        detector_samples=a.detector_samples,
+        reader_steps=a.reader_steps,
+        detector_steps=a.detector_steps,
+        threads=a.threads,
+        reader_init=a.init,
+        reader_lr=a.lr,
+        reader_only=a.reader_only,
     )
     info = train_all(a.out, cfg)
     print(json.dumps(info, indent=2))

@@ -701,6 +701,11 @@ def _pattern_counts(offending: pl.DataFrame) -> dict[str, int]:
     }
 
 
+def _failing(offending: pl.DataFrame) -> int:
+    """Distinct records that fail a check."""
+    return offending["record_id"].n_unique() if offending.height else 0
+
+
 def _check_a1(events: pl.DataFrame) -> CheckResult:
     access = events.filter(pl.col("event_type").is_in(list(ACCESS_EVENT_TYPES)))
     n = access.height
@@ -723,7 +728,7 @@ def _check_a1(events: pl.DataFrame) -> CheckResult:
             )
         )  # fmt: skip
     offending = _concat(parts)
-    counts["incomplete_records"] = offending["record_id"].n_unique() if offending.height else 0
+    counts["incomplete_records"] = _failing(offending)
     worst = max((counts[f"missing_{k}_pct"] for k in fields), default=0.0)
     return _result(
         "A1",
@@ -749,7 +754,7 @@ def _check_from_flags(
 ) -> CheckResult:
     searches = _searches(events)
     offending = _event_offending(flags, patterns)
-    n_bad = offending["record_id"].n_unique() if offending.height else 0
+    n_bad = _failing(offending)
     counts: dict[str, int | float] = {
         "searches": searches.height,
         "refused_searches": _searches(events, include_refused=True).height - searches.height,
@@ -992,7 +997,7 @@ def _check_r2(inputs: AuditInputs, policy: Policy) -> CheckResult:
         {"holds": holds.height, "live_holds": live.height, **_pattern_counts(offending)},
         offending,
         f"{holds.height} legal hold(s) checked for case number, approver and review date "
-        f"(as of {today}); {offending['record_id'].n_unique() if offending.height else 0} "
+        f"(as of {today}); {_failing(offending)} "
         "fail.",
     )
 
@@ -1134,7 +1139,7 @@ def _check_s1(inputs: AuditInputs, policy: Policy) -> CheckResult:
         {"grants_in_force": grants.height, **_pattern_counts(offending)},
         offending,
         f"{grants.height} grant(s) in force during {inputs.year}; "
-        f"{offending['record_id'].n_unique() if offending.height else 0} go to a recipient "
+        f"{_failing(offending)} go to a recipient "
         "that is not a California public agency.",
     )
 
@@ -1259,7 +1264,7 @@ def _check_s3(inputs: AuditInputs, flags: pl.DataFrame) -> CheckResult:
     )  # fmt: skip
     offending = _concat([offending_events, offending_users])
     searches = _searches(events)
-    n_ev = offending_events["record_id"].n_unique() if offending_events.height else 0
+    n_ev = _failing(offending_events)
     return _result(
         "S3",
         None if searches.is_empty() and users.is_empty() else offending.is_empty(),
@@ -1350,7 +1355,7 @@ def _check_s5(inputs: AuditInputs) -> CheckResult:
         offending,
         f"{grants.height} grant(s) checked for a documented approval and a review date not "
         f"passed on {today}; "
-        f"{offending['record_id'].n_unique() if offending.height else 0} fail.",
+        f"{_failing(offending)} fail.",
     )
 
 
@@ -1381,7 +1386,7 @@ def _check_u1(inputs: AuditInputs, policy: Policy) -> CheckResult:
         offending,
         f"{users.height} active user(s) checked for approval, training and a refresher "
         f"within {policy.training_refresh_days} days; "
-        f"{offending['record_id'].n_unique() if offending.height else 0} fail.",
+        f"{_failing(offending)} fail.",
     )
 
 
@@ -1465,7 +1470,7 @@ def _check_u3(inputs: AuditInputs, policy: Policy) -> CheckResult:
         {"users": users.height, **_pattern_counts(offending)},
         offending,
         f"{users.height} account(s) checked for shared or generic logins and job titles on "
-        f"the policy's list; {offending['record_id'].n_unique() if offending.height else 0} "
+        f"the policy's list; {_failing(offending)} "
         "fail.",
     )
 
