@@ -27,6 +27,7 @@ def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Synthetic city built" in out.stdout and "not for real data" in out.stdout
     assert "Try a case-gated search" in out.stdout
+    assert "Reads from rendered frames" in out.stdout  # the recognition models took part
     passphrase_file = home / "keys" / "DEMO-PASSPHRASE.txt"
     assert stat.S_IMODE(passphrase_file.stat().st_mode) == 0o600
     store = Store.open(home)

@@ -50,6 +50,15 @@ def demo(
     end_date: Annotated[
         str | None, typer.Option("--end-date", help="Last simulated day (default: yesterday).")
     ] = None,
+    frames: Annotated[
+        int,
+        typer.Option(
+            "--frames",
+            min=0,
+            max=10_000,
+            help="Reads of the last day that the recognition models read from rendered frames.",
+        ),
+    ] = 24,
 ) -> None:
     """Build the synthetic city (the embedded default) in an encrypted data directory."""
     from alpr_workbench.demo import build_demo
@@ -76,6 +85,7 @@ def demo(
                 seed=seed,
                 scale=scale,
                 end_date=last_day,
+                recognized_frames=frames,
                 on_progress=lambda done, total: progress.update(task, completed=done),
             )
     except WorkbenchError as exc:
@@ -90,6 +100,10 @@ def demo(
         ("Users / cases", f"{summary.users} / {summary.cases}"),
         ("Searches logged", f"{summary.searches:,}"),
         ("Improper items planted for the audit", f"{summary.planted_improper}"),
+        (
+            "Reads from rendered frames (read exactly)",
+            f"{summary.recognized_frames} ({summary.recognized_exact})",
+        ),
     ]:
         table.add_row(label, value)
     console.print(table)

@@ -48,6 +48,8 @@ class DemoSummary:
     searches: int
     planted_improper: int
     example_search: str | None = None
+    recognized_frames: int = 0
+    recognized_exact: int = 0
 
 
 def open_or_create_demo_store(home: Path) -> tuple[Store, Path | None]:
@@ -97,6 +99,7 @@ def build_demo(
     seed: int = 7,
     scale: float = 1.0,
     end_date: dt.date | None = None,
+    recognized_frames: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> DemoSummary:
     """Generate the synthetic city and store it, encrypted, in ``home``.
@@ -111,6 +114,11 @@ def build_demo(
         Synthetic city parameters (see :class:`alpr_workbench.synth.CityConfig`).
     end_date
         Last simulated day (default: yesterday, UTC, so the city's reads are inside retention).
+    recognized_frames
+        How many of the last day's reads (without a hotlist hit) come from the recognition
+        models instead: each is drawn into a synthetic camera frame that the shipped detector
+        and reader then read (see
+        :func:`alpr_workbench.recognition.pipeline.reads_from_rendered_frames`).
     on_progress
         Called with ``(days_done, days_total)`` as the reads are stored.
 
@@ -129,9 +137,13 @@ def build_demo(
     _load_audit_history(store, city.audit_events)
     all_days = [city.config.start_date + dt.timedelta(days=i) for i in range(days)]
     hits, outcomes, added, done = [], [], 0, 0
+    recognized = (0, 0)
     for first in range(0, len(all_days), _DAYS_PER_INGEST):
         chunk = [generate_day(city, d) for d in all_days[first : first + _DAYS_PER_INGEST]]
-        added += store.reads.ingest(pl.concat([b.reads for b in chunk])).rows_added
+        reads = pl.concat([b.reads for b in chunk])
+        if recognized_frames and first + _DAYS_PER_INGEST >= len(all_days):
+            reads, recognized = _recognize_sample(reads, chunk[-1], recognized_frames, seed)
+        added += store.reads.ingest(reads).rows_added
         hits.extend(b.hits for b in chunk)
         outcomes.extend(b.outcomes for b in chunk)
         done += len(chunk)
@@ -164,7 +176,26 @@ def build_demo(
         searches=city.audit_events.filter(pl.col("event_type") == "search").height,
         planted_improper=city.planted.height,
         example_search=_example_search(city, hit_frame),
+        recognized_frames=recognized[0],
+        recognized_exact=recognized[1],
     )
+
+
+def _recognize_sample(
+    reads: pl.DataFrame, last_day: Any, n: int, seed: int
+) -> tuple[pl.DataFrame, tuple[int, int]]:
+    """Swap ``n`` of the last day's reads for what the models read from rendered frames."""
+    from alpr_workbench.recognition.pipeline import reads_from_rendered_frames
+
+    hit_ids = last_day.hits["read_id"] if last_day.hits.height else pl.Series([], dtype=pl.String)
+    pool = last_day.reads.filter(
+        ~pl.col("read_id").is_in(hit_ids.implode())
+        & pl.col("plate").str.contains(r"^[A-Z0-9]{2,8}$")
+    ).sort("read_id")
+    sample = pool.sample(min(n, pool.height), seed=seed, shuffle=True)
+    model_reads, exact = reads_from_rendered_frames(sample, seed=seed)
+    kept = reads.filter(~pl.col("read_id").is_in(sample["read_id"].implode()))
+    return pl.concat([kept, model_reads], how="diagonal_relaxed"), (sample.height, exact)
 
 
 def _example_search(city: Any, hits: pl.DataFrame | None) -> str | None:

@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.recognition.synth_plates import ALPHABET
+from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE
 
 __all__ = [
+    "CROP_VIEWS",
     "IMAGE_SUFFIXES",
     "export_onnx",
     "PlateReading",
@@ -158,7 +159,7 @@ def _to_rgb8(im: Any) -> np.ndarray:
 
 
 def prepare_crop(image: np.ndarray) -> np.ndarray:
-    """Resize an RGB plate crop to the reader's input size (``uint8``, 32 x 96 x 3).
+    """Resize an RGB plate crop to the reader's input size (``uint8``, 48 x 96 x 3).
 
     Raises
     ------
@@ -166,8 +167,6 @@ def prepare_crop(image: np.ndarray) -> np.ndarray:
         If the crop is empty.
     """
     import cv2
-
-    from alpr_workbench.recognition.models import READER_SIZE
 
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=2)
@@ -329,7 +328,7 @@ class Recognizer:
         return heat.numpy(), size.numpy(), off.numpy()
 
     def read_probs(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        """Per-frame class probabilities ``(N, T, C)`` for prepared crops ``(N, 32, 96, 3)``."""
+        """Per-frame class probabilities ``(N, T, C)`` for prepared crops ``(N, 48, 96, 3)``."""
         out = []
         for i in range(0, len(crops), batch_size):
             x = np.ascontiguousarray(
@@ -346,6 +345,7 @@ class Recognizer:
         *,
         top_k: int = 5,
         batch_size: int = 256,
+        views: int = 4,
     ) -> list[PlateReading]:
         """Read already cropped plates, batched.
 
@@ -357,19 +357,30 @@ class Recognizer:
             Most candidates per plate.
         batch_size
             Crops per forward pass.
+        views
+            How many ways to read each crop (1 to 4, in the order of :data:`CROP_VIEWS`: as it
+            is, with a thin border repeated around it, trimmed a little on every side, trimmed
+            top and bottom); the surest reading wins. A crop's framing decides what its edges
+            look like to the reader — a tight cut can pass for a ``1``, a sticker at the edge
+            for a letter — so more views read more plates right, at that many times the cost.
 
         Returns
         -------
         list[PlateReading]
             One reading per image, in order (``box`` is ``None``).
         """
-        prepared = np.stack(
-            [prepare_crop(load_image(im) if isinstance(im, str | Path) else im) for im in images]
-        ) if len(images) else np.zeros((0, 32, 96, 3), np.uint8)
-        probs = self.read_probs(prepared, batch_size=batch_size)
+        if views not in range(1, len(CROP_VIEWS) + 1):
+            raise WorkbenchError(f"views must be 1 to {len(CROP_VIEWS)}, not {views!r}")
+        imgs = [load_image(im) if isinstance(im, str | Path) else im for im in images]
+        if not imgs:
+            return []
+        prepared = [prepare_crop(_view(im, name)) for name in CROP_VIEWS[:views] for im in imgs]
+        probs = self.read_probs(np.stack(prepared), batch_size=batch_size)
+        n = len(imgs)
         out = []
-        for p in probs:
-            text, conf, chars, cands = _decode_probs(p, top_k)
+        for i in range(n):
+            options = [_decode_probs(probs[i + v * n], top_k) for v in range(views)]
+            text, conf, chars, cands = max(options, key=lambda o: o[1])
             out.append(PlateReading(text, conf, chars, cands))
         return out
 
@@ -433,9 +444,11 @@ class Recognizer:
     ) -> list[PlateReading]:
         """Find and read the plates in a whole frame.
 
-        Each detected box is read at three crop margins (the detector's box is rarely exact);
+        Each detected box is read at one crop margin; boxes that give at least three
+        characters are read again at two more margins (the detector's box is rarely exact) and
         the reading with the highest confidence wins. Boxes the reader finds no plate in are
-        dropped. Plates are ordered by detection score times reading confidence.
+        dropped. Plates are ordered by :func:`_plate_rank`: readings of a plate's usual
+        length (4 to 8 characters) first, then by detection score times reading confidence.
 
         Parameters
         ----------
@@ -455,30 +468,68 @@ class Recognizer:
         if not boxes:
             return []
         h, w = frame.shape[:2]
-        margins = ((0.04, 0.08), (0.0, 0.0), (0.1, 0.18))
-        crops = []
-        for (x, y, bw, bh), _ in boxes:
-            for mx, my in margins:
-                x0, y0 = int(max(0, x - mx * bw)), int(max(0, y - my * bh))
-                x1, y1 = int(min(w, x + bw + mx * bw + 1)), int(min(h, y + bh + my * bh + 1))
-                crops.append(prepare_crop(frame[y0:y1, x0:x1]))
-        probs = self.read_probs(np.stack(crops))
+
+        def crop(box: tuple[float, float, float, float], mx: float, my: float) -> np.ndarray:
+            x, y, bw, bh = box
+            x0, y0 = int(max(0, x - mx * bw)), int(max(0, y - my * bh))
+            x1, y1 = int(min(w, x + bw + mx * bw + 1)), int(min(h, y + bh + my * bh + 1))
+            return prepare_crop(frame[y0:y1, x0:x1])
+
+        # first pass: every box at one margin; boxes that read as nothing much (a badge, a
+        # light) are dropped there, the others are read again at two more margins
+        first = self.read_probs(np.stack([crop(b, 0.04, 0.08) for b, _ in boxes]))
+        readings = [[_decode_probs(p, top_k)] for p in first]
+        again = [k for k, r in enumerate(readings) if len(r[0][0]) >= 3]
+        if again:
+            more = self.read_probs(np.stack(
+                [crop(boxes[k][0], mx, my) for k in again for mx, my in ((0.0, 0.0), (0.1, 0.18))]
+            ))
+            for i, k in enumerate(again):
+                readings[k] += [_decode_probs(more[2 * i + j], top_k) for j in range(2)]
         out = []
-        for k, (box, score) in enumerate(boxes):
-            best = None
-            for j in range(len(margins)):
-                text, conf, chars, cands = _decode_probs(probs[k * len(margins) + j], top_k)
-                if best is None or conf > best[1] or (best[0] == "" and text):
-                    best = (text, conf, chars, cands)
-            assert best is not None
+        for (box, score), views in zip(boxes, readings, strict=True):
+            best = views[0]
+            for view in views[1:]:
+                if view[1] > best[1] or (best[0] == "" and view[0]):
+                    best = view
             if len(best[0]) < 2:
                 continue
             ibox = tuple(int(round(v)) for v in box)
             out.append(PlateReading(best[0], best[1], best[2], best[3],
                                     box=(ibox[0], ibox[1], max(1, ibox[2]), max(1, ibox[3])),
                                     detection_score=score))
-        out.sort(key=lambda r: -(r.detection_score * r.confidence))
+        out.sort(key=_plate_rank)
         return out
+
+
+#: The ways :meth:`Recognizer.read_crops` reads a crop, in order of use.
+CROP_VIEWS = ("as_is", "border", "trim", "trim_vertical")
+
+
+def _view(image: np.ndarray, name: str) -> np.ndarray:
+    """One framing of a plate crop (see :data:`CROP_VIEWS`)."""
+    import cv2
+
+    h, w = image.shape[:2]
+    if name == "border":  # edge pixels repeated outwards by 5 %
+        dy, dx = max(1, int(h * 0.05)), max(1, int(w * 0.05))
+        return cv2.copyMakeBorder(np.ascontiguousarray(image), dy, dy, dx, dx,
+                                  cv2.BORDER_REPLICATE)
+    if name == "trim" and h >= 20 and w >= 20:  # 3 % off the sides, 5 % off top and bottom
+        return image[int(h * 0.05) : h - int(h * 0.05), int(w * 0.03) : w - int(w * 0.03)]
+    if name == "trim_vertical" and h >= 20:  # 8 % off top and bottom
+        return image[int(h * 0.08) : h - int(h * 0.08)]
+    return image
+
+
+def _plate_rank(reading: PlateReading) -> tuple[bool, float]:
+    """Sort key of a frame's readings: plate-length texts first, then the surest.
+
+    A two- or three-character reading is far more often a badge, a sign or a piece of a plate
+    than a short vanity plate, so it is listed after any reading of a usual length.
+    """
+    usual = 4 <= len(reading.text) <= 8
+    return (not usual, -(reading.detection_score * reading.confidence))
 
 
 def _load_onnx(folder: Path, threads: int | None) -> tuple[Any, Any] | None:
@@ -533,7 +584,7 @@ def export_onnx(models_dir: str | Path | None = None) -> list[Path]:
     folder = Path(models_dir) if models_dir is not None else default_models_dir()
     rec = Recognizer.load(folder, backend="torch")
     written = []
-    jobs = [("reader", rec.reader, torch.rand(2, 3, 32, 96), ["lp"], {"x": {0: "b"},
+    jobs = [("reader", rec.reader, torch.rand(2, 3, *READER_SIZE), ["lp"], {"x": {0: "b"},
                                                                       "lp": {1: "b"}})]
     if rec.detector is not None:
         jobs.append(("detector", rec.detector, torch.rand(1, 3, 64, 96),

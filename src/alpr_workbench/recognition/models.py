@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from alpr_workbench.recognition.synth_plates import ALPHABET
+from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE
 
 __all__ = [
     "DETECTOR_STRIDE",
@@ -22,8 +22,6 @@ __all__ = [
     "detector_loss",
 ]
 
-#: Input ``(height, width)`` of the reader.
-READER_SIZE = (32, 96)
 #: CTC classes: the blank (0) and the characters of :data:`ALPHABET`.
 NUM_CLASSES = len(ALPHABET) + 1
 #: Output stride of the detector's heat map.
@@ -41,23 +39,24 @@ def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 class PlateReader(nn.Module):
     """CNN + bidirectional LSTM + CTC reader for a plate crop.
 
-    Input: float tensor ``(B, 3, 32, 96)`` scaled to ``[0, 1]``. Output: log-probabilities
-    ``(T=24, B, NUM_CLASSES)`` as :func:`torch.nn.functional.ctc_loss` expects.
+    Input: float tensor ``(B, 3, 48, 96)`` (a plate keeps its 2:1 shape) scaled to ``[0, 1]``.
+    Output: log-probabilities ``(T=24, B, NUM_CLASSES)``, as
+    :func:`torch.nn.functional.ctc_loss` expects them.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            _block(3, 16, 2),  # 16 x 48
+            _block(3, 16, 2),  # 24 x 48
             _block(16, 32),
-            nn.MaxPool2d(2),  # 8 x 24
+            nn.MaxPool2d(2),  # 12 x 24
             _block(32, 64),
             _block(64, 64),
-            nn.MaxPool2d((2, 1)),  # 4 x 24
+            nn.MaxPool2d((2, 1)),  # 6 x 24
             _block(64, 96),
             _block(96, 96),
-            nn.MaxPool2d((2, 1)),  # 2 x 24
-            nn.Conv2d(96, 128, (2, 1), bias=False),
+            nn.MaxPool2d((2, 1)),  # 3 x 24
+            nn.Conv2d(96, 128, (3, 1), bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=True),
         )

@@ -26,7 +26,7 @@ from alpr_workbench.recognition.infer import (
     recognize_paths,
 )
 
-__all__ = ["capture_time_of", "frames_to_reads", "recognize_cli"]
+__all__ = ["capture_time_of", "frames_to_reads", "reads_from_rendered_frames", "recognize_cli"]
 
 _STAMP = re.compile(
     r"(\d{4})-?(\d{2})-?(\d{2})[T_ -]?(\d{2})[-:]?(\d{2})[-:]?(\d{2})(?:[._](\d{1,6}))?"
@@ -197,3 +197,71 @@ def recognize_cli(
             ) or "no plate"
             echo(f"{result['image']}: {plates}  [{result['ms']:.0f} ms]")
     return 1 if failed else 0
+
+
+def reads_from_rendered_frames(
+    sample: pl.DataFrame,
+    *,
+    seed: int,
+    recognizer: Recognizer | None = None,
+    size: tuple[int, int] = (720, 1280),
+) -> tuple[pl.DataFrame, int]:
+    """Render a camera frame for each read of ``sample`` and let the model read it.
+
+    This is how the demo makes a share of the synthetic city's reads come from the
+    recognition models: each sampled read's plate is drawn on a car in a synthetic 720p
+    street frame (see :func:`alpr_workbench.recognition.synth_plates.render_scene`), the
+    frames go through :func:`frames_to_reads` exactly as a camera's frames would, and the
+    model's reads replace the sample. The frames are discarded afterwards (``image_ref`` names
+    them ``synthetic-frame:…``); a misread stays a misread, as it would in the field.
+
+    Parameters
+    ----------
+    sample
+        Reads (``data_schema/reads.yaml``) whose plates to draw; ``captured_at``,
+        ``camera_id``, ``network_id``, ``lat`` and ``lon`` carry over.
+    seed
+        Seed of the rendering.
+    recognizer
+        Loaded :class:`Recognizer`; the shipped models when ``None``.
+    size
+        Frame ``(height, width)``.
+
+    Returns
+    -------
+    tuple[polars.DataFrame, int]
+        The model's reads and how many sampled plates it read exactly (first plate of the
+        frame equal to the drawn one).
+    """
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+
+    from alpr_workbench.recognition.synth_plates import render_scene
+    from alpr_workbench.schema import empty_frame
+
+    rec = recognizer or Recognizer.load()
+    rng = np.random.default_rng([seed, 7])
+    frames: list[pl.DataFrame] = []
+    exact = 0
+    with tempfile.TemporaryDirectory(prefix="alpr-frames-") as tmp:
+        for row in sample.sort("captured_at", "read_id").iter_rows(named=True):
+            folder = Path(tmp) / row["read_id"].replace(":", "_")
+            folder.mkdir()
+            scene = render_scene(rng, size=size, plate_width=(90.0, 200.0),
+                                 plates=[(row["plate"], row["plate_state"] or "XX")])
+            stamp = row["captured_at"].strftime("%Y%m%dT%H%M%SZ")
+            path = folder / f"{row['camera_id']}_{stamp}.jpg"
+            Image.fromarray(scene.image).save(path, quality=90)
+            reads = frames_to_reads(path, camera_id=row["camera_id"],
+                                    network_id=row["network_id"], lat=row["lat"],
+                                    lon=row["lon"], recognizer=rec)
+            if reads.height:
+                exact += reads["plate"][0] == row["plate"]
+                frames.append(reads.with_columns(
+                    pl.lit(f"synthetic-frame:{path.name}").alias("image_ref")
+                ))
+    if not frames:
+        return empty_frame("reads"), 0
+    return pl.concat(frames), exact

@@ -6,15 +6,18 @@ output exactly.
 
 The plate layouts follow public descriptions of US formats — California's ``1ABC234`` first,
 then the common ``ABC1234``/``ABC-1234``/``123 ABC`` families and short vanity plates — drawn
-with condensed sans fonts, state names, slogans, stickers, frames, bolts and small logos. The
-degradations model what a street camera adds: perspective, blur, low resolution, glare, night
-and infrared looks, sensor noise and JPEG artefacts.
+in the plate-style stroke typeface of :mod:`alpr_workbench.recognition.plate_font` or a condensed
+desktop font, with state names, slogans, stickers, frames, bolts, pictures and small stacked
+letters that are not part of the plate number. The degradations model what a street camera
+adds: perspective, blur, low resolution, glare, night and infrared looks, sensor noise and JPEG
+artefacts.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 __all__ = [
     "ALPHABET",
+    "READER_SIZE",
     "PlateSample",
     "SceneSample",
     "random_plate_text",
@@ -34,6 +38,8 @@ __all__ = [
 
 #: Characters the reader can emit (CTC classes 1..36; 0 is the blank).
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+#: Input ``(height, width)`` of the reader: a plate keeps its 2:1 shape.
+READER_SIZE = (48, 96)
 
 _LETTERS = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # O is rare on US plates; added back at a low rate
 _DIGITS = "0123456789"
@@ -211,6 +217,8 @@ def random_plate_text(rng: np.random.Generator) -> tuple[str, str, str]:
     """
     fmt, _, state = _FORMATS[int(rng.choice(len(_FORMATS), p=_FORMAT_P))]
     letters = _LETTERS + ("O" if rng.random() < 0.15 else "")
+    if rng.random() < 0.7:  # many states leave I and Q out of their series
+        letters = letters.replace("I", "").replace("Q", "")
     out = []
     for code in fmt:
         if code == "D":
@@ -223,6 +231,8 @@ def random_plate_text(rng: np.random.Generator) -> tuple[str, str, str]:
         else:
             out.append(code)
     layout = "".join(out)
+    if rng.random() < 0.2:  # a centred dot instead of a gap (many states)
+        layout = layout.replace(" ", ".")
     if rng.random() < 0.08 and " " not in layout and "-" not in layout and len(layout) >= 5:
         cut = int(rng.integers(2, len(layout) - 1))
         layout = layout[:cut] + (" " if rng.random() < 0.5 else "-") + layout[cut:]
@@ -295,8 +305,21 @@ def _draw_logo(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: tuple, 
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     r = min(x1 - x0, y1 - y0) / 2
-    kind = rng.integers(4)
-    if kind == 0:
+    kind = rng.integers(7)
+    if kind == 4:  # an upright emblem: a tree, a cactus, a lighthouse, a figure
+        draw.rectangle([cx - r * 0.15, cy - r * 1.2, cx + r * 0.15, cy + r * 1.2], fill=col)
+        arm = r * rng.uniform(0.3, 0.7)
+        draw.rectangle([cx - arm, cy - r * 0.3, cx - r * 0.1, cy - r * 0.1], fill=col)
+        draw.rectangle([cx + r * 0.1, cy - r * 0.6, cx + arm, cy - r * 0.4], fill=col)
+    elif kind == 5:  # a stacked-triangle tree or mountain
+        for k in range(3):
+            yy = cy - r + k * r * 0.6
+            draw.polygon([(cx, yy), (cx + r * (0.4 + 0.2 * k), yy + r * 0.8),
+                          (cx - r * (0.4 + 0.2 * k), yy + r * 0.8)], fill=col)
+    elif kind == 6:  # a round seal or badge with a ring
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=col, width=max(1, int(r * 0.2)))
+        draw.ellipse([cx - r * 0.4, cy - r * 0.4, cx + r * 0.4, cy + r * 0.4], fill=col)
+    elif kind == 0:
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=col)
     elif kind == 1:  # heart-ish / star-ish polygon
         n = int(rng.integers(5, 9))
@@ -310,6 +333,76 @@ def _draw_logo(draw: ImageDraw.ImageDraw, rng: np.random.Generator, box: tuple, 
         draw.rectangle([cx - r * 0.6, cy - r, cx + r * 0.6, cy + r], outline=col, width=2)
     else:
         draw.polygon([(cx, cy - r), (cx + r, cy + r), (cx - r, cy + r)], fill=col)
+
+
+def _glyph_maker(rng: np.random.Generator, char_h: int) -> Any:
+    """A function drawing one character as a mask ``char_h`` pixels tall, in one typeface.
+
+    Two thirds of plates use a plate-style stroke typeface from :mod:`plate_font`; the rest
+    a desktop font, condensed, so the reader does not learn one family only.
+    """
+    from alpr_workbench.recognition.plate_font import random_style, render_glyph
+
+    thicken = rng.random() < 0.1
+    if rng.random() < 0.67:
+        style = random_style(rng)
+
+        def stroke_glyph(c: str, height: int = char_h) -> np.ndarray:
+            return render_glyph(c, style, height)
+
+        return stroke_glyph
+    fonts = _available(_MAIN_FONTS)
+    p = _MAIN_FONT_P[: len(fonts)] / _MAIN_FONT_P[: len(fonts)].sum()
+    font_name = fonts[int(rng.choice(len(fonts), p=p))]
+    condense = rng.uniform(0.6, 1.0)
+
+    def font_glyph(c: str, height: int = char_h) -> np.ndarray:
+        font = _font(font_name, max(8, int(height * 1.45)))
+        x0, y0, x1, y1 = font.getbbox(c)
+        im = Image.new("L", (x1 + 2, y1 + 2), 0)
+        ImageDraw.Draw(im).text((0, 0), c, font=font, fill=255)
+        im = im.crop((x0, y0, x1, y1))
+        width = max(1, int(im.width * height / max(1, im.height) * condense))
+        out = np.asarray(im.resize((width, height), Image.LANCZOS))
+        if thicken:
+            out = _cv2().dilate(out, np.ones((1, 2), np.uint8))
+        return out
+
+    return font_glyph
+
+
+def _add_stacked_slot(rng: np.random.Generator, layout: str) -> str:
+    """Sometimes add a slot (``^``) for small stacked letters, which are not read."""
+    if rng.random() >= 0.2:
+        return layout
+    where = rng.random()
+    if where < 0.45:
+        return "^" + layout
+    if where < 0.9:
+        return layout + "^"
+    gaps = [i for i, c in enumerate(layout) if c in " -"]
+    if not gaps:
+        return layout + "^"
+    i = gaps[int(rng.integers(len(gaps)))]
+    return layout[:i] + " ^ " + layout[i + 1 :]
+
+
+def _stacked_letters(rng: np.random.Generator, glyph: Any, char_h: int) -> np.ndarray:
+    """Two or three small characters stacked in a column (a weight class, a county code)."""
+    n = 2 if rng.random() < 0.8 else 3
+    small_h = max(4, int(char_h * rng.uniform(0.28, 0.48)))
+    pool = _LETTERS if rng.random() < 0.8 else _DIGITS
+    masks = [glyph(pool[int(rng.integers(len(pool)))], small_h) for _ in range(n)]
+    gap = max(1, int(small_h * 0.2))
+    width = max(m.shape[1] for m in masks)
+    out = np.zeros((min(char_h, n * small_h + (n - 1) * gap), width), np.uint8)
+    y = 0
+    for m in masks:
+        if y + m.shape[0] > out.shape[0]:
+            break
+        out[y : y + m.shape[0], : m.shape[1]] = m
+        y += m.shape[0] + gap
+    return out
 
 
 def render_plate(
@@ -359,44 +452,66 @@ def render_plate(
         tw = draw.textlength(name, font=font)
         draw.text(((w - tw) / 2, h * rng.uniform(0.8, 0.87)), name, font=font, fill=accent)
 
-    # main characters, laid out one by one so gaps, dashes and logos can sit between them
-    fonts = _available(_MAIN_FONTS)
-    p = _MAIN_FONT_P[: len(fonts)] / _MAIN_FONT_P[: len(fonts)].sum()
-    font_name = fonts[int(rng.choice(len(fonts), p=p))]
-    char_h = h * rng.uniform(0.42, 0.6)
-    font = _font(font_name, max(8, int(char_h * 1.33)))
-    spacing = rng.uniform(0.0, 0.12) * char_h
-    gap_w = rng.uniform(0.25, 0.7) * char_h
-    glyph_w = [draw.textlength(c, font=font) if c.isalnum() else gap_w for c in layout]
-    total = sum(glyph_w) + spacing * (len(layout) - 1)
-    max_w = w * rng.uniform(0.78, 0.93)
-    sx = min(1.0, max_w / max(total, 1)) * rng.uniform(0.85, 1.1)
-    layer = Image.new("L", (int(total) + 8, int(char_h * 1.6) + 8), 0)
-    ldraw = ImageDraw.Draw(layer)
+    # main characters, laid out one by one so gaps, dashes, dots, logos and small stacked
+    # letters (never part of the plate number) can sit between them
+    char_h = int(h * rng.uniform(0.42, 0.62))
+    glyph = _glyph_maker(rng, char_h)
+    layout = _add_stacked_slot(rng, layout)
+    spacing = rng.uniform(0.03, 0.18) * char_h
+    pieces: list[tuple[str, np.ndarray | None, float]] = []
+    for c in layout:
+        if c.isalnum():
+            m = glyph(c)
+            pieces.append((c, m, float(m.shape[1])))
+        elif c == "^":
+            small = _stacked_letters(rng, glyph, char_h)
+            pieces.append((c, small, float(small.shape[1])))
+        else:
+            widths = {" ": (0.25, 0.8), "-": (0.3, 0.6), ".": (0.25, 0.45), "*": (0.7, 1.3)}
+            lo, hi = widths[c]
+            pieces.append((c, None, rng.uniform(lo, hi) * char_h))
+    total = sum(p[2] for p in pieces) + spacing * (len(pieces) - 1)
+    max_w = w * rng.uniform(0.75, 0.92)
+    sx = min(1.0, max_w / max(total, 1.0))
+    layer = np.zeros((char_h + 8, int(total) + 8), np.uint8)
     x = 4.0
     logos = []
-    for c, gw in zip(layout, glyph_w, strict=True):
-        if c.isalnum():
-            bbox = font.getbbox(c)
-            ldraw.text((x, 4 - bbox[1] + char_h * 0.05), c, font=font, fill=255)
-            if rng.random() < 0.05:  # stroke weight variation
-                ldraw.text((x + 1, 4 - bbox[1] + char_h * 0.05), c, font=font, fill=255)
+    for c, m, gw in pieces:
+        if m is not None:
+            y0 = 4 + (char_h - m.shape[0]) // 2
+            xi = int(round(x))
+            region = layer[y0 : y0 + m.shape[0], xi : xi + m.shape[1]]
+            np.maximum(region, m[:, : region.shape[1]], out=region)
         elif c == "-":
-            yy = 4 + char_h * 0.55
-            ldraw.rectangle([x + gw * 0.2, yy, x + gw * 0.8, yy + char_h * 0.08], fill=255)
+            yy = int(4 + char_h * rng.uniform(0.45, 0.55))
+            layer[yy : yy + max(1, int(char_h * 0.09)), int(x + gw * 0.1) : int(x + gw * 0.9)] = 255
+        elif c == ".":
+            r = max(1, int(char_h * rng.uniform(0.06, 0.1)))
+            _cv2().circle(layer, (int(x + gw / 2), int(4 + char_h * 0.5)), r, 255, -1)
         elif c == "*":
-            logos.append(x)
+            logos.append((x, gw))
         x += gw + spacing
-    scaled_w = max(4, int(layer.width * sx))
-    layer = layer.resize((scaled_w, layer.height), Image.BILINEAR)
+    layer_img = Image.fromarray(layer)
+    scaled_w = max(4, int(layer_img.width * sx))
+    layer_img = layer_img.resize((scaled_w, layer_img.height), Image.BILINEAR)
     top = int(h * rng.uniform(0.22, 0.34) - 4)
-    left = int((w - scaled_w) / 2 + rng.uniform(-0.04, 0.04) * w)
-    img.paste(Image.new("RGB", layer.size, fg), (left, top), layer)
-    for lx in logos:
-        cx = left + (lx - 4 + gap_w / 2) * sx
-        r = min(gap_w * sx * 0.5, char_h * 0.35)
-        _draw_logo(draw, rng, (cx - r, top + char_h * 0.3, cx + r, top + char_h * 0.3 + 2 * r),
-                   (*_rgb(rng, 0, 256), 230))
+    top = min(top, h - layer_img.height)
+    left = int((w - scaled_w) / 2 + rng.uniform(-0.03, 0.03) * w)
+    img.paste(Image.new("RGB", layer_img.size, fg), (left, top), layer_img)
+    if rng.random() < 0.35:  # a picture beside the number (flag, state outline, emblem)
+        r = char_h * rng.uniform(0.25, 0.55)
+        side_x = left - r * 1.1 if rng.random() < 0.5 else left + scaled_w + r * 1.1
+        if r < side_x < w - r:
+            logos.append(((side_x - left) / sx + 4 - r / sx, 2 * r / sx))
+    for lx, gw in logos:
+        cx = left + (lx - 4 + gw / 2) * sx
+        r = max(gw * sx * 0.5, char_h * 0.3) * rng.uniform(0.8, 1.2)
+        cy = top + 4 + char_h * 0.5
+        for _ in range(int(rng.integers(1, 4))):
+            jx, jy = rng.uniform(-0.3, 0.3, 2) * r
+            rr = r * rng.uniform(0.5, 1.0)
+            _draw_logo(draw, rng, (cx + jx - rr, cy + jy - rr, cx + jx + rr, cy + jy + rr),
+                       (*_rgb(rng, 0, 256), int(rng.integers(160, 256))))
 
     for _ in range(int(rng.integers(0, 3))):  # registration stickers in the corners
         sw, sh = w * rng.uniform(0.08, 0.16), h * rng.uniform(0.12, 0.22)
@@ -521,7 +636,7 @@ def _surround(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
 def render_plate_crop(
     rng: np.random.Generator,
     *,
-    size: tuple[int, int] = (32, 96),
+    size: tuple[int, int] = READER_SIZE,
     negative: bool = False,
 ) -> PlateSample:
     """A plate crop as the reader will see it: warped, cropped with a loose box, degraded.
@@ -546,11 +661,11 @@ def render_plate_crop(
     >>> import numpy as np
     >>> s = render_plate_crop(np.random.default_rng(1))
     >>> s.image.shape, s.image.dtype.name
-    ((32, 96, 3), 'uint8')
+    ((48, 96, 3), 'uint8')
     """
     cv2 = _cv2()
     out_h, out_w = size
-    pw = int(rng.integers(110, 200))
+    pw = int(rng.integers(140, 260))
     plate, text, state = render_plate(rng, width=pw)
     ph = plate.height
     pad = int(pw * 0.25)
@@ -581,18 +696,23 @@ def render_plate_crop(
     x0, y0 = corners.min(axis=0)
     x1, y1 = corners.max(axis=0)
     bw, bh = x1 - x0, y1 - y0
-    # loose box: like a ground-truth crop or a detector box, a little off on every side
-    mx = rng.uniform(-0.04, 0.12, 2) * bw
-    my = rng.uniform(-0.06, 0.18, 2) * bh
+    # mostly a tight box (a cropped plate, as an annotator frames it); otherwise loose, like
+    # a detector's box, a little off on every side
+    if rng.random() < 0.6:
+        mx = rng.uniform(-0.01, 0.04, 2) * bw
+        my = rng.uniform(-0.04, 0.06, 2) * bh
+    else:
+        mx = rng.uniform(-0.04, 0.12, 2) * bw
+        my = rng.uniform(-0.06, 0.18, 2) * bh
     box = np.array([x0 - mx[0], y0 - my[0], x1 + mx[1], y1 + my[1]])
     box = np.clip(box, 0, [cw, ch, cw, ch]).astype(int)
     crop = canvas[box[1] : box[3], box[0] : box[2]]
     # low resolution first (a far plate), then up to the reader's size
-    small_w = int(rng.uniform(45, 200))
+    small_w = int(math.exp(rng.uniform(math.log(45), math.log(260))))
     if small_w < crop.shape[1]:
         small_h = max(8, int(crop.shape[0] * small_w / crop.shape[1]))
         crop = cv2.resize(crop, (small_w, small_h), interpolation=cv2.INTER_AREA)
-    crop = _degrade(crop, rng)
+    crop = _degrade(crop, rng, strength=0.35 if rng.random() < 0.5 else 1.0)
     crop = cv2.resize(crop, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
     return PlateSample(np.ascontiguousarray(crop), text, state)
 
@@ -664,6 +784,7 @@ def render_scene(
     size: tuple[int, int] = (256, 256),
     plate_width: tuple[float, float] = (18.0, 170.0),
     max_plates: int = 3,
+    plates: Sequence[tuple[str, str]] | None = None,
 ) -> SceneSample:
     """A synthetic street-like scene with up to ``max_plates`` plates, for the detector.
 
@@ -677,6 +798,9 @@ def render_scene(
         Range of plate widths in pixels, drawn log-uniformly.
     max_plates
         Most plates in one scene; some scenes have none.
+    plates
+        ``(text, state)`` of the plates to draw (as many as fit, without overlap), instead of
+        a random number of random plates.
 
     Returns
     -------
@@ -705,7 +829,10 @@ def render_scene(
         else:
             font = _font(_available(_MAIN_FONTS)[0], fs)
         draw.text((x, y), words, font=font, fill=_rgb(rng, 0, 256))
-    n = int(rng.choice(max_plates + 1, p=_plate_count_p(max_plates)))
+    n = (
+        len(plates) if plates is not None
+        else int(rng.choice(max_plates + 1, p=_plate_count_p(max_plates)))
+    )
     lo, hi = math.log(plate_width[0]), math.log(plate_width[1])
     placed: list[list[float]] = []
     for _ in range(n * 3):
@@ -723,10 +850,11 @@ def render_scene(
     arr = np.asarray(img).copy()
     boxes: list[list[float]] = []
     texts: list[str] = []
-    for x0, y0, x1, y1 in placed:
+    for k, (x0, y0, x1, y1) in enumerate(placed):
         pw, ph = x1 - x0, y1 - y0
         render_w = int(min(300, max(120, pw * 2)))
-        plate, text, _ = render_plate(rng, width=render_w)
+        given = None if plates is None else (plates[k][0], plates[k][0], plates[k][1])
+        plate, text, _ = render_plate(rng, given, width=render_w)
         src = np.array([[0, 0], [render_w, 0], [render_w, render_w // 2], [0, render_w // 2]],
                        np.float32)
         dst = _perspective(rng, pw, ph, 0.05) + [x0, y0]

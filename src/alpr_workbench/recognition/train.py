@@ -1,6 +1,7 @@
 """Train the plate reader and detector on synthetic data, on the CPU, reproducibly.
 
-Run ``python -m alpr_workbench.recognition.train --out models/ --minutes 38``. The run
+Run ``python -m alpr_workbench.recognition.train --out models/`` (the defaults are those of the
+shipped run: 44 minutes, 120,000 reader crops, 70 % of the training time to the reader). The run
 
 1. renders a fixed, seeded set of synthetic plate crops and scenes (two worker processes;
    each chunk has its own seed, so the set does not depend on scheduling),
@@ -75,12 +76,12 @@ class TrainingConfig:
         self,
         *,
         seed: int = 20260101,
-        minutes: float = 38.0,
-        reader_samples: int = 80_000,
+        minutes: float = 44.0,
+        reader_samples: int = 120_000,
         detector_samples: int = 12_000,
         reader_steps: int | None = None,
         detector_steps: int | None = None,
-        reader_share: float = 0.55,
+        reader_share: float = 0.7,
         threads: int = 2,
         reader_batch: int = 96,
         detector_batch: int = 24,
@@ -169,7 +170,7 @@ def generate_reader_data(n: int, *, seed: int, workers: int = 2) -> tuple[np.nda
     Returns
     -------
     tuple[numpy.ndarray, list[str]]
-        ``uint8`` images ``(n, 32, 96, 3)`` and their texts.
+        ``uint8`` images ``(n, 48, 96, 3)`` and their texts.
     """
     jobs = [(seed, i, min(_CHUNK, n - i * _CHUNK)) for i in range(math.ceil(n / _CHUNK))]
     parts = _run_chunks(_reader_chunk, jobs, workers, "rendering plate crops")
@@ -247,8 +248,9 @@ def _augment_reader(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     tx, ty = (u[:, 2] - 0.5) * 0.12, (u[:, 3] - 0.5) * 0.15
     theta = torch.zeros(b, 2, 3)
     theta[:, 0, 0] = scale * torch.cos(ang)
-    theta[:, 0, 1] = -torch.sin(ang) * 0.4
-    theta[:, 1, 0] = torch.sin(ang) * 2.5
+    aspect = x.shape[3] / x.shape[2]  # rotate in pixels, not in normalised units
+    theta[:, 0, 1] = -torch.sin(ang) / aspect
+    theta[:, 1, 0] = torch.sin(ang) * aspect
     theta[:, 1, 1] = scale * torch.cos(ang)
     theta[:, 0, 2], theta[:, 1, 2] = tx, ty
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -611,9 +613,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("models"))
-    p.add_argument("--minutes", type=float, default=38.0)
+    p.add_argument("--minutes", type=float, default=44.0)
     p.add_argument("--seed", type=int, default=20260101)
-    p.add_argument("--reader-samples", type=int, default=80_000)
+    p.add_argument("--reader-samples", type=int, default=120_000)
     p.add_argument("--detector-samples", type=int, default=12_000)
     p.add_argument("--reader-steps", type=int, default=None)
     p.add_argument("--detector-steps", type=int, default=None)
@@ -621,6 +623,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--init", default=None, help="start the reader from DIR/reader.pt")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the reader")
     p.add_argument("--reader-only", action="store_true", help="train only the reader")
+    p.add_argument("--reader-share", type=float, default=0.7,
+                   help="share of the training time (after rendering) given to the reader")
     a = p.parse_args(argv)
     cfg = TrainingConfig(
         seed=a.seed,
@@ -633,6 +637,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         reader_init=a.init,
         reader_lr=a.lr,
         reader_only=a.reader_only,
+        reader_share=a.reader_share,
     )
     info = train_all(a.out, cfg)
     print(json.dumps(info, indent=2))
