@@ -487,11 +487,11 @@ class Recognizer:
             for i, k in enumerate(again):
                 readings[k] += [_decode_probs(more[2 * i + j], top_k) for j in range(2)]
         out = []
-        for (box, score), views in zip(boxes, readings, strict=True):
-            best = views[0]
-            for view in views[1:]:
-                if view[1] > best[1] or (best[0] == "" and view[0]):
-                    best = view
+        for (box, score), at_margins in zip(boxes, readings, strict=True):
+            best = at_margins[0]
+            for option in at_margins[1:]:
+                if option[1] > best[1] or (best[0] == "" and option[0]):
+                    best = option
             if len(best[0]) < 2:
                 continue
             ibox = tuple(int(round(v)) for v in box)
