@@ -269,6 +269,22 @@ def _to_tensor(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
 
 
+def _optimise(opt: Any, model: Any, loss: torch.Tensor) -> float:
+    """One optimiser step on ``loss``, gradients clipped to norm 5; returns the loss value."""
+    import torch
+
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+    opt.step()
+    return float(loss.detach())
+
+
+def _summary(total: int, losses: list[float]) -> dict[str, Any]:
+    """Steps run and the mean loss of the last 100, for ``training.json``."""
+    return {"steps": total, "final_loss": float(np.mean(losses[-100:]))}
+
+
 def _train_loop(
     name: str,
     step_fn: Callable[[int], float],
@@ -367,17 +383,12 @@ def train_reader(
             torch.tensor(lengths, dtype=torch.long),
             zero_infinity=True,
         )
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        return float(loss.detach())
+        return _optimise(opt, model, loss)
 
     total, losses = _train_loop(
         "training reader", step, steps=steps, seconds=seconds, on_schedule=on_schedule
     )
-    model.eval()
-    return model, {"steps": total, "final_loss": float(np.mean(losses[-100:]))}
+    return model.eval(), _summary(total, losses)
 
 
 def train_detector(
@@ -423,17 +434,12 @@ def train_detector(
         out = model(_to_tensor(imgs))
         focal, size_l, off_l = detector_loss(out, heat, size, off, mask)
         loss = focal + 0.5 * size_l + off_l
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        return float(loss.detach())
+        return _optimise(opt, model, loss)
 
     total, losses = _train_loop(
         "training detector", step, steps=steps, seconds=seconds, on_schedule=on_schedule
     )
-    model.eval()
-    return model, {"steps": total, "final_loss": float(np.mean(losses[-100:]))}
+    return model.eval(), _summary(total, losses)
 
 
 def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
