@@ -46,7 +46,7 @@ class PlateReader(nn.Module):
     Output: log-probabilities ``(T=24, B, NUM_CLASSES)``, as
     :func:`torch.nn.functional.ctc_loss` expects them. :meth:`forward_with_state` also gives
     the logits of a small state head ``(B, NUM_STATES)`` that reads the printed state name from
-    the same convolutional features.
+    the same convolutional features (without training them).
     """
 
     def __init__(self) -> None:
@@ -88,7 +88,9 @@ class PlateReader(nn.Module):
         f = self.collapse(g).squeeze(2).transpose(1, 2)  # B, T, C
         f, _ = self.rnn(f)
         logits = self.head(self.dropout(f))
-        return logits.log_softmax(-1).transpose(0, 1), self.state_head(g)
+        # the state head learns from the features the characters need and does not shape
+        # them (detached): it cannot cost the reader accuracy
+        return logits.log_softmax(-1).transpose(0, 1), self.state_head(g.detach())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``(T, B, C)``."""

@@ -237,7 +237,7 @@ def random_plate_text(rng: np.random.Generator) -> tuple[str, str, str]:
     """
     fmt, _, state = _FORMATS[int(rng.choice(len(_FORMATS), p=_FORMAT_P))]
     letters = _LETTERS + ("O" if rng.random() < 0.5 else "")
-    if rng.random() < 0.5:  # many states leave I and Q out of their series
+    if rng.random() < 0.7:  # many states leave I and Q out of their series
         letters = letters.replace("I", "").replace("Q", "")
     out = []
     for code in fmt:
@@ -522,7 +522,7 @@ def render_plate(
     top = min(top, h - layer_img.height)
     left = int((w - scaled_w) / 2 + rng.uniform(-0.03, 0.03) * w)
     img.paste(Image.new("RGB", layer_img.size, fg), (left, top), layer_img)
-    if rng.random() < 0.5:  # a picture beside the number (flag, state outline, emblem)
+    if rng.random() < 0.35:  # a picture beside the number (flag, state outline, emblem)
         r = char_h * rng.uniform(0.25, 0.55)
         side_x = left - r * 1.1 if rng.random() < 0.5 else left + scaled_w + r * 1.1
         if r < side_x < w - r:
@@ -723,7 +723,7 @@ def render_plate_crop(
     # mostly a tight box (a cropped plate, as an annotator frames it); otherwise loose, like
     # a detector's box, a little off on every side
     if rng.random() < 0.6:
-        mx = rng.uniform(-0.03, 0.04, 2) * bw
+        mx = rng.uniform(-0.01, 0.04, 2) * bw
         my = rng.uniform(-0.04, 0.06, 2) * bh
     else:
         mx = rng.uniform(-0.04, 0.12, 2) * bw
