@@ -234,7 +234,7 @@ def test_recognize_cli_json_and_bad_files(tmp_path, torch):
     assert "error" in by_name["empty.jpg"] and "error" in by_name["truncated.jpg"]
     ok = by_name["a_plate.png"]
     assert ok["ms"] >= 0 and len(ok["plates"]) == 1
-    assert set(ok["plates"][0]) >= {"text", "confidence", "box", "candidates"}
+    assert set(ok["plates"][0]) >= {"text", "confidence", "box", "candidates", "state"}
 
 
 @needs_weights
