@@ -2,9 +2,8 @@
 
 Sets (evaluation only, never trained on; see their README files):
 
-- ``openalpr_us_crops_dev``: 501 plate crops with text and state -> exact-plate accuracy
-  (top-1, top-k), crops per second, with the shipped default of four views per crop and with
-  one; and how often the state is reported and right (beside always guessing the commonest).
+- ``openalpr_us_crops_dev``: 501 plate crops with text -> exact-plate accuracy (top-1, top-k),
+  crops per second, with the shipped default of four views per crop and with one.
 - ``openalpr_us_dev``: 148 whole photos, one plate each, box + text -> end-to-end exact-plate
   accuracy (top-1, top-k; every ``O`` is scored as ``0`` as the labels do), detection recall
   at IoU >= 0.4, ms per frame; plus the reader alone on the ground-truth boxes ("oracle").
@@ -79,11 +78,6 @@ def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
                zip(readings, crops, strict=True))
     fold = sum(r.text.replace("O", "0") == gt.replace("O", "0")
                for r, (_, gt, _) in zip(readings, crops, strict=True))
-    truth = [st.upper() for _, _, st in crops]
-    given = [r.state for r in readings]
-    n_given = sum(g is not None for g in given)
-    right = sum(g == t for g, t in zip(given, truth, strict=True))
-    majority = max(truth.count(t) for t in set(truth))
     t0 = time.perf_counter()
     single = rec.read_crops(imgs, top_k=top_k, views=1)
     t_single = time.perf_counter() - t0
@@ -103,10 +97,6 @@ def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
         "k": top_k,
         "crops_per_s_end_to_end": len(crops) / t_all,
         "crops_per_s_model": len(crops) / t_model,
-        "state_reported": n_given / len(crops),
-        "state_right_when_reported": right / max(1, n_given),
-        "state_right_of_all": right / len(crops),
-        "state_majority_class_of_all": majority / len(crops),
         "errors": [(p.name, gt, r.text) for r, (p, gt, _) in zip(readings, crops, strict=True)
                    if r.text != gt],
     }
@@ -239,9 +229,6 @@ def main(argv: list[str] | None = None) -> int:
           f"(O=0 folded {c['top1_o_as_0']:.1%}; one view {c['top1_one_view']:.1%})  "
           f"{c['crops_per_s_model']:.0f} crops/s model, {c['crops_per_s_end_to_end']:.0f} "
           f"crops/s with resizing and four views ({c['crops_per_s_one_view']:.0f} one view)")
-    print(f"state  (n={c['n']}): reported for {c['state_reported']:.1%}, right when reported "
-          f"{c['state_right_when_reported']:.1%}, right of all {c['state_right_of_all']:.1%} "
-          f"(always guessing the commonest state: {c['state_majority_class_of_all']:.1%})")
     print(f"frames (n={f['n']}): top-1 {f['top1']:.1%}  top-{f['k']} {f['topk']:.1%}  "
           f"det recall@0.4 {f['detection_recall_iou04_any_of_6']:.1%} (top box "
           f"{f['detection_recall_iou04_top1']:.1%})  reader on GT boxes "

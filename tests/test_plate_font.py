@@ -24,36 +24,17 @@ def test_every_glyph_draws_inside_its_box_for_many_styles():
 def test_glyphs_are_distinct_where_plates_need_them_to_be():
     """The pairs the old reader confused must differ clearly in every style."""
     # 1 and I are deliberately left alike in some faces (a bare bar on many real plates)
-    # and a Q differs from 0 only by its tail, which is small on real plates
-    pairs = {"2Z": 0.025, "8B": 0.025, "0D": 0.025, "5S": 0.025, "4A": 0.025, "7T": 0.025,
-             "MH": 0.025, "MW": 0.025, "6G": 0.025, "UV": 0.025, "EF": 0.025, "0Q": 0.005}
+    pairs = ["2Z", "8B", "0D", "5S", "4A", "7T", "MH", "MW", "6G", "0Q", "UV", "EF"]
     rng = np.random.default_rng(11)
     for _ in range(10):
         style = random_style(rng)
-        for (a, b), least in pairs.items():
-            assert _share_differing(a, b, style) > least, (a, b, style)
-
-
-def _share_differing(a, b, style):
-    ma, mb = render_glyph(a, style, 40), render_glyph(b, style, 40)
-    w = max(ma.shape[1], mb.shape[1])
-    ma = np.pad(ma, ((0, 0), (0, w - ma.shape[1])))
-    mb = np.pad(mb, ((0, 0), (0, w - mb.shape[1])))
-    return (np.abs(ma.astype(int) - mb.astype(int)) > 127).mean()
-
-
-def test_o_is_drawn_as_zero_in_the_faces_that_do_so():
-    """Many plate faces share one glyph for O and 0; the reader must learn it from context."""
-    import dataclasses
-
-    style = random_style(np.random.default_rng(4))
-    same = dataclasses.replace(style, o_as_zero=True, zero_slash=False)
-    apart = dataclasses.replace(style, o_as_zero=False, zero_slash=False)
-    assert _share_differing("O", "0", same) == 0
-    assert _share_differing("O", "0", apart) > 0.01
-    styles = [random_style(np.random.default_rng(k)) for k in range(200)]
-    assert 70 < sum(s.o_as_zero for s in styles) < 130
-    assert {s.q_tail for s in styles} == {0, 1, 2}
+        for a, b in pairs:
+            ma, mb = render_glyph(a, style, 40), render_glyph(b, style, 40)
+            w = max(ma.shape[1], mb.shape[1])
+            ma = np.pad(ma, ((0, 0), (0, w - ma.shape[1])))
+            mb = np.pad(mb, ((0, 0), (0, w - mb.shape[1])))
+            differ = np.abs(ma.astype(int) - mb.astype(int)) > 127
+            assert differ.mean() > 0.025, (a, b, style)
 
 
 def test_rendering_is_deterministic_and_rejects_unknown_characters():

@@ -72,34 +72,17 @@ def test_plate_texts_cover_california_first():
     assert neg.text == ""
 
 
-def test_state_labels_name_the_printed_state():
-    """The state head learns from the name printed on the plate, mostly the layout's own."""
-    from alpr_workbench.recognition.synth_plates import STATE_NAMES, STATES, render_plate
-
-    rng = np.random.default_rng(3)
-    drawn = [render_plate(rng, ("7ABC123", "7ABC123", "CA"), width=120)[2] for _ in range(200)]
-    assert set(drawn) <= set(STATES)
-    assert 0.35 < drawn.count("CA") / 200 < 0.75  # CA layouts mostly say California
-    assert 0.05 < drawn.count("") / 200 < 0.3  # some plates print no state name
-    assert len(STATES) == len(STATE_NAMES) + 1 and STATES[0] == "" and "DC" in STATES
-
-
 def test_model_shapes(torch):
     from alpr_workbench.recognition.models import (
         NUM_CLASSES,
-        NUM_STATES,
         READER_SIZE,
         PlateDetector,
         PlateReader,
     )
 
-    reader = PlateReader().eval()
-    x = torch.rand(2, 3, *READER_SIZE)
-    lp = reader(x)
+    lp = PlateReader().eval()(torch.rand(2, 3, *READER_SIZE))
     assert lp.shape == (24, 2, NUM_CLASSES)
     assert torch.allclose(lp.exp().sum(-1), torch.ones(24, 2), atol=1e-4)
-    lp2, states = reader.forward_with_state(x)
-    assert torch.equal(lp, lp2) and states.shape == (2, NUM_STATES)
     heat, size, off = PlateDetector().eval()(torch.rand(1, 3, 64, 96))
     assert heat.shape == (1, 1, 16, 24) and size.shape == off.shape == (1, 2, 16, 24)
 
@@ -234,7 +217,7 @@ def test_recognize_cli_json_and_bad_files(tmp_path, torch):
     assert "error" in by_name["empty.jpg"] and "error" in by_name["truncated.jpg"]
     ok = by_name["a_plate.png"]
     assert ok["ms"] >= 0 and len(ok["plates"]) == 1
-    assert set(ok["plates"][0]) >= {"text", "confidence", "box", "candidates", "state"}
+    assert set(ok["plates"][0]) >= {"text", "confidence", "box", "candidates"}
 
 
 @needs_weights
@@ -266,10 +249,8 @@ def test_frame_with_no_plate_and_frames_to_reads(tmp_path, recognizer):
 def test_training_smoke(tmp_path, torch):
     from alpr_workbench.recognition import train
 
-    imgs, texts, states = train._reader_chunk((1, 0, 16))
-    assert len(states) == 16 and all(isinstance(s, str) for s in states)
-    reader, info = train.train_reader(imgs, texts, states=states, seed=1, steps=2, seconds=0,
-                                      batch=8)
+    imgs, texts = train._reader_chunk((1, 0, 16))
+    reader, info = train.train_reader(imgs, texts, seed=1, steps=2, seconds=0, batch=8)
     assert info["steps"] == 2 and np.isfinite(info["final_loss"])
     scenes, boxes = train._scene_chunk((1, 0, 4, 64))
     _, dinfo = train.train_detector(scenes, boxes, seed=1, steps=2, seconds=0, batch=2)
@@ -282,18 +263,14 @@ def test_training_smoke(tmp_path, torch):
     folder.mkdir()
     with open(folder / "labels.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["file", "text", "state"])
+        w.writerow(["file", "text"])
         for i in range(4):
             Image.fromarray(imgs[i]).save(folder / f"{i}.png")
-            w.writerow([f"{i}.png", texts[i] or "X", "ca" if i % 2 else ""])
+            w.writerow([f"{i}.png", texts[i] or "X"])
     out = tmp_path / "tuned"
     ft = train.fine_tune(folder, folder / "labels.csv", models_dir=models, out=out, steps=2,
                          synthetic_share=0.0, threads=1)
     assert (out / "reader.pt").exists() and ft["agency_samples"] == 4
-    bad = folder / "bad.csv"
-    bad.write_text("file,text,state\n0.png,ABC123,XY\n")
-    with pytest.raises(WorkbenchError, match="state 'XY'"):
-        train.fine_tune(folder, bad, models_dir=models, out=out, steps=1, threads=1)
 
 
 def _card_figure() -> float:
@@ -330,8 +307,7 @@ def test_onnx_backend_matches_torch(tmp_path, torch):
     from alpr_workbench.recognition.synth_plates import READER_SIZE
 
     crops = np.random.default_rng(0).integers(0, 255, (4, *READER_SIZE, 3), dtype=np.uint8)
-    (pa, sa), (pb, sb) = a.read_probs_and_states(crops), b.read_probs_and_states(crops)
-    assert np.abs(pa - pb).max() < 1e-4 and np.abs(sa - sb).max() < 1e-4
+    assert np.abs(a.read_probs(crops) - b.read_probs(crops)).max() < 1e-4
     from alpr_workbench.recognition.models import PlateDetector
 
     torch.save(PlateDetector().state_dict(), tmp_path / "detector.pt")  # export now stale

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE, STATES
+from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE
 
 __all__ = [
     "CROP_VIEWS",
@@ -35,8 +35,6 @@ __all__ = [
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 _MAX_BYTES = 200 * 1024 * 1024
 _MAX_PIXELS = 60_000_000
-#: Least probability at which the state head's answer is reported as the plate's state.
-STATE_MIN_CONFIDENCE = 0.5
 
 
 @dataclass(frozen=True)
@@ -58,10 +56,7 @@ class PlateReading:
     detection_score
         Detector confidence (1.0 for crops read as given).
     state
-        Two-letter state read from the name printed on the plate, or ``None`` when the reader
-        is less than :data:`STATE_MIN_CONFIDENCE` sure (or sees no name).
-    state_confidence
-        Probability the state head gave ``state`` (0.0 when ``state`` is ``None``).
+        Two-letter state when known; the shipped reader does not classify states (``None``).
     """
 
     text: str
@@ -71,7 +66,6 @@ class PlateReading:
     box: tuple[int, int, int, int] | None = None
     detection_score: float = 1.0
     state: str | None = None
-    state_confidence: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -83,7 +77,6 @@ class PlateReading:
             "box": list(self.box) if self.box is not None else None,
             "detection_score": round(self.detection_score, 4),
             "state": self.state,
-            "state_confidence": round(self.state_confidence, 4),
             "candidates": [{"text": t, "confidence": round(c, 4)} for t, c in self.candidates],
         }
 
@@ -315,19 +308,14 @@ class Recognizer:
             detector.eval()
         return cls(reader, detector, det_size=det_size, backend="torch")
 
-    def _run_reader(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Character log-probabilities ``(T, B, C)`` and state logits ``(B, S)``.
-
-        ``x`` is a float32 batch ``(B, 3, H, W)`` in [0, 1].
-        """
+    def _run_reader(self, x: np.ndarray) -> np.ndarray:
+        """Log-probabilities ``(T, B, C)`` for a float32 batch ``(B, 3, H, W)`` in [0, 1]."""
         if self.backend == "onnx":
-            lp, state = self.reader.run(None, {"x": x})
-            return lp, state
+            return self.reader.run(None, {"x": x})[0]
         import torch
 
         with torch.inference_mode():
-            lp, state = self.reader.forward_with_state(torch.from_numpy(x))
-        return lp.numpy(), state.numpy()
+            return self.reader(torch.from_numpy(x)).numpy()
 
     def _run_detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.backend == "onnx":
@@ -341,31 +329,15 @@ class Recognizer:
 
     def read_probs(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Per-frame class probabilities ``(N, T, C)`` for prepared crops ``(N, 48, 96, 3)``."""
-        return self.read_probs_and_states(crops, batch_size=batch_size)[0]
-
-    def read_probs_and_states(
-        self, crops: np.ndarray, *, batch_size: int = 256
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Character probabilities ``(N, T, C)`` and state probabilities ``(N, S)``.
-
-        States are those of :data:`~alpr_workbench.recognition.synth_plates.STATES`; the
-        crops are prepared ``(N, 48, 96, 3)`` arrays.
-        """
-        chars, states = [], []
+        out = []
         for i in range(0, len(crops), batch_size):
             x = np.ascontiguousarray(
                 crops[i : i + batch_size].transpose(0, 3, 1, 2), dtype=np.float32
             ) / np.float32(255)
-            lp, logits = self._run_reader(x)
-            chars.append(np.exp(lp).transpose(1, 0, 2))
-            e = np.exp(logits - logits.max(axis=1, keepdims=True))
-            states.append(e / e.sum(axis=1, keepdims=True))
-        if not chars:
-            return (
-                np.zeros((0, 24, len(ALPHABET) + 1), np.float32),
-                np.zeros((0, len(STATES)), np.float32),
-            )
-        return np.concatenate(chars), np.concatenate(states)
+            out.append(np.exp(self._run_reader(x)).transpose(1, 0, 2))
+        if not out:
+            return np.zeros((0, 24, len(ALPHABET) + 1), np.float32)
+        return np.concatenate(out)
 
     def read_crops(
         self,
@@ -403,15 +375,13 @@ class Recognizer:
         if not imgs:
             return []
         prepared = [prepare_crop(_view(im, name)) for name in CROP_VIEWS[:views] for im in imgs]
-        probs, state_probs = self.read_probs_and_states(np.stack(prepared), batch_size=batch_size)
+        probs = self.read_probs(np.stack(prepared), batch_size=batch_size)
         n = len(imgs)
         out = []
         for i in range(n):
             options = [_decode_probs(probs[i + v * n], top_k) for v in range(views)]
             text, conf, chars, cands = max(options, key=lambda o: o[1])
-            state, state_conf = _state_of(state_probs[i::n])
-            out.append(PlateReading(text, conf, chars, cands, state=state,
-                                    state_confidence=state_conf))
+            out.append(PlateReading(text, conf, chars, cands))
         return out
 
     def detect(
@@ -507,21 +477,17 @@ class Recognizer:
 
         # first pass: every box at one margin; boxes that read as nothing much (a badge, a
         # light) are dropped there, the others are read again at two more margins
-        first, first_states = self.read_probs_and_states(
-            np.stack([crop(b, 0.04, 0.08) for b, _ in boxes])
-        )
+        first = self.read_probs(np.stack([crop(b, 0.04, 0.08) for b, _ in boxes]))
         readings = [[_decode_probs(p, top_k)] for p in first]
-        states = [[s] for s in first_states]
         again = [k for k, r in enumerate(readings) if len(r[0][0]) >= 3]
         if again:
-            more, more_states = self.read_probs_and_states(np.stack(
+            more = self.read_probs(np.stack(
                 [crop(boxes[k][0], mx, my) for k in again for mx, my in ((0.0, 0.0), (0.1, 0.18))]
             ))
             for i, k in enumerate(again):
                 readings[k] += [_decode_probs(more[2 * i + j], top_k) for j in range(2)]
-                states[k] += [more_states[2 * i + j] for j in range(2)]
         out = []
-        for (box, score), at_margins, box_states in zip(boxes, readings, states, strict=True):
+        for (box, score), at_margins in zip(boxes, readings, strict=True):
             best = at_margins[0]
             for option in at_margins[1:]:
                 if option[1] > best[1] or (best[0] == "" and option[0]):
@@ -529,11 +495,9 @@ class Recognizer:
             if len(best[0]) < 2:
                 continue
             ibox = tuple(int(round(v)) for v in box)
-            state, state_conf = _state_of(np.stack(box_states))
             out.append(PlateReading(best[0], best[1], best[2], best[3],
                                     box=(ibox[0], ibox[1], max(1, ibox[2]), max(1, ibox[3])),
-                                    detection_score=score, state=state,
-                                    state_confidence=state_conf))
+                                    detection_score=score))
         out.sort(key=_plate_rank)
         return out
 
@@ -556,28 +520,6 @@ def _view(image: np.ndarray, name: str) -> np.ndarray:
     if name == "trim_vertical" and h >= 20:  # 8 % off top and bottom
         return image[int(h * 0.08) : h - int(h * 0.08)]
     return image
-
-
-def _state_of(probs: np.ndarray) -> tuple[str | None, float]:
-    """The state of a plate from its views' state probabilities ``(V, S)`` (averaged).
-
-    ``(None, 0.0)`` when the likeliest class is "no state name" or is below
-    :data:`STATE_MIN_CONFIDENCE`.
-
-    Examples
-    --------
-    >>> p = np.zeros((2, len(STATES)))
-    >>> p[:, STATES.index("CA")] = [0.9, 0.7]
-    >>> _state_of(p)
-    ('CA', 0.8)
-    >>> _state_of(p * 0.5)
-    (None, 0.0)
-    """
-    mean = probs.mean(axis=0)
-    k = int(mean.argmax())
-    if k == 0 or float(mean[k]) < STATE_MIN_CONFIDENCE:
-        return None, 0.0
-    return STATES[k], round(float(mean[k]), 4)
 
 
 def _plate_rank(reading: PlateReading) -> tuple[bool, float]:
@@ -642,16 +584,8 @@ def export_onnx(models_dir: str | Path | None = None) -> list[Path]:
     folder = Path(models_dir) if models_dir is not None else default_models_dir()
     rec = Recognizer.load(folder, backend="torch")
     written = []
-    class _ReaderWithState(torch.nn.Module):
-        def __init__(self, reader: Any) -> None:
-            super().__init__()
-            self.reader = reader
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.reader.forward_with_state(x)
-
-    jobs = [("reader", _ReaderWithState(rec.reader), torch.rand(2, 3, *READER_SIZE),
-             ["lp", "state"], {"x": {0: "b"}, "lp": {1: "b"}, "state": {0: "b"}})]
+    jobs = [("reader", rec.reader, torch.rand(2, 3, *READER_SIZE), ["lp"], {"x": {0: "b"},
+                                                                      "lp": {1: "b"}})]
     if rec.detector is not None:
         jobs.append(("detector", rec.detector, torch.rand(1, 3, 64, 96),
                      ["heat", "size", "offset"], {"x": {2: "h", 3: "w"}}))

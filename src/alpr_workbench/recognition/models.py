@@ -10,12 +10,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE, STATES
+from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE
 
 __all__ = [
     "DETECTOR_STRIDE",
     "NUM_CLASSES",
-    "NUM_STATES",
     "READER_SIZE",
     "PlateDetector",
     "PlateReader",
@@ -25,8 +24,6 @@ __all__ = [
 
 #: CTC classes: the blank (0) and the characters of :data:`ALPHABET`.
 NUM_CLASSES = len(ALPHABET) + 1
-#: State classes: "no state name seen" (0) and the states of :data:`STATES`.
-NUM_STATES = len(STATES)
 #: Output stride of the detector's heat map.
 DETECTOR_STRIDE = 4
 
@@ -44,14 +41,12 @@ class PlateReader(nn.Module):
 
     Input: float tensor ``(B, 3, 48, 96)`` (a plate keeps its 2:1 shape) scaled to ``[0, 1]``.
     Output: log-probabilities ``(T=24, B, NUM_CLASSES)``, as
-    :func:`torch.nn.functional.ctc_loss` expects them. :meth:`forward_with_state` also gives
-    the logits of a small state head ``(B, NUM_STATES)`` that reads the printed state name from
-    the same convolutional features (without training them).
+    :func:`torch.nn.functional.ctc_loss` expects them.
     """
 
     def __init__(self) -> None:
         super().__init__()
-        self.backbone = nn.Sequential(
+        self.features = nn.Sequential(
             _block(3, 16, 2),  # 24 x 48
             _block(16, 32),
             nn.MaxPool2d(2),  # 12 x 24
@@ -61,40 +56,21 @@ class PlateReader(nn.Module):
             _block(64, 96),
             _block(96, 96),
             nn.MaxPool2d((2, 1)),  # 3 x 24
-        )
-        self.collapse = nn.Sequential(
             nn.Conv2d(96, 128, (3, 1), bias=False),
             nn.BatchNorm2d(128),
             nn.ReLU(inplace=True),
-        )
-        # the state name is a word across the top third: features per row, pooled along it
-        self.state_head = nn.Sequential(
-            nn.Conv2d(96, 96, (1, 3), padding=(0, 1), bias=False),
-            nn.BatchNorm2d(96),
-            nn.ReLU(inplace=True),
-            nn.AdaptiveMaxPool2d((3, 1)),
-            nn.Flatten(),
-            nn.Dropout(0.2),
-            nn.Linear(288, NUM_STATES),
         )
         self.rnn = nn.LSTM(128, 96, bidirectional=True, batch_first=True)
         self.dropout = nn.Dropout(0.15)
         self.head = nn.Linear(192, NUM_CLASSES)
 
-    def forward_with_state(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities ``(T, B, C)`` of the characters and state logits ``(B, S)``."""
-        x = (x - 0.5) / 0.25
-        g = self.backbone(x)
-        f = self.collapse(g).squeeze(2).transpose(1, 2)  # B, T, C
-        f, _ = self.rnn(f)
-        logits = self.head(self.dropout(f))
-        # the state head learns from the features the characters need and does not shape
-        # them (detached): it cannot cost the reader accuracy
-        return logits.log_softmax(-1).transpose(0, 1), self.state_head(g.detach())
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Log-probabilities ``(T, B, C)``."""
-        return self.forward_with_state(x)[0]
+        x = (x - 0.5) / 0.25
+        f = self.features(x).squeeze(2).transpose(1, 2)  # B, T, C
+        f, _ = self.rnn(f)
+        logits = self.head(self.dropout(f))
+        return logits.log_softmax(-1).transpose(0, 1)
 
 
 class PlateDetector(nn.Module):

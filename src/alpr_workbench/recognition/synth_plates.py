@@ -28,8 +28,6 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "ALPHABET",
     "READER_SIZE",
-    "STATES",
-    "STATE_NAMES",
     "PlateSample",
     "SceneSample",
     "random_plate_text",
@@ -76,35 +74,18 @@ _FORMATS: list[tuple[str, float, str]] = [
 ]
 _FORMAT_P = np.array([f[1] for f in _FORMATS]) / sum(f[1] for f in _FORMATS)
 
-#: Names a plate prints at the top, by state (the reader learns to tell the state from them).
-STATE_NAMES: dict[str, tuple[str, ...]] = {
-    "AL": ("ALABAMA", "Alabama", "Sweet Home Alabama"), "AK": ("ALASKA", "Alaska"),
-    "AZ": ("ARIZONA", "Arizona"), "AR": ("ARKANSAS", "Arkansas"),
-    "CA": ("California", "CALIFORNIA"), "CO": ("COLORADO", "Colorado"),
-    "CT": ("CONNECTICUT", "Connecticut"), "DE": ("DELAWARE", "Delaware"),
-    "DC": ("WASHINGTON, D.C.", "DISTRICT OF COLUMBIA", "Washington DC"),
-    "FL": ("FLORIDA", "Florida", "MYFLORIDA.COM"), "GA": ("GEORGIA", "Georgia"),
-    "HI": ("HAWAII", "Hawaii"), "ID": ("IDAHO", "Idaho"), "IL": ("ILLINOIS", "Illinois"),
-    "IN": ("INDIANA", "Indiana"), "IA": ("IOWA", "Iowa"), "KS": ("KANSAS", "Kansas"),
-    "KY": ("KENTUCKY", "Kentucky"), "LA": ("LOUISIANA", "Louisiana"),
-    "ME": ("MAINE", "Maine"), "MD": ("MARYLAND", "Maryland"),
-    "MA": ("MASSACHUSETTS", "Massachusetts"), "MI": ("MICHIGAN", "Pure Michigan", "Michigan"),
-    "MN": ("MINNESOTA", "Minnesota"), "MS": ("MISSISSIPPI", "Mississippi"),
-    "MO": ("MISSOURI", "Missouri"), "MT": ("MONTANA", "Montana"),
-    "NE": ("NEBRASKA", "Nebraska"), "NV": ("NEVADA", "Nevada"),
-    "NH": ("NEW HAMPSHIRE", "New Hampshire"), "NJ": ("NEW JERSEY", "New Jersey"),
-    "NM": ("NEW MEXICO", "New Mexico"), "NY": ("NEW YORK", "New York"),
-    "NC": ("NORTH CAROLINA", "North Carolina"), "ND": ("NORTH DAKOTA", "North Dakota"),
-    "OH": ("OHIO", "Ohio"), "OK": ("OKLAHOMA", "Oklahoma"), "OR": ("OREGON", "Oregon"),
-    "PA": ("PENNSYLVANIA", "Pennsylvania"), "RI": ("RHODE ISLAND", "Rhode Island"),
-    "SC": ("SOUTH CAROLINA", "South Carolina"), "SD": ("SOUTH DAKOTA", "South Dakota"),
-    "TN": ("TENNESSEE", "Tennessee"), "TX": ("TEXAS", "Texas"), "UT": ("UTAH", "Utah"),
-    "VT": ("VERMONT", "Vermont"), "VA": ("VIRGINIA", "Virginia"),
-    "WA": ("WASHINGTON", "Washington"), "WV": ("WEST VIRGINIA", "West Virginia"),
-    "WI": ("WISCONSIN", "Wisconsin"), "WY": ("WYOMING", "Wyoming"),
-}
-#: State classes of the reader's state head: 0 (``""``) is "no state name seen".
-STATES: tuple[str, ...] = ("", *sorted(STATE_NAMES))
+_STATES = [
+    "CALIFORNIA", "California", "TEXAS", "Texas", "NEW YORK", "FLORIDA", "Florida",
+    "ILLINOIS", "Illinois", "OHIO", "GEORGIA", "ARIZONA", "Arizona", "NEVADA", "Nevada",
+    "OREGON", "WASHINGTON", "Washington", "COLORADO", "UTAH", "Utah", "IDAHO", "MONTANA",
+    "NEW MEXICO", "MICHIGAN", "Pure Michigan", "INDIANA", "KANSAS", "MISSOURI", "IOWA",
+    "MINNESOTA", "WISCONSIN", "KENTUCKY", "TENNESSEE", "ALABAMA", "MISSISSIPPI",
+    "LOUISIANA", "ARKANSAS", "OKLAHOMA", "NEBRASKA", "VIRGINIA", "MARYLAND", "Maryland",
+    "DELAWARE", "NEW JERSEY", "CONNECTICUT", "MASSACHUSETTS", "VERMONT", "Vermont",
+    "NEW HAMPSHIRE", "MAINE", "Maine", "ALASKA", "HAWAII", "WYOMING", "NORTH CAROLINA",
+    "SOUTH CAROLINA", "NORTH DAKOTA", "SOUTH DAKOTA", "PENNSYLVANIA", "WEST VIRGINIA",
+    "RHODE ISLAND", "Illinois", "Ohio", "Georgia",
+]
 _SLOGANS = [
     "DMV.CA.GOV", "dmv.ca.gov", "SUNSHINE STATE", "Land of Lincoln", "EMPIRE STATE",
     "THE LONE STAR STATE", "Great Lakes", "GRAND CANYON STATE", "Live Free or Die",
@@ -186,8 +167,7 @@ class PlateSample:
     text
         The characters on the plate, upper case, without gaps or dashes.
     state
-        Two-letter code of the state whose name is printed on the plate (``""`` when none
-        is, or no plate).
+        Two-letter code of the layout family (``"XX"`` for generic layouts).
     """
 
     image: np.ndarray
@@ -236,7 +216,7 @@ def random_plate_text(rng: np.random.Generator) -> tuple[str, str, str]:
     True
     """
     fmt, _, state = _FORMATS[int(rng.choice(len(_FORMATS), p=_FORMAT_P))]
-    letters = _LETTERS + ("O" if rng.random() < 0.5 else "")
+    letters = _LETTERS + ("O" if rng.random() < 0.15 else "")
     if rng.random() < 0.7:  # many states leave I and Q out of their series
         letters = letters.replace("I", "").replace("Q", "")
     out = []
@@ -445,8 +425,7 @@ def render_plate(
     Returns
     -------
     tuple[PIL.Image.Image, str, str]
-        The RGBA plate image, its text and the state whose name is printed on it (``""``
-        when none is).
+        The RGBA plate image, its text and layout family.
     """
     layout, text, state = text_layout or random_plate_text(rng)
     w, h = width, width // 2
@@ -457,13 +436,10 @@ def render_plate(
     decor = _available(_DECOR_FONTS)
     accent = fg if rng.random() < 0.5 else _rgb(rng, 0, 200)
 
-    drawn = ""
-    if rng.random() < 0.85:  # state name on top: mostly the layout's own state when it has one
-        drawn = state if state in STATE_NAMES and rng.random() < 0.6 else STATES[
-            int(rng.integers(1, len(STATES)))
-        ]
-        names = STATE_NAMES[drawn]
-        name = names[int(rng.integers(len(names)))]
+    if rng.random() < 0.85:  # state name on top
+        name = _STATES[int(rng.integers(len(_STATES)))]
+        if state == "CA" and rng.random() < 0.6:
+            name = "California" if rng.random() < 0.7 else "CALIFORNIA"
         size = int(h * rng.uniform(0.14, 0.26))
         font = _font(decor[int(rng.integers(len(decor)))], size)
         tw = draw.textlength(name, font=font)
@@ -569,7 +545,7 @@ def render_plate(
         ffont = _font("DejaVuSans-Bold.ttf", max(6, int(bot * 0.7)))
         tw = draw.textlength(name, font=ffont)
         draw.text(((w - tw) / 2, h - bot), name, font=ffont, fill=_rgb(rng, 150, 256))
-    return img.convert("RGBA"), text, drawn
+    return img.convert("RGBA"), text, state
 
 
 def _cv2() -> Any:
@@ -696,7 +672,7 @@ def render_plate_crop(
     cw, ch = pw + 2 * pad, ph + 2 * pad
     canvas = _surround(rng, cw, ch)
     if negative:
-        text, state = "", ""
+        text, state = "", "XX"
         img = Image.fromarray(canvas)
         draw = ImageDraw.Draw(img)
         if rng.random() < 0.6:  # a sign or a sticker with words: text that is not a plate

@@ -29,12 +29,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.recognition.synth_plates import (
-    ALPHABET,
-    STATES,
-    render_plate_crop,
-    render_scene,
-)
+from alpr_workbench.recognition.synth_plates import ALPHABET, render_plate_crop, render_scene
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -50,8 +45,6 @@ __all__ = [
 ]
 
 _CHUNK = 500
-#: Weight of the state head's loss beside the characters' CTC loss.
-_STATE_WEIGHT = 0.3
 
 
 class TrainingConfig:
@@ -130,16 +123,15 @@ def _reader_size() -> tuple[int, int]:
     return READER_SIZE
 
 
-def _reader_chunk(args: tuple[int, int, int]) -> tuple[np.ndarray, list[str], list[str]]:
+def _reader_chunk(args: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
     seed, chunk, count = args
     rng = np.random.default_rng([seed, 1, chunk])
-    imgs, texts, states = [], [], []
+    imgs, texts = [], []
     for _ in range(count):
         s = render_plate_crop(rng, size=_reader_size(), negative=rng.random() < 0.07)
         imgs.append(s.image)
         texts.append(s.text)
-        states.append(s.state)
-    return np.stack(imgs), texts, states
+    return np.stack(imgs), texts
 
 
 def _scene_chunk(args: tuple[int, int, int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -172,24 +164,17 @@ def _run_chunks(fn: Callable[[Any], Any], jobs: list[Any], workers: int, label: 
             return out
 
 
-def generate_reader_data(
-    n: int, *, seed: int, workers: int = 2
-) -> tuple[np.ndarray, list[str], list[str]]:
+def generate_reader_data(n: int, *, seed: int, workers: int = 2) -> tuple[np.ndarray, list[str]]:
     """Render ``n`` synthetic plate crops (about 7 % without a plate, text ``""``).
 
     Returns
     -------
-    tuple[numpy.ndarray, list[str], list[str]]
-        ``uint8`` images ``(n, 48, 96, 3)``, their texts and the states whose names are
-        printed on them (``""`` when none is).
+    tuple[numpy.ndarray, list[str]]
+        ``uint8`` images ``(n, 48, 96, 3)`` and their texts.
     """
     jobs = [(seed, i, min(_CHUNK, n - i * _CHUNK)) for i in range(math.ceil(n / _CHUNK))]
     parts = _run_chunks(_reader_chunk, jobs, workers, "rendering plate crops")
-    return (
-        np.concatenate([p[0] for p in parts]),
-        [t for p in parts for t in p[1]],
-        [s for p in parts for s in p[2]],
-    )
+    return np.concatenate([p[0] for p in parts]), [t for p in parts for t in p[1]]
 
 
 def generate_detector_data(
@@ -345,16 +330,10 @@ def _train_loop(
     return total, losses
 
 
-def _state_targets(states: Sequence[str | None]) -> list[int]:
-    """Class indices of :data:`STATES`; ``-100`` (ignored by the loss) where unknown."""
-    return [STATES.index(s) if s is not None else -100 for s in states]
-
-
 def train_reader(
     images: np.ndarray,
     texts: list[str],
     *,
-    states: Sequence[str | None] | None = None,
     seed: int,
     steps: int | None,
     seconds: float,
@@ -363,10 +342,6 @@ def train_reader(
     init: dict[str, Any] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """Train (or, with ``init``, fine-tune) a :class:`PlateReader` with CTC.
-
-    ``states`` (one per image: a code of :data:`STATES`, ``""`` for "no state name", ``None``
-    for unknown) trains the state head beside the characters, its cross-entropy weighted
-    ``_STATE_WEIGHT``; without it only the characters are trained.
 
     Returns
     -------
@@ -387,7 +362,6 @@ def train_reader(
     sched: dict[str, Any] = {}
     rng = np.random.default_rng(seed)
     n = len(texts)
-    state_idx = np.array(_state_targets(states), np.int64) if states is not None else None
 
     def on_schedule(total: int) -> None:
         warm = min(300, total // 10)
@@ -401,7 +375,7 @@ def train_reader(
         x = _augment_reader(_to_tensor(images[idx]), gen)
         flat, lengths = _encode([texts[j] for j in idx])
         model.train()
-        lp, state_logits = model.forward_with_state(x)
+        lp = model(x)
         loss = F.ctc_loss(
             lp,
             torch.tensor(flat, dtype=torch.long),
@@ -409,12 +383,6 @@ def train_reader(
             torch.tensor(lengths, dtype=torch.long),
             zero_infinity=True,
         )
-        if state_idx is not None:
-            target = torch.from_numpy(state_idx[idx])
-            if bool((target >= 0).any()):
-                loss = loss + _STATE_WEIGHT * F.cross_entropy(
-                    state_logits, target, ignore_index=-100
-                )
         return _optimise(opt, model, loss)
 
     total, losses = _train_loop(
@@ -487,7 +455,7 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    r_imgs, r_texts, r_states = generate_reader_data(
+    r_imgs, r_texts = generate_reader_data(
         config.reader_samples, seed=config.seed, workers=config.threads
     )
     if not config.reader_only:
@@ -507,7 +475,6 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     reader, r_info = train_reader(
         r_imgs,
         r_texts,
-        states=r_states,
         seed=config.seed,
         steps=config.reader_steps,
         seconds=left * (1.0 if config.reader_only else config.reader_share),
@@ -556,9 +523,7 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     return info
 
 
-def _read_labels(
-    folder: Path, labels_csv: Path
-) -> list[tuple[Path, str, tuple | None, str | None]]:
+def _read_labels(folder: Path, labels_csv: Path) -> list[tuple[Path, str, tuple | None]]:
     rows = []
     with open(labels_csv, newline="") as fh:
         for row in csv.DictReader(fh):
@@ -570,13 +535,7 @@ def _read_labels(
             text = "".join(c for c in row["text"].upper() if c.isalnum())
             if any(c not in ALPHABET for c in text):
                 raise WorkbenchError(f"{labels_csv}: {row['file']}: text {row['text']!r}")
-            state = (row.get("state") or "").strip().upper() or None
-            if state is not None and state not in STATES:
-                raise WorkbenchError(
-                    f"{labels_csv}: {row['file']}: state {row['state']!r} is not a two-letter "
-                    "US state code"
-                )
-            rows.append((folder / row["file"], text, box, state))
+            rows.append((folder / row["file"], text, box))
     if not rows:
         raise WorkbenchError(f"{labels_csv}: no labelled rows")
     return rows
@@ -601,8 +560,7 @@ def fine_tune(
         Folder with the images.
     labels_csv
         CSV with columns ``file,text`` for crops, plus ``x,y,w,h`` for whole frames (the box
-        is cropped) and optionally ``state`` (two-letter code; trains the state head where
-        given). Texts are upper-cased; spaces and dashes are dropped.
+        is cropped). Texts are upper-cased; spaces and dashes are dropped.
     models_dir
         Where the current ``reader.pt`` (and ``detector.pt``) are.
     out
@@ -628,27 +586,25 @@ def fine_tune(
 
     torch.set_num_threads(threads)
     rows = _read_labels(folder, labels_csv)
-    crops, texts, states = [], [], []
-    for path, text, box, state in rows:
+    crops, texts = [], []
+    for path, text, box in rows:
         img = load_image(path)
         if box is not None:
             x, y, w, h = box
             img = img[max(0, y) : y + h, max(0, x) : x + w]
         crops.append(prepare_crop(img))
         texts.append(text)
-        states.append(state)
     own = np.stack(crops)
     n_syn = int(len(texts) * synthetic_share / max(1e-6, 1 - synthetic_share))
     if n_syn:
-        syn, syn_texts, syn_states = generate_reader_data(n_syn, seed=seed, workers=threads)
+        syn, syn_texts = generate_reader_data(n_syn, seed=seed, workers=threads)
         images = np.concatenate([own, syn])
         texts = texts + syn_texts
-        states = states + list(syn_states)
     else:
         images = own
     init = torch.load(models_dir / "reader.pt", map_location="cpu", weights_only=True)
     model, info = train_reader(
-        images, texts, states=states, seed=seed, steps=steps, seconds=0.0, lr=3e-4, init=init
+        images, texts, seed=seed, steps=steps, seconds=0.0, lr=3e-4, init=init
     )
     out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out / "reader.pt")
