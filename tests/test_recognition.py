@@ -187,8 +187,12 @@ def test_crop_views_and_plate_ranking(recognizer):
     one = recognizer.read_crops(images, views=1)
     four = recognizer.read_crops(images)
     assert len(one) == len(four) == 6
+    every = recognizer.read_crops(images, reread_below=1.0)
     # more views only ever replace a reading with a surer one
     assert all(b.confidence >= a.confidence - 1e-6 for a, b in zip(one, four, strict=True))
+    assert all(b.confidence >= a.confidence - 1e-6 for a, b in zip(four, every, strict=True))
+    # a crop read surely enough the first time is not read again
+    assert recognizer.read_crops(images, reread_below=0.0) == one
     tiny = recognizer.read_crops([np.zeros((6, 10, 3), np.uint8)])  # too small to trim
     assert len(tiny) == 1
     assert recognizer.read_crops([]) == []
