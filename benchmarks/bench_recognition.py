@@ -93,6 +93,7 @@ def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
     t_model = (time.perf_counter() - t0) / 3
     res["crops"] = {
         "n": len(crops),
+        "reader_file": rec.reader_file,
         "top1": top1 / len(crops),
         "topk": topk / len(crops),
         "top1_o_as_0": fold / len(crops),
@@ -207,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     p.add_argument("--no-baseline", action="store_true")
+    p.add_argument("--int8", action="store_true",
+                   help="run the reader's int8 export (reader.int8.onnx) instead of float32")
     p.add_argument("--with-errors", action="store_true",
                    help="keep per-image errors in --json (never commit such a file)")
     p.add_argument("--baseline-limit", type=int, default=None,
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     from alpr_workbench.recognition.infer import Recognizer
 
     torch.set_num_threads(a.threads)
-    rec = Recognizer.load(a.models)
+    rec = Recognizer.load(a.models, int8=a.int8)
     ours = bench_ours(rec, a.top_k)
     base = {"skipped": "--no-baseline"} if a.no_baseline else bench_baseline(
         a.threads, a.baseline_limit)
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": base,
     }
     c, f = ours["crops"], ours["frames"]
+    print(f"reader: {c['reader_file']}")
     print(f"crops  (n={c['n']}): top-1 {c['top1']:.1%}  top-{c['k']} {c['topk']:.1%}  "
           f"(O=0 folded {c['top1_o_as_0']:.1%}; one view {c['top1_one_view']:.1%}; every crop "
           f"four ways {c['top1_four_views_every_crop']:.1%})  "

@@ -256,6 +256,13 @@ def test_training_smoke(tmp_path, torch):
     imgs, texts = train._reader_chunk((1, 0, 16))
     reader, info = train.train_reader(imgs, texts, seed=1, steps=2, seconds=0, batch=8)
     assert info["steps"] == 2 and np.isfinite(info["final_loss"])
+    for precision in ("fp32", "bf16"):  # bf16 runs (slowly) even where the CPU lacks it
+        model, pinfo = train.train_reader(imgs, texts, seed=1, steps=2, seconds=0, batch=8,
+                                          precision=precision)
+        assert pinfo["precision"] == precision and np.isfinite(pinfo["final_loss"])
+        assert all(t.is_contiguous() for t in model.state_dict().values())
+    with pytest.raises(WorkbenchError, match="precision"):
+        train.TrainingConfig(precision="fp16")
     scenes, boxes = train._scene_chunk((1, 0, 4, 64))
     _, dinfo = train.train_detector(scenes, boxes, seed=1, steps=2, seconds=0, batch=2)
     assert np.isfinite(dinfo["final_loss"])
@@ -307,17 +314,31 @@ def test_onnx_backend_matches_torch(tmp_path, torch):
     export_onnx(tmp_path)
     a = Recognizer.load(tmp_path, backend="torch")
     b = Recognizer.load(tmp_path, backend="auto", threads=1)
-    assert b.backend == "onnx"
-    from alpr_workbench.recognition.synth_plates import READER_SIZE
+    assert b.backend == "onnx" and b.reader_file == "reader.onnx"
+    from alpr_workbench.recognition.synth_plates import READER_SIZE, render_plate_crop
 
     crops = np.random.default_rng(0).integers(0, 255, (4, *READER_SIZE, 3), dtype=np.uint8)
     assert np.abs(a.read_probs(crops) - b.read_probs(crops)).max() < 1e-4
+    # the int8 reader, when asked for, reads plates as float32 does
+    q = Recognizer.load(tmp_path, threads=1, int8=True)
+    assert q.reader_file == "reader.int8.onnx"
+    rng = np.random.default_rng(31)
+    plates = [render_plate_crop(rng).image for _ in range(40)]
+    same = [x.text == y.text for x, y in zip(a.read_crops(plates), q.read_crops(plates),
+                                             strict=True)]
+    assert np.mean(same) >= 0.9
     from alpr_workbench.recognition.models import PlateDetector
 
     torch.save(PlateDetector().state_dict(), tmp_path / "detector.pt")  # export now stale
     assert Recognizer.load(tmp_path).backend == "torch"
     with pytest.raises(WorkbenchError, match="ONNX"):
         Recognizer.load(tmp_path, backend="onnx")
+    (tmp_path / "reader.pt").write_bytes(b"not weights")  # every export is now stale too
+    with pytest.raises(WorkbenchError, match="cannot load reader.pt"):
+        Recognizer.load(tmp_path)
+    (tmp_path / "reader.pt").write_bytes(b"")
+    with pytest.raises(WorkbenchError, match="cannot load reader.pt"):
+        Recognizer.load(tmp_path)
 
 
 @needs_weights

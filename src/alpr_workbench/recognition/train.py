@@ -70,6 +70,11 @@ class TrainingConfig:
         Train only the reader (the detector is copied from ``reader_init`` if there).
     threads
         Torch threads (and generation processes).
+    precision
+        ``"fp32"`` (the shipped weights), ``"bf16"`` (forward passes in bfloat16 under
+        autocast, weights and optimiser in float32, channels-last layout: about twice the
+        steps per minute on a CPU with native bfloat16), or ``"auto"``: bf16 where the CPU
+        computes it natively (AVX512-BF16 or AMX), else fp32.
     """
 
     def __init__(
@@ -89,7 +94,10 @@ class TrainingConfig:
         reader_init: str | None = None,
         reader_lr: float = 2e-3,
         reader_only: bool = False,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in ("auto", "bf16", "fp32"):
+            raise WorkbenchError(f"precision must be auto, bf16 or fp32, not {precision!r}")
         self.seed = seed
         self.minutes = minutes
         self.reader_samples = reader_samples
@@ -104,10 +112,27 @@ class TrainingConfig:
         self.reader_init = reader_init
         self.reader_lr = reader_lr
         self.reader_only = reader_only
+        self.precision = precision
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
         return dict(vars(self))
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), as torch sees it."""
+    import torch
+
+    return any(
+        bool(getattr(torch.cpu, name, lambda: False)())
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    )
+
+
+def _resolve_precision(precision: str) -> str:
+    if precision == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return precision
 
 
 def _warmup_cosine(step: int, total: int, warm: int) -> float:
@@ -269,6 +294,40 @@ def _to_tensor(batch: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255)
 
 
+class _FastMode:
+    """bfloat16 autocast and channels-last layout for training, or neither (fp32)."""
+
+    def __init__(self, precision: str) -> None:
+        self.precision = precision
+
+    def forward(self) -> Any:
+        """Context for the forward pass (autocast in bf16 mode)."""
+        import torch
+
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the memory layout the model was put in."""
+        import torch
+
+        return x.contiguous(memory_format=torch.channels_last) if self.precision == "bf16" else x
+
+    def done(self, model: Any) -> Any:
+        """The trained model back in the plain layout, in eval mode."""
+        import torch
+
+        return model.to(memory_format=torch.contiguous_format).eval()
+
+
+def _fast_mode(model: Any, precision: str) -> _FastMode:
+    import torch
+
+    fast = _FastMode(_resolve_precision(precision))
+    if fast.precision == "bf16":
+        model.to(memory_format=torch.channels_last)
+    return fast
+
+
 def _optimise(opt: Any, model: Any, loss: torch.Tensor) -> float:
     """One optimiser step on ``loss``, gradients clipped to norm 5; returns the loss value."""
     import torch
@@ -295,13 +354,14 @@ def _train_loop(
 ) -> tuple[int, list[float]]:
     """Run ``step_fn`` for ``steps`` steps, or for as many as ``seconds`` allow.
 
-    When ``steps`` is ``None``, the first 20 steps are timed and the total is fixed from
-    them (then announced through ``on_schedule``), so the learning-rate schedule is known
-    before it matters and the count can be replayed.
+    When ``steps`` is ``None``, steps 20 to 60 are timed (the first ones are slow while
+    buffers are allocated) and the total is fixed from them (then announced through
+    ``on_schedule``), so the learning-rate schedule is known before it matters and the count
+    can be replayed.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    probe = 20
+    warm, probe = 20, 60
     losses: list[float] = []
     total = steps if steps is not None else 10**9
     start = time.perf_counter()
@@ -317,9 +377,12 @@ def _train_loop(
             on_schedule(steps)
         i = 0
         while i < total:
+            if steps is None and i == warm:
+                warm_end = time.perf_counter()
             if steps is None and i == probe:
-                per_step = (time.perf_counter() - start) / probe
-                total = max(probe + 1, int(seconds / per_step))
+                now = time.perf_counter()
+                per_step = (now - warm_end) / (probe - warm)
+                total = max(probe + 1, probe + int((seconds - (now - start)) / per_step))
                 on_schedule(total)
                 progress.update(task, total=total)
             losses.append(step_fn(i))
@@ -340,8 +403,11 @@ def train_reader(
     batch: int = 96,
     lr: float = 2e-3,
     init: dict[str, Any] | None = None,
+    precision: str = "fp32",
 ) -> tuple[Any, dict[str, Any]]:
     """Train (or, with ``init``, fine-tune) a :class:`PlateReader` with CTC.
+
+    ``precision`` is as in :class:`TrainingConfig`; the returned model is float32 either way.
 
     Returns
     -------
@@ -358,6 +424,7 @@ def train_reader(
     model = PlateReader()
     if init is not None:
         model.load_state_dict(init)
+    fast = _fast_mode(model, precision)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched: dict[str, Any] = {}
     rng = np.random.default_rng(seed)
@@ -375,7 +442,8 @@ def train_reader(
         x = _augment_reader(_to_tensor(images[idx]), gen)
         flat, lengths = _encode([texts[j] for j in idx])
         model.train()
-        lp = model(x)
+        with fast.forward():
+            lp = model(fast.layout(x)).float()
         loss = F.ctc_loss(
             lp,
             torch.tensor(flat, dtype=torch.long),
@@ -388,7 +456,7 @@ def train_reader(
     total, losses = _train_loop(
         "training reader", step, steps=steps, seconds=seconds, on_schedule=on_schedule
     )
-    return model.eval(), _summary(total, losses)
+    return fast.done(model), {**_summary(total, losses), "precision": fast.precision}
 
 
 def train_detector(
@@ -400,14 +468,16 @@ def train_detector(
     seconds: float,
     batch: int = 24,
     lr: float = 2e-3,
+    precision: str = "fp32",
 ) -> tuple[Any, dict[str, Any]]:
-    """Train a :class:`PlateDetector` on rendered scenes."""
+    """Train a :class:`PlateDetector` on rendered scenes (``precision`` as for the reader)."""
     import torch
 
     from alpr_workbench.recognition.models import PlateDetector, detector_loss
 
     torch.manual_seed(seed + 1)
     model = PlateDetector()
+    fast = _fast_mode(model, precision)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched: dict[str, Any] = {}
     rng = np.random.default_rng(seed + 1)
@@ -431,7 +501,8 @@ def train_detector(
                     bxs[k][:, 0] = w - bxs[k][:, 0] - bxs[k][:, 2]
         heat, size, off, mask = (torch.from_numpy(a) for a in build_detector_targets(bxs, h, w))
         model.train()
-        out = model(_to_tensor(imgs))
+        with fast.forward():
+            out = tuple(o.float() for o in model(fast.layout(_to_tensor(imgs))))
         focal, size_l, off_l = detector_loss(out, heat, size, off, mask)
         loss = focal + 0.5 * size_l + off_l
         return _optimise(opt, model, loss)
@@ -439,7 +510,7 @@ def train_detector(
     total, losses = _train_loop(
         "training detector", step, steps=steps, seconds=seconds, on_schedule=on_schedule
     )
-    return model.eval(), _summary(total, losses)
+    return fast.done(model), {**_summary(total, losses), "precision": fast.precision}
 
 
 def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
@@ -481,6 +552,7 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         batch=config.reader_batch,
         lr=config.reader_lr,
         init=init,
+        precision=config.precision,
     )
     torch.save(reader.state_dict(), out / "reader.pt")
     del r_imgs
@@ -500,6 +572,7 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
             steps=config.detector_steps,
             seconds=left,
             batch=config.detector_batch,
+            precision=config.precision,
         )
         torch.save(detector.state_dict(), out / "detector.pt")
     info = {
@@ -512,6 +585,7 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         "replay": (
             f"python -m alpr_workbench.recognition.train --seed {config.seed} "
             f"--reader-samples {config.reader_samples} --reader-steps {r_info['steps']} "
+            f"--precision {r_info['precision']} "
             + (
                 f"--reader-only --init {config.reader_init} --lr {config.reader_lr}"
                 if config.reader_only
@@ -631,6 +705,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reader-only", action="store_true", help="train only the reader")
     p.add_argument("--reader-share", type=float, default=0.7,
                    help="share of the training time (after rendering) given to the reader")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
+                   help="bf16: forward passes in bfloat16, about twice the steps per minute "
+                        "where the CPU has it natively (auto: bf16 there); the shipped weights "
+                        "are fp32")
     a = p.parse_args(argv)
     cfg = TrainingConfig(
         seed=a.seed,
@@ -644,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         reader_lr=a.lr,
         reader_only=a.reader_only,
         reader_share=a.reader_share,
+        precision=a.precision,
     )
     info = train_all(a.out, cfg)
     print(json.dumps(info, indent=2))
