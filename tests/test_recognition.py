@@ -250,6 +250,18 @@ def test_frame_with_no_plate_and_frames_to_reads(tmp_path, recognizer):
         assert again["read_id"].to_list() == reads["read_id"].to_list()
 
 
+def test_step_probe_fixes_the_count_from_the_budget():
+    from alpr_workbench.recognition import train
+
+    announced: list[int] = []
+    total, losses = train._train_loop("probe", float, steps=None, seconds=0.0,
+                                      on_schedule=announced.append)
+    assert total == len(losses) == 61 and announced == [61]  # the budget is spent: minimum
+    total, losses = train._train_loop("fixed", float, steps=5, seconds=0.0,
+                                      on_schedule=announced.append)
+    assert total == len(losses) == 5 and announced == [61, 5]
+
+
 def test_training_smoke(tmp_path, torch):
     from alpr_workbench.recognition import train
 

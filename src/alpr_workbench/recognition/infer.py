@@ -305,7 +305,7 @@ class Recognizer:
             reader.load_state_dict(
                 torch.load(folder / "reader.pt", map_location="cpu", weights_only=True)
             )
-        except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        except (OSError, RuntimeError, TypeError, EOFError, pickle.UnpicklingError) as exc:
             raise WorkbenchError(f"{folder}: cannot load reader.pt: {exc}") from exc
         reader.eval()
         detector = None
@@ -574,6 +574,7 @@ def _load_onnx(folder: Path, threads: int | None, int8: bool) -> tuple[Any, Any,
     except ImportError:
         return None
     sessions: list[Any] = []
+    reader_file = "reader.onnx"
     for name in ("reader", "detector"):
         pt = folder / f"{name}.pt"
         onnx = _current_export(folder, name, int8 and name == "reader")
@@ -610,7 +611,9 @@ def _onnx_source(path: Path) -> str:
 
 
 def export_onnx(models_dir: str | Path | None = None, *, int8: bool = True) -> list[Path]:
-    """Export ``reader.pt``/``detector.pt`` to ONNX beside them (needs the ``onnx`` package).
+    """Export ``reader.pt``/``detector.pt`` to ONNX beside them.
+
+    Needs the ``onnx`` package, and ``onnxruntime`` for the int8 reader.
 
     Each ``.onnx`` file gets a ``.onnx.source`` note with the hash of the weights it came from,
     so a stale export is never loaded after the weights change. With ``int8``, the reader is
@@ -653,7 +656,8 @@ def quantize_reader(models_dir: str | Path | None = None, *, crops: int = 256) -
 
     Static quantization (ONNX Runtime, QDQ format, per-channel int8 weights, uint8
     activations) calibrated on ``crops`` synthetic plate crops rendered from
-    :data:`CALIBRATION_SEED`, so the file is the same on every run of the same weights.
+    :data:`CALIBRATION_SEED`, so the file is the same on every run of the same weights with
+    the same ONNX Runtime version.
 
     Returns
     -------
@@ -663,17 +667,22 @@ def quantize_reader(models_dir: str | Path | None = None, *, crops: int = 256) -
     Raises
     ------
     WorkbenchError
-        If ``reader.onnx`` is missing or stale.
+        If ``reader.onnx`` is missing or stale, or ONNX Runtime is not installed.
     """
     import tempfile
 
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    try:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:
+        raise WorkbenchError(
+            "the int8 reader needs onnxruntime; install it or export with int8=False"
+        ) from exc
 
     from alpr_workbench.recognition.synth_plates import render_plate_crop
 
@@ -693,7 +702,7 @@ def quantize_reader(models_dir: str | Path | None = None, *, crops: int = 256) -
             return batches.pop(0) if batches else None
 
     out = folder / "reader.int8.onnx"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:  # same file system: atomic rename
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared))
         quantize_static(str(prepared), str(Path(tmp) / out.name), _Calibration(),

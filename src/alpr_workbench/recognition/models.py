@@ -70,7 +70,8 @@ class PlateReader(nn.Module):
         f = self.features(x).squeeze(2).transpose(1, 2)  # B, T, C
         f, _ = self.rnn(f)
         logits = self.head(self.dropout(f))
-        return logits.log_softmax(-1).transpose(0, 1)
+        # float32 even under bfloat16 autocast: CTC needs finer log-probabilities than bf16's
+        return logits.float().log_softmax(-1).transpose(0, 1)
 
 
 class PlateDetector(nn.Module):

@@ -357,14 +357,15 @@ def _train_loop(
     When ``steps`` is ``None``, steps 20 to 60 are timed (the first ones are slow while
     buffers are allocated) and the total is fixed from them (then announced through
     ``on_schedule``), so the learning-rate schedule is known before it matters and the count
-    can be replayed.
+    can be replayed (the first 60 steps ramp the learning rate up as the fixed schedule's
+    warm-up does). At least 61 steps are run, whatever ``seconds`` says.
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     warm, probe = 20, 60
     losses: list[float] = []
     total = steps if steps is not None else 10**9
-    start = time.perf_counter()
+    start = warm_end = time.perf_counter()
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
