@@ -106,6 +106,17 @@ def test_ctc_decoding_and_candidates():
     assert [s for _, s in cands] == sorted((s for _, s in cands), reverse=True)
 
 
+def test_crops_are_prepared_alike_on_threads():
+    from alpr_workbench.recognition.infer import _prepare_all, prepare_crop
+
+    rng = np.random.default_rng(3)
+    crops = [rng.integers(0, 255, (int(rng.integers(20, 200)), int(rng.integers(40, 400)), 3),
+                          dtype=np.uint8) for _ in range(40)]
+    together = _prepare_all(crops)
+    assert together.shape == (40, 48, 96, 3)
+    assert np.array_equal(together, np.stack([prepare_crop(c) for c in crops]))
+
+
 def test_detector_targets():
     from alpr_workbench.recognition.train import build_detector_targets
 
