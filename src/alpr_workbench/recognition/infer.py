@@ -290,8 +290,8 @@ class Recognizer:
         int8
             With ONNX Runtime, run the reader's int8 export (``reader.int8.onnx``) when it is
             current. For bulk crop reading: it read the dev crops as well as float32 at about
-            1.4 times the speed, but whole frames slower and less well (see the model card),
-            so the float32 export is the default.
+            1.4 times the speed, but read fewer whole photos right (see the model card), so
+            the float32 export is the default.
 
         Raises
         ------
