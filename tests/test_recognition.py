@@ -286,6 +286,8 @@ def test_training_smoke(tmp_path, torch):
         assert all(t.is_contiguous() for t in model.state_dict().values())
     with pytest.raises(WorkbenchError, match="precision"):
         train.TrainingConfig(precision="fp16")
+    with pytest.raises(WorkbenchError, match="precision"):  # also where training starts
+        train.train_reader(imgs, texts, seed=1, steps=1, seconds=0, batch=8, precision="fp16")
     scenes, boxes = train._scene_chunk((1, 0, 4, 64))
     _, dinfo = train.train_detector(scenes, boxes, seed=1, steps=2, seconds=0, batch=2)
     assert np.isfinite(dinfo["final_loss"])

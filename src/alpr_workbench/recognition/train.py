@@ -96,8 +96,7 @@ class TrainingConfig:
         reader_only: bool = False,
         precision: str = "fp32",
     ) -> None:
-        if precision not in ("auto", "bf16", "fp32"):
-            raise WorkbenchError(f"precision must be auto, bf16 or fp32, not {precision!r}")
+        _resolve_precision(precision)  # refuse an unknown precision now, not after rendering
         self.seed = seed
         self.minutes = minutes
         self.reader_samples = reader_samples
@@ -130,6 +129,9 @@ def native_bf16() -> bool:
 
 
 def _resolve_precision(precision: str) -> str:
+    """``"bf16"`` or ``"fp32"`` for a precision setting; a clear error for anything else."""
+    if precision not in ("auto", "bf16", "fp32"):
+        raise WorkbenchError(f"precision must be auto, bf16 or fp32, not {precision!r}")
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     return precision
