@@ -41,6 +41,12 @@ class PlateFontStyle:
         Superellipse exponent of the bowls: 2 round, up to 4.5 boxy.
     one_foot, i_serifs, four_open, three_flat, seven_bar, a_flat, zero_slash, g_spur
         Variant letterforms.
+    o_as_zero
+        ``O`` (and the bowl of ``Q``) drawn exactly like ``0``, as on many plates: only the
+        format around it tells them apart.
+    q_tail
+        The tail of ``Q``: 0 a long stroke out of the bowl, 1 a short one across the bowl's
+        lower right, 2 a small tick under the bowl.
     m_dip
         How far down the middle of ``M`` (and the up-stroke of ``W``) reaches, 0.45–1.
     seven_foot, seven_kink
@@ -71,6 +77,8 @@ class PlateFontStyle:
     seven_kink: bool = False
     one_flag: tuple[float, float] = (0.18, 0.2)
     six_hook: float = 310.0
+    o_as_zero: bool = False
+    q_tail: int = 0
 
 
 def random_style(rng: np.random.Generator) -> PlateFontStyle:
@@ -107,6 +115,8 @@ def random_style(rng: np.random.Generator) -> PlateFontStyle:
             else (float(rng.uniform(0.42, 0.52)), float(rng.uniform(0.03, 0.1)))
         ),
         six_hook=float(rng.uniform(290, 345)),
+        o_as_zero=bool(rng.random() < 0.7),
+        q_tail=int(rng.choice(3, p=[0.3, 0.45, 0.25])),
     )
 
 
@@ -141,12 +151,13 @@ def glyph_strokes(char: str, style: PlateFontStyle) -> list[Stroke]:
     """
     n = style.roundness
     bowl = 0.5 * min(1.0, 0.55 / max(style.width, 1e-3))  # bowls stay round when narrow
+    o_n = n if style.o_as_zero else max(2.0, n - 0.8)
     g: dict[str, Callable[[], list[Stroke]]] = {
         "0": lambda: (
             [_arc(0.5, 0.5, 0.5, 0.5, 0, 360, n)]
             + ([[(0.78, 0.18), (0.22, 0.82)]] if style.zero_slash else [])
         ),
-        "O": lambda: [_arc(0.5, 0.5, 0.5, 0.5, 0, 360, max(2.0, n - 0.8))],
+        "O": lambda: [_arc(0.5, 0.5, 0.5, 0.5, 0, 360, o_n)],
         "1": lambda: (
             [[style.one_flag, (0.6, 0.0), (0.6, 1.0)]]
             + ([[(0.15, 1.0), (1.0, 1.0)]] if style.one_foot else [])
@@ -228,8 +239,10 @@ def glyph_strokes(char: str, style: PlateFontStyle) -> list[Stroke]:
             + [(0.0, 0.54)]
         ],
         "Q": lambda: [
-            _arc(0.5, 0.5, 0.5, 0.5, 0, 360, max(2.0, n - 0.8)),
-            [(0.58, 0.68), (1.0, 1.05)],
+            _arc(0.5, 0.5, 0.5, 0.5, 0, 360, o_n),
+            [[(0.58, 0.68), (1.0, 1.05)], [(0.68, 0.74), (0.95, 1.0)], [(0.52, 0.9), (0.7, 1.06)]][
+                style.q_tail
+            ],
         ],
         "R": lambda: [
             [(0.0, 1.0), (0.0, 0.0), (0.58, 0.0)]
@@ -261,7 +274,7 @@ def _glyph_width(char: str, style: PlateFontStyle) -> float:
         return style.width * (0.45 if char == "1" and not style.one_foot else 0.55)
     if char in "MW":
         return style.width * 1.2
-    if char in "OQ":
+    if char in "OQ" and not style.o_as_zero:
         return style.width * 1.08
     return style.width
 

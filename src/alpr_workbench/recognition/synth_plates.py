@@ -216,15 +216,18 @@ def random_plate_text(rng: np.random.Generator) -> tuple[str, str, str]:
     True
     """
     fmt, _, state = _FORMATS[int(rng.choice(len(_FORMATS), p=_FORMAT_P))]
-    letters = _LETTERS + ("O" if rng.random() < 0.15 else "")
-    if rng.random() < 0.7:  # many states leave I and Q out of their series
+    letters = _LETTERS
+    if rng.random() < 0.45:  # many states leave I and Q out of their series
         letters = letters.replace("I", "").replace("Q", "")
+    # a series letter O is usually drawn just like 0 and read from its place among letters;
+    # on vanity plates the same round shape is written 0 (as the labels of real sets do)
+    series = letters + ("O" if rng.random() < 0.5 else "")
     out = []
     for code in fmt:
         if code == "D":
             out.append(_DIGITS[rng.integers(10)])
         elif code == "L":
-            out.append(letters[rng.integers(len(letters))])
+            out.append(series[rng.integers(len(series))])
         elif code == "X":
             pool = letters if rng.random() < 0.6 else _DIGITS
             out.append(pool[rng.integers(len(pool))])
@@ -373,7 +376,7 @@ def _glyph_maker(rng: np.random.Generator, char_h: int) -> Any:
 
 def _add_stacked_slot(rng: np.random.Generator, layout: str) -> str:
     """Sometimes add a slot (``^``) for small stacked letters, which are not read."""
-    if rng.random() >= 0.2:
+    if rng.random() >= 0.3:
         return layout
     where = rng.random()
     if where < 0.45:
@@ -390,8 +393,8 @@ def _add_stacked_slot(rng: np.random.Generator, layout: str) -> str:
 def _stacked_letters(rng: np.random.Generator, glyph: Any, char_h: int) -> np.ndarray:
     """Two or three small characters stacked in a column (a weight class, a county code)."""
     n = 2 if rng.random() < 0.8 else 3
-    small_h = max(4, int(char_h * rng.uniform(0.28, 0.48)))
-    pool = _LETTERS if rng.random() < 0.8 else _DIGITS
+    small_h = max(4, int(char_h * rng.uniform(0.28, 0.5)))
+    pool = _LETTERS if rng.random() < 0.65 else _DIGITS
     masks = [glyph(pool[int(rng.integers(len(pool)))], small_h) for _ in range(n)]
     gap = max(1, int(small_h * 0.2))
     width = max(m.shape[1] for m in masks)
