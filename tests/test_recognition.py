@@ -309,6 +309,46 @@ def test_training_smoke(tmp_path, torch):
     assert (out / "reader.pt").exists() and ft["agency_samples"] == 4
 
 
+def test_reader_ensemble_trains_reproducibly_and_loads(tmp_path, torch):
+    """``--readers 2``: reader k is exactly what training reader k alone would give."""
+    from alpr_workbench.recognition import train
+    from alpr_workbench.recognition.infer import Recognizer
+    from alpr_workbench.recognition.models import ReaderEnsemble
+
+    cfg = train.TrainingConfig(seed=5, reader_samples=24, reader_steps=2, reader_batch=8,
+                               reader_only=True, threads=1, readers=2)
+    info = train.train_all(tmp_path, cfg)
+    assert len(info["reader"]["steps"]) == 2 and "--readers 2" in info["replay"]
+    state = torch.load(tmp_path / "reader.pt", weights_only=True)
+    members = ReaderEnsemble.split_state(state)
+    imgs, texts = train.generate_reader_data(24, seed=5, workers=1)
+    for k, member in enumerate(members):
+        alone, _ = train.train_reader(imgs, texts, seed=5 + k, steps=2, seconds=0, batch=8)
+        assert all(torch.equal(member[n], v) for n, v in alone.state_dict().items())
+    assert not torch.equal(members[0]["head.weight"], members[1]["head.weight"])
+    rec = Recognizer.load(tmp_path, backend="torch")
+    crops = np.random.default_rng(0).integers(0, 255, (3, 48, 96, 3), dtype=np.uint8)
+    assert rec.read_probs(crops).shape[:2] == (3, 2)
+    readings = rec.read_crops(list(crops), reread_below=1.0)
+    assert len(readings) == 3 and all(0.0 <= r.confidence <= 1.0 for r in readings)
+    # a single reader's weights (the v0.2 format) load as an ensemble of one
+    assert len(ReaderEnsemble.split_state(members[0])) == 1
+    with pytest.raises(WorkbenchError, match="readers"):
+        train.TrainingConfig(readers=0)
+
+
+def test_vote_lets_independent_readers_outvote_one_sure_misreading():
+    from alpr_workbench.recognition.infer import _combine
+
+    a = ("7ABC123", 0.7, (0.7,), (("7ABC123", 0.7),))
+    b = ("7ABC123", 0.6, (0.6,), (("7ABC123", 0.6),))
+    c = ("7A8C123", 0.9, (0.9,), (("7A8C123", 0.9),))
+    assert _combine([a, b, c], 5, readers=1)[0] == "7A8C123"  # one reader: surest wins
+    text, conf, _, cands = _combine([a, b, c], 5, readers=3)
+    assert text == "7ABC123" and conf == pytest.approx(1.3 / 3)
+    assert [t for t, _ in cands] == ["7ABC123", "7A8C123"]
+
+
 def _card_figure() -> float:
     text = (MODELS / "MODEL_CARD.md").read_text()
     m = re.search(r"crops_top1_pct:\s*([\d.]+)", text)

@@ -314,14 +314,14 @@ class Recognizer:
                 )
         import torch
 
-        from alpr_workbench.recognition.models import PlateDetector, PlateReader
+        from alpr_workbench.recognition.models import PlateDetector, ReaderEnsemble
 
-        reader = PlateReader()
         try:
-            reader.load_state_dict(
+            reader = ReaderEnsemble.from_state(
                 torch.load(folder / "reader.pt", map_location="cpu", weights_only=True)
             )
-        except (OSError, RuntimeError, TypeError, EOFError, pickle.UnpicklingError) as exc:
+        except (OSError, RuntimeError, TypeError, ValueError, KeyError, EOFError,
+                pickle.UnpicklingError) as exc:
             raise WorkbenchError(f"{folder}: cannot load reader.pt: {exc}") from exc
         reader.eval()
         detector = None
@@ -337,13 +337,15 @@ class Recognizer:
         return cls(reader, detector, det_size=det_size, backend="torch")
 
     def _run_reader(self, x: np.ndarray) -> np.ndarray:
-        """Log-probabilities ``(T, B, C)`` for a float32 batch ``(B, 3, H, W)`` in [0, 1]."""
+        """Log-probabilities ``(M, T, B, C)`` of the ``M`` readers for ``(B, 3, H, W)``."""
         if self.backend == "onnx":
-            return self.reader.run(None, {"x": x})[0]
-        import torch
+            lp = self.reader.run(None, {"x": x})[0]
+        else:
+            import torch
 
-        with torch.inference_mode():
-            return self.reader(torch.from_numpy(x)).numpy()
+            with torch.inference_mode():
+                lp = self.reader(torch.from_numpy(x)).numpy()
+        return lp if lp.ndim == 4 else lp[None]  # one reader exported on its own (v0.2)
 
     def _run_detector(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self.backend == "onnx":
@@ -356,15 +358,18 @@ class Recognizer:
         return heat.numpy(), size.numpy(), off.numpy()
 
     def read_probs(self, crops: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
-        """Per-frame class probabilities ``(N, T, C)`` for prepared crops ``(N, 48, 96, 3)``."""
+        """Per-frame class probabilities ``(N, M, T, C)`` of the ``M`` readers.
+
+        ``crops`` are prepared crops ``(N, 48, 96, 3)`` (:func:`prepare_crop`).
+        """
         out = []
         for i in range(0, len(crops), batch_size):
             x = np.ascontiguousarray(
                 crops[i : i + batch_size].transpose(0, 3, 1, 2), dtype=np.float32
             ) / np.float32(255)
-            out.append(np.exp(self._run_reader(x)).transpose(1, 0, 2))
+            out.append(np.exp(self._run_reader(x)).transpose(2, 0, 1, 3))
         if not out:
-            return np.zeros((0, 24, len(ALPHABET) + 1), np.float32)
+            return np.zeros((0, 1, 24, len(ALPHABET) + 1), np.float32)
         return np.concatenate(out)
 
     def read_crops(
@@ -408,8 +413,10 @@ class Recognizer:
         if not imgs:
             return []
         first = self.read_probs(_prepare_all(imgs), batch_size=batch_size)
-        options = [[_decode_probs(p, top_k)] for p in first]
-        unsure = [i for i, o in enumerate(options) if o[0][1] < reread_below]
+        options = [[_decode_probs(p, top_k) for p in members] for members in first]
+        readers = first.shape[1]
+        chosen = [_combine(o, top_k, readers) for o in options]
+        unsure = [i for i, c in enumerate(chosen) if c[1] < reread_below]
         if views > 1 and unsure:
             more = self.read_probs(
                 _prepare_all([_view(imgs[i], name) for name in CROP_VIEWS[1:views]
@@ -418,12 +425,10 @@ class Recognizer:
             )
             for v in range(views - 1):
                 for k, i in enumerate(unsure):
-                    options[i].append(_decode_probs(more[v * len(unsure) + k], top_k))
-        out = []
-        for opts in options:
-            text, conf, chars, cands = max(opts, key=lambda o: o[1])
-            out.append(PlateReading(text, conf, chars, cands))
-        return out
+                    options[i] += [_decode_probs(p, top_k) for p in more[v * len(unsure) + k]]
+            for i in unsure:
+                chosen[i] = _combine(options[i], top_k, readers)
+        return [PlateReading(*c) for c in chosen]
 
     def detect(
         self, frame: np.ndarray, *, max_boxes: int = 6, min_score: float = 0.15
@@ -519,20 +524,19 @@ class Recognizer:
         # first pass: every box at one margin; boxes that read as nothing much (a badge, a
         # light) are dropped there, the others are read again at two more margins
         first = self.read_probs(np.stack([crop(b, 0.04, 0.08) for b, _ in boxes]))
-        readings = [[_decode_probs(p, top_k)] for p in first]
-        again = [k for k, r in enumerate(readings) if len(r[0][0]) >= 3]
+        readers = first.shape[1]
+        readings = [[_decode_probs(p, top_k) for p in members] for members in first]
+        again = [k for k, r in enumerate(readings) if len(_combine(r, top_k, readers)[0]) >= 3]
         if again:
             more = self.read_probs(np.stack(
                 [crop(boxes[k][0], mx, my) for k in again for mx, my in ((0.0, 0.0), (0.1, 0.18))]
             ))
             for i, k in enumerate(again):
-                readings[k] += [_decode_probs(more[2 * i + j], top_k) for j in range(2)]
+                for j in range(2):
+                    readings[k] += [_decode_probs(p, top_k) for p in more[2 * i + j]]
         out = []
         for (box, score), at_margins in zip(boxes, readings, strict=True):
-            best = at_margins[0]
-            for option in at_margins[1:]:
-                if option[1] > best[1] or (best[0] == "" and option[0]):
-                    best = option
+            best = _combine(at_margins, top_k, readers)
             if len(best[0]) < 2:
                 continue
             ibox = tuple(int(round(v)) for v in box)
@@ -541,6 +545,56 @@ class Recognizer:
                                     detection_score=score))
         out.sort(key=_plate_rank)
         return out
+
+
+def _combine(
+    readings: Sequence[tuple[str, float, tuple, tuple]], top_k: int, readers: int
+) -> tuple[str, float, tuple, tuple]:
+    """One reading of a plate from the readings of ``readers`` readers (one or more views).
+
+    One reader: its surest reading wins. Several: their readings vote (:func:`_vote`) —
+    independent readers seldom make the same mistake, while one reader's own views share its
+    blind spots (voting over one reader's views read fewer dev crops right than taking the
+    surest).
+    """
+    if readers > 1:
+        return _vote(readings, top_k)
+    best = readings[0]
+    for option in readings[1:]:
+        if option[1] > best[1] or (best[0] == "" and option[0]):
+            best = option
+    return best
+
+
+def _vote(readings: Sequence[tuple[str, float, tuple, tuple]], top_k: int) -> tuple:
+    """One reading of a plate from several (readers, views or margins).
+
+    Each reading votes for its text with its probability; the text with the largest total
+    wins, with the mean vote over all readings as its confidence (a reading of another text
+    votes 0 for it) and the per-character values of its surest reading. The other candidates
+    are ranked by their mean probability over all the readings' candidate lists.
+
+    Examples
+    --------
+    >>> r = [("7ABC123", 0.9, (0.9,), (("7ABC123", 0.9),)),
+    ...      ("7ABC128", 0.6, (0.6,), (("7ABC128", 0.6), ("7ABC123", 0.3)))]
+    >>> text, conf, chars, cands = _vote(r, 5)
+    >>> text, round(conf, 2), [t for t, _ in cands]
+    ('7ABC123', 0.45, ['7ABC123', '7ABC128'])
+    """
+    n = len(readings)
+    votes: dict[str, float] = {}
+    for text, conf, _, _ in readings:
+        votes[text] = votes.get(text, 0.0) + conf
+    winner = max(votes, key=lambda t: votes[t])
+    chars = max((r for r in readings if r[0] == winner), key=lambda r: r[1])[2]
+    pooled: dict[str, float] = {}
+    for reading in readings:
+        for text, p in reading[3]:
+            if text != winner:
+                pooled[text] = pooled.get(text, 0.0) + p / n
+    others = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, top_k - 1)]
+    return winner, votes[winner] / n, chars, ((winner, votes[winner] / n), *others)
 
 
 #: The ways :meth:`Recognizer.read_crops` reads a crop, in order of use.
@@ -646,7 +700,7 @@ def export_onnx(models_dir: str | Path | None = None, *, int8: bool = True) -> l
     rec = Recognizer.load(folder, backend="torch")
     written = []
     jobs = [("reader", rec.reader, torch.rand(2, 3, *READER_SIZE), ["lp"], {"x": {0: "b"},
-                                                                      "lp": {1: "b"}})]
+                                                                      "lp": {2: "b"}})]
     if rec.detector is not None:
         jobs.append(("detector", rec.detector, torch.rand(1, 3, 64, 96),
                      ["heat", "size", "offset"], {"x": {2: "h", 3: "w"}}))

@@ -18,6 +18,7 @@ __all__ = [
     "READER_SIZE",
     "PlateDetector",
     "PlateReader",
+    "ReaderEnsemble",
     "ctc_greedy_decode",
     "detector_loss",
 ]
@@ -72,6 +73,49 @@ class PlateReader(nn.Module):
         logits = self.head(self.dropout(f))
         # float32 even under bfloat16 autocast: CTC needs finer log-probabilities than bf16's
         return logits.float().log_softmax(-1).transpose(0, 1)
+
+
+class ReaderEnsemble(nn.Module):
+    """Several :class:`PlateReader` s trained alike from different seeds, run together.
+
+    Output: log-probabilities ``(M, T, B, NUM_CLASSES)``, one ``(T, B, C)`` block per member;
+    the readings are combined after decoding (see ``infer._vote``), because two CTC readers
+    seldom place a character on the same frame.
+    """
+
+    def __init__(self, members: int = 1) -> None:
+        super().__init__()
+        if members < 1:
+            raise ValueError(f"an ensemble needs at least one reader, not {members}")
+        self.members = nn.ModuleList(PlateReader() for _ in range(members))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities ``(M, T, B, C)``."""
+        return torch.stack([member(x) for member in self.members])
+
+    @staticmethod
+    def split_state(state: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """The members' state dicts from an ensemble's, or ``[state]`` for one reader's.
+
+        Weights saved by a single :class:`PlateReader` (``features.0.0.weight`` ...) load as
+        an ensemble of one.
+        """
+        if not any(k.startswith("members.") for k in state):
+            return [state]
+        out: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in state.items():
+            _, index, rest = key.split(".", 2)
+            out.setdefault(int(index), {})[rest] = value
+        return [out[i] for i in sorted(out)]
+
+    @classmethod
+    def from_state(cls, state: dict[str, torch.Tensor]) -> ReaderEnsemble:
+        """An ensemble holding the weights of :meth:`split_state` ``(state)``."""
+        parts = cls.split_state(state)
+        model = cls(len(parts))
+        for member, part in zip(model.members, parts, strict=True):
+            member.load_state_dict(part)
+        return model
 
 
 class PlateDetector(nn.Module):

@@ -41,6 +41,7 @@ __all__ = [
     "generate_detector_data",
     "generate_reader_data",
     "main",
+    "reader_state",
     "train_all",
 ]
 
@@ -59,7 +60,7 @@ class TrainingConfig:
     reader_samples, detector_samples
         Sizes of the rendered training sets.
     reader_steps, detector_steps
-        Exact step counts; ``None`` picks them from the budget.
+        Exact step counts (of each reader); ``None`` picks them from the budget.
     reader_share
         Share of the training time (after generation) that goes to the reader.
     reader_init
@@ -70,6 +71,10 @@ class TrainingConfig:
         Train only the reader (the detector is copied from ``reader_init`` if there).
     threads
         Torch threads (and generation processes).
+    readers
+        How many readers to train (an ensemble whose readings vote): reader ``k`` trains on
+        the same rendered crops with its own seed, ``seed + k``, for initialisation and
+        batches, and gets its share of the reader's time.
     precision
         ``"fp32"`` (the shipped weights), ``"bf16"`` (forward passes in bfloat16 under
         autocast, weights and optimiser in float32, channels-last layout: about twice the
@@ -95,8 +100,11 @@ class TrainingConfig:
         reader_lr: float = 2e-3,
         reader_only: bool = False,
         precision: str = "fp32",
+        readers: int = 1,
     ) -> None:
         _resolve_precision(precision)  # refuse an unknown precision now, not after rendering
+        if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
+            raise WorkbenchError(f"readers must be a whole number, at least 1, not {readers!r}")
         self.seed = seed
         self.minutes = minutes
         self.reader_samples = reader_samples
@@ -112,6 +120,7 @@ class TrainingConfig:
         self.reader_lr = reader_lr
         self.reader_only = reader_only
         self.precision = precision
+        self.readers = readers
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
@@ -516,6 +525,22 @@ def train_detector(
     return fast.done(model), {**_summary(total, losses), "precision": fast.precision}
 
 
+def reader_state(readers: Sequence[Any]) -> dict[str, Any]:
+    """The ``reader.pt`` state dict of trained :class:`PlateReader` s.
+
+    One reader is saved as itself (the format of v0.2); several as a
+    :class:`~alpr_workbench.recognition.models.ReaderEnsemble`.
+    """
+    from alpr_workbench.recognition.models import ReaderEnsemble
+
+    if len(readers) == 1:
+        return dict(readers[0].state_dict())
+    ensemble = ReaderEnsemble(len(readers))
+    for slot, reader in zip(ensemble.members, readers, strict=True):
+        slot.load_state_dict(reader.state_dict())
+    return dict(ensemble.state_dict())
+
+
 def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     """Render data, train both networks and write them with ``training.json`` to ``out``.
 
@@ -525,6 +550,8 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         What ``training.json`` holds.
     """
     import torch
+
+    from alpr_workbench.recognition.models import ReaderEnsemble
 
     torch.set_num_threads(config.threads)
     t0 = time.perf_counter()
@@ -541,23 +568,32 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         )
     gen_s = time.perf_counter() - t0
     left = max(60.0, config.minutes * 60 - gen_s - 30)
-    init = None
+    starts: list[dict[str, Any]] | None = None
     if config.reader_init:
-        init = torch.load(
+        starts = ReaderEnsemble.split_state(torch.load(
             Path(config.reader_init) / "reader.pt", map_location="cpu", weights_only=True
-        )
-    reader, r_info = train_reader(
-        r_imgs,
-        r_texts,
-        seed=config.seed,
-        steps=config.reader_steps,
-        seconds=left * (1.0 if config.reader_only else config.reader_share),
-        batch=config.reader_batch,
-        lr=config.reader_lr,
-        init=init,
-        precision=config.precision,
-    )
-    torch.save(reader.state_dict(), out / "reader.pt")
+        ))
+    members = []
+    for k in range(config.readers):  # the same crops; each its own seed for init and batches
+        members.append(train_reader(
+            r_imgs,
+            r_texts,
+            seed=config.seed + k,
+            steps=config.reader_steps,
+            seconds=left * (1.0 if config.reader_only else config.reader_share) / config.readers,
+            batch=config.reader_batch,
+            lr=config.reader_lr,
+            init=starts[k % len(starts)] if starts else None,
+            precision=config.precision,
+        ))
+    torch.save(reader_state([m for m, _ in members]), out / "reader.pt")
+    r_info = members[0][1]
+    if config.readers > 1:
+        r_info = {
+            "steps": [info["steps"] for _, info in members],
+            "final_loss": [info["final_loss"] for _, info in members],
+            "precision": r_info["precision"],
+        }
     del r_imgs
     if config.reader_only:
         d_info: dict[str, Any] = {"steps": 0, "note": "not trained in this stage"}
@@ -587,8 +623,9 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         "torch": torch.__version__,
         "replay": (
             f"python -m alpr_workbench.recognition.train --seed {config.seed} "
-            f"--reader-samples {config.reader_samples} --reader-steps {r_info['steps']} "
-            f"--precision {r_info['precision']} "
+            f"--reader-samples {config.reader_samples} "
+            f"--reader-steps {members[0][1]['steps']} --precision {r_info['precision']} "
+            + (f"--readers {config.readers} " if config.readers > 1 else "")
             + (
                 f"--reader-only --init {config.reader_init} --lr {config.reader_lr}"
                 if config.reader_only
@@ -643,7 +680,7 @@ def fine_tune(
     out
         Where to write the fine-tuned ``reader.pt`` (the detector is copied unchanged).
     steps
-        Training steps.
+        Training steps (of each reader of an ensemble).
     synthetic_share
         Share of synthetic crops mixed into the agency data so the reader does not forget
         the plate designs the agency's sample lacks.
@@ -660,6 +697,7 @@ def fine_tune(
     import torch
 
     from alpr_workbench.recognition.infer import load_image, prepare_crop
+    from alpr_workbench.recognition.models import ReaderEnsemble
 
     torch.set_num_threads(threads)
     rows = _read_labels(folder, labels_csv)
@@ -679,12 +717,18 @@ def fine_tune(
         texts = texts + syn_texts
     else:
         images = own
-    init = torch.load(models_dir / "reader.pt", map_location="cpu", weights_only=True)
-    model, info = train_reader(
-        images, texts, seed=seed, steps=steps, seconds=0.0, lr=3e-4, init=init
+    starts = ReaderEnsemble.split_state(
+        torch.load(models_dir / "reader.pt", map_location="cpu", weights_only=True)
     )
+    tuned = [
+        train_reader(images, texts, seed=seed + k, steps=steps, seconds=0.0, lr=3e-4, init=start)
+        for k, start in enumerate(starts)
+    ]
+    info = tuned[0][1]
+    if len(tuned) > 1:
+        info = {**info, "final_loss": [i["final_loss"] for _, i in tuned]}
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out / "reader.pt")
+    torch.save(reader_state([m for m, _ in tuned]), out / "reader.pt")
     if (models_dir / "detector.pt").exists() and models_dir.resolve() != out.resolve():
         shutil.copy(models_dir / "detector.pt", out / "detector.pt")
     info.update(agency_samples=len(rows), synthetic_samples=n_syn)
@@ -706,6 +750,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     p.add_argument("--init", default=None, help="start the reader from DIR/reader.pt")
     p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the reader")
     p.add_argument("--reader-only", action="store_true", help="train only the reader")
+    p.add_argument("--readers", type=int, default=1,
+                   help="train this many readers (an ensemble whose readings vote)")
     p.add_argument("--reader-share", type=float, default=0.7,
                    help="share of the training time (after rendering) given to the reader")
     p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="fp32",
@@ -726,6 +772,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         reader_only=a.reader_only,
         reader_share=a.reader_share,
         precision=a.precision,
+        readers=a.readers,
     )
     info = train_all(a.out, cfg)
     print(json.dumps(info, indent=2))
