@@ -94,6 +94,7 @@ def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
     res["crops"] = {
         "n": len(crops),
         "reader_file": rec.reader_file,
+        "readers": int(rec.read_probs(prepared[:1]).shape[1]),
         "top1": top1 / len(crops),
         "topk": topk / len(crops),
         "top1_o_as_0": fold / len(crops),
@@ -234,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline": base,
     }
     c, f = ours["crops"], ours["frames"]
-    print(f"reader: {c['reader_file']}")
+    print(f"reader: {c['reader_file']} ({c['readers']} reader(s) voting)")
     print(f"crops  (n={c['n']}): top-1 {c['top1']:.1%}  top-{c['k']} {c['topk']:.1%}  "
           f"(O=0 folded {c['top1_o_as_0']:.1%}; one view {c['top1_one_view']:.1%}; every crop "
           f"four ways {c['top1_four_views_every_crop']:.1%})  "

@@ -29,12 +29,14 @@ def test_glyphs_are_distinct_where_plates_need_them_to_be():
     for _ in range(10):
         style = random_style(rng)
         for a, b in pairs:
+            # a real Q is often a 0 with a small tick: its tail is all that tells them apart
+            least = 0.012 if a + b == "0Q" else 0.025
             ma, mb = render_glyph(a, style, 40), render_glyph(b, style, 40)
             w = max(ma.shape[1], mb.shape[1])
             ma = np.pad(ma, ((0, 0), (0, w - ma.shape[1])))
             mb = np.pad(mb, ((0, 0), (0, w - mb.shape[1])))
             differ = np.abs(ma.astype(int) - mb.astype(int)) > 127
-            assert differ.mean() > 0.025, (a, b, style)
+            assert differ.mean() > least, (a, b, style)
 
 
 def test_rendering_is_deterministic_and_rejects_unknown_characters():
@@ -56,4 +58,22 @@ def test_stacked_small_letters_are_not_part_of_the_text():
             seen += 1
             _, text, _ = sp.render_plate(rng, (layout, "7ABC123", "CA"), width=160)
             assert text == "7ABC123"
-    assert 20 < seen < 90  # about 15 %
+    assert 60 < seen < 120  # about 30 %
+
+
+def test_series_o_is_drawn_like_zero_and_vanity_plates_write_zero():
+    """Real plates draw a series letter O like 0 (read from its place among letters), and
+    real labels write the same round shape as 0 on vanity plates: the generator does both."""
+    from alpr_workbench.recognition import synth_plates as sp
+
+    rng = np.random.default_rng(2)
+    as_zero = [random_style(rng) for _ in range(200)]
+    same = [s for s in as_zero if s.o_as_zero and not s.zero_slash]
+    assert 100 < len(same) < 180 and {s.q_tail for s in as_zero} == {0, 1, 2}
+    for style in same[:5]:
+        assert np.array_equal(render_glyph("O", style, 32), render_glyph("0", style, 32))
+    assert {len(f) for f, _, _ in sp._FORMATS if set(f) != {"X"}}.isdisjoint({4, 5})
+    texts = [sp.random_plate_text(rng)[1] for _ in range(3000)]
+    assert sum("O" in t for t in texts) > 60  # series letters
+    short = [t for t in texts if len(t) in (4, 5)]  # 4 and 5 characters: vanity formats only
+    assert len(short) > 40 and not any("O" in t for t in short)

@@ -41,7 +41,7 @@ ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 #: Input ``(height, width)`` of the reader: a plate keeps its 2:1 shape.
 READER_SIZE = (48, 96)
 
-_LETTERS = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # O is rare on US plates; added back at a low rate
+_LETTERS = "ABCDEFGHIJKLMNPQRSTUVWXYZ"  # O only in series letters (see random_plate_text)
 _DIGITS = "0123456789"
 
 # Layout codes: D digit, L letter, X either, " " a gap, "-" a dash, "*" a small logo.
