@@ -392,6 +392,13 @@ def test_onnx_backend_matches_torch(tmp_path, torch):
     same = [x.text == y.text for x, y in zip(a.read_crops(plates), q.read_crops(plates),
                                              strict=True)]
     assert np.mean(same) >= 0.9
+    only = tmp_path / "exports"  # ONNX files without the weights they came from
+    only.mkdir()
+    for f in tmp_path.glob("*.onnx*"):
+        shutil.copy(f, only / f.name)
+    assert Recognizer.load(only, threads=1, int8=True).reader_file == "reader.int8.onnx"
+    (only / "reader.int8.onnx.source").write_text("0123456789abcdef\n")  # older weights
+    assert Recognizer.load(only, threads=1, int8=True).reader_file == "reader.onnx"
     from alpr_workbench.recognition.models import PlateDetector
 
     torch.save(PlateDetector().state_dict(), tmp_path / "detector.pt")  # export now stale

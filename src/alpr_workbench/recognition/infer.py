@@ -628,11 +628,17 @@ def _plate_rank(reading: PlateReading) -> tuple[bool, float]:
 
 
 def _current_export(folder: Path, name: str, int8: bool) -> Path | None:
-    """The ONNX file of ``name`` that matches its ``.pt`` weights (int8 first if wanted)."""
+    """The ONNX file of ``name`` that matches its ``.pt`` weights (int8 first if wanted).
+
+    Without the ``.pt`` file (a folder of exports only), the int8 export must come from the
+    same weights as the float32 one beside it.
+    """
     pt = folder / f"{name}.pt"
-    files = ([folder / f"{name}.int8.onnx"] if int8 else []) + [folder / f"{name}.onnx"]
+    plain = folder / f"{name}.onnx"
+    source = _digest(pt) if pt.exists() else _onnx_source(plain) if plain.exists() else None
+    files = ([folder / f"{name}.int8.onnx"] if int8 else []) + [plain]
     for onnx in files:
-        if onnx.exists() and (not pt.exists() or _digest(pt) == _onnx_source(onnx)):
+        if onnx.exists() and (source is None or _onnx_source(onnx) == source):
             return onnx
     return None
 
