@@ -209,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--json", type=Path, default=None, help="write the figures here")
     p.add_argument("--no-baseline", action="store_true")
-    p.add_argument("--int8", action="store_true",
-                   help="run the reader's int8 export (reader.int8.onnx) instead of float32")
+    p.add_argument("--float32", action="store_true",
+                   help="run the reader's float32 export (reader.onnx), not the default int8")
     p.add_argument("--with-errors", action="store_true",
                    help="keep per-image errors in --json (never commit such a file)")
     p.add_argument("--baseline-limit", type=int, default=None,
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     from alpr_workbench.recognition.infer import Recognizer
 
     torch.set_num_threads(a.threads)
-    rec = Recognizer.load(a.models, int8=a.int8)
+    rec = Recognizer.load(a.models, int8=not a.float32)
     ours = bench_ours(rec, a.top_k)
     base = {"skipped": "--no-baseline"} if a.no_baseline else bench_baseline(
         a.threads, a.baseline_limit)
