@@ -394,13 +394,14 @@ class Recognizer:
         views
             How many ways to read each crop (1 to 4, in the order of :data:`CROP_VIEWS`: as it
             is, with a thin border repeated around it, trimmed a little on every side, trimmed
-            top and bottom); the surest reading wins. A crop's framing decides what its edges
+            top and bottom), every reader reading every view; the readings are combined by
+            :func:`_combine` (several readers vote). A crop's framing decides what its edges
             look like to the reader — a tight cut can pass for a ``1``, a sticker at the edge
             for a letter — so more views read more plates right.
         reread_below
-            Only crops whose first reading is less sure than this are read the other ways
-            (``1.0`` reads every crop every way). At the default, about a third of real crops
-            are re-read, and as many are read right as when every crop is read four ways.
+            Only crops whose first (voted) reading is less sure than this are read the other
+            ways (``1.0`` reads every crop every way). At the default, as many dev crops are
+            read right as when every crop is read four ways.
 
         Returns
         -------
@@ -491,8 +492,9 @@ class Recognizer:
         """Find and read the plates in a whole frame.
 
         Each detected box is read at one crop margin; boxes that give at least three
-        characters are read again at two more margins (the detector's box is rarely exact) and
-        the reading with the highest confidence wins. Boxes the reader finds no plate in are
+        characters are read again at two more margins (the detector's box is rarely exact), and
+        all the readings are combined by :func:`_combine` (the surest wins for one reader,
+        several readers vote). Boxes the readers find no plate in are
         dropped. Plates are ordered by :func:`_plate_rank`: readings of a plate's usual
         length (4 to 8 characters) first, then by detection score times reading confidence.
 
