@@ -348,6 +348,17 @@ def test_reader_ensemble_trains_reproducibly_and_loads(tmp_path, torch):
     assert len(ReaderEnsemble.split_state(members[0])) == 1
     with pytest.raises(WorkbenchError, match="readers"):
         train.TrainingConfig(readers=0)
+    # fine-tuning from an ensemble keeps its readers: a different count is refused up front
+    one = train.TrainingConfig(seed=5, reader_samples=24, reader_steps=1, reader_batch=8,
+                               reader_only=True, threads=1, reader_init=str(tmp_path))
+    with pytest.raises(WorkbenchError, match="holds 2 readers"):
+        train.train_all(tmp_path / "again", one)
+    # weights that are not an ensemble's or a reader's state dict: a clear error
+    for bad in (torch.zeros(3), {"members.0.head.bias": torch.zeros(37),
+                                 "members.5.head.bias": torch.zeros(37)}):
+        torch.save(bad, tmp_path / "reader.pt")
+        with pytest.raises(WorkbenchError, match="cannot load reader.pt"):
+            Recognizer.load(tmp_path, backend="torch")
 
 
 def test_vote_lets_independent_readers_outvote_one_sure_misreading():

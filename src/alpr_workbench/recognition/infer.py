@@ -48,11 +48,13 @@ class PlateReading:
     text
         Best reading, upper case, no spaces (``""`` when the reader saw no plate).
     confidence
-        Probability of the best reading, 0 to 1 (product of the per-character values).
+        Probability of the best reading, 0 to 1: for one reader the product of the
+        per-character values; for several, its mean vote (see :func:`_vote`).
     char_confidences
         Per-character probabilities of ``text``.
     candidates
-        Alternatives ``(text, confidence)``, best first; the first is ``text``.
+        Alternatives ``(text, confidence)``, best first; the first is ``text``, and none is
+        listed as surer than it.
     box
         ``(x, y, w, h)`` in the frame's pixels, or ``None`` for a crop read as given.
     detection_score
@@ -574,29 +576,32 @@ def _vote(readings: Sequence[tuple[str, float, tuple, tuple]], top_k: int) -> tu
     Each reading votes for its text with its probability; the text with the largest total
     wins, with the mean vote over all readings as its confidence (a reading of another text
     votes 0 for it) and the per-character values of its surest reading. The other candidates
-    are ranked by their mean probability over all the readings' candidate lists.
+    are ranked by their mean probability over all the readings' candidate lists, listed
+    after the winner and never as surer than it. (Letting the alternatives' probabilities
+    choose the winner too read 3 fewer dev crops right.)
 
     Examples
     --------
-    >>> r = [("7ABC123", 0.9, (0.9,), (("7ABC123", 0.9),)),
-    ...      ("7ABC128", 0.6, (0.6,), (("7ABC128", 0.6), ("7ABC123", 0.3)))]
+    >>> r = [("X1234", 0.5, (0.5,), (("X1234", 0.5), ("Y1234", 0.45))),
+    ...      ("Y1234", 0.4, (0.4,), (("Y1234", 0.4),))]
     >>> text, conf, chars, cands = _vote(r, 5)
-    >>> text, round(conf, 2), [t for t, _ in cands]
-    ('7ABC123', 0.45, ['7ABC123', '7ABC128'])
+    >>> text, conf, [(t, round(p, 3)) for t, p in cands]
+    ('X1234', 0.25, [('X1234', 0.25), ('Y1234', 0.25)])
     """
     n = len(readings)
     votes: dict[str, float] = {}
     for text, conf, _, _ in readings:
-        votes[text] = votes.get(text, 0.0) + conf
+        votes[text] = votes.get(text, 0.0) + conf / n
     winner = max(votes, key=lambda t: votes[t])
     chars = max((r for r in readings if r[0] == winner), key=lambda r: r[1])[2]
     pooled: dict[str, float] = {}
-    for reading in readings:
-        for text, p in reading[3]:
+    for _, _, _, candidates in readings:
+        for text, p in candidates:
             if text != winner:
                 pooled[text] = pooled.get(text, 0.0) + p / n
     others = sorted(pooled.items(), key=lambda kv: -kv[1])[: max(0, top_k - 1)]
-    return winner, votes[winner] / n, chars, ((winner, votes[winner] / n), *others)
+    conf = votes[winner]
+    return winner, conf, chars, ((winner, conf), *((t, min(p, conf)) for t, p in others))
 
 
 #: The ways :meth:`Recognizer.read_crops` reads a crop, in order of use.

@@ -6,6 +6,8 @@ rate on the same machine. This module imports torch; import it only where torch 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -99,14 +101,27 @@ class ReaderEnsemble(nn.Module):
 
         Weights saved by a single :class:`PlateReader` (``features.0.0.weight`` ...) load as
         an ensemble of one.
+
+        Raises
+        ------
+        TypeError
+            If ``state`` is not a mapping of names.
+        ValueError
+            If an ensemble's keys are malformed or its members are not numbered 0 to M-1.
         """
+        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+            raise TypeError("reader weights must be a state dict (names to tensors)")
         if not any(k.startswith("members.") for k in state):
-            return [state]
+            return [dict(state)]
         out: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in state.items():
-            _, index, rest = key.split(".", 2)
-            out.setdefault(int(index), {})[rest] = value
-        return [out[i] for i in sorted(out)]
+            parts = key.split(".", 2)
+            if len(parts) != 3 or parts[0] != "members" or not parts[1].isdigit():
+                raise ValueError(f"unexpected key {key!r} in an ensemble's weights")
+            out.setdefault(int(parts[1]), {})[parts[2]] = value
+        if sorted(out) != list(range(len(out))):
+            raise ValueError(f"ensemble members {sorted(out)} are not numbered 0 to {len(out) - 1}")
+        return [out[i] for i in range(len(out))]
 
     @classmethod
     def from_state(cls, state: dict[str, torch.Tensor]) -> ReaderEnsemble:

@@ -554,6 +554,16 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     from alpr_workbench.recognition.models import ReaderEnsemble
 
     torch.set_num_threads(config.threads)
+    starts: list[dict[str, Any]] | None = None
+    if config.reader_init:  # checked before minutes of rendering
+        starts = ReaderEnsemble.split_state(torch.load(
+            Path(config.reader_init) / "reader.pt", map_location="cpu", weights_only=True
+        ))
+        if len(starts) > 1 and config.readers != len(starts):
+            raise WorkbenchError(
+                f"{config.reader_init}/reader.pt holds {len(starts)} readers: train "
+                f"--readers {len(starts)} from it, not {config.readers}"
+            )
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     r_imgs, r_texts = generate_reader_data(
@@ -568,18 +578,14 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
         )
     gen_s = time.perf_counter() - t0
     left = max(60.0, config.minutes * 60 - gen_s - 30)
-    starts: list[dict[str, Any]] | None = None
-    if config.reader_init:
-        starts = ReaderEnsemble.split_state(torch.load(
-            Path(config.reader_init) / "reader.pt", map_location="cpu", weights_only=True
-        ))
     members = []
     for k in range(config.readers):  # the same crops; each its own seed for init and batches
         members.append(train_reader(
             r_imgs,
             r_texts,
             seed=config.seed + k,
-            steps=config.reader_steps,
+            # without fixed steps, the first reader's timing fixes them for all: one replay
+            steps=config.reader_steps or (members[0][1]["steps"] if members else None),
             seconds=left * (1.0 if config.reader_only else config.reader_share) / config.readers,
             batch=config.reader_batch,
             lr=config.reader_lr,
