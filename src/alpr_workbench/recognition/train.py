@@ -541,6 +541,14 @@ def reader_state(readers: Sequence[Any]) -> dict[str, Any]:
     return dict(ensemble.state_dict())
 
 
+def _readers_summary(infos: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One reader's training summary as it is; several readers' with per-reader lists."""
+    if len(infos) == 1:
+        return infos[0]
+    return {**infos[0], "steps": [i["steps"] for i in infos],
+            "final_loss": [i["final_loss"] for i in infos]}
+
+
 def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     """Render data, train both networks and write them with ``training.json`` to ``out``.
 
@@ -593,13 +601,7 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
             precision=config.precision,
         ))
     torch.save(reader_state([m for m, _ in members]), out / "reader.pt")
-    r_info = members[0][1]
-    if config.readers > 1:
-        r_info = {
-            "steps": [info["steps"] for _, info in members],
-            "final_loss": [info["final_loss"] for _, info in members],
-            "precision": r_info["precision"],
-        }
+    r_info = _readers_summary([info for _, info in members])
     del r_imgs
     if config.reader_only:
         d_info: dict[str, Any] = {"steps": 0, "note": "not trained in this stage"}
@@ -730,9 +732,7 @@ def fine_tune(
         train_reader(images, texts, seed=seed + k, steps=steps, seconds=0.0, lr=3e-4, init=start)
         for k, start in enumerate(starts)
     ]
-    info = tuned[0][1]
-    if len(tuned) > 1:
-        info = {**info, "final_loss": [i["final_loss"] for _, i in tuned]}
+    info = _readers_summary([i for _, i in tuned])
     out.mkdir(parents=True, exist_ok=True)
     torch.save(reader_state([m for m, _ in tuned]), out / "reader.pt")
     if (models_dir / "detector.pt").exists() and models_dir.resolve() != out.resolve():
