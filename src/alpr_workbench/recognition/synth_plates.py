@@ -6,11 +6,11 @@ output exactly.
 
 The plate layouts follow public descriptions of US formats — California's ``1ABC234`` first,
 then the common ``ABC1234``/``ABC-1234``/``123 ABC`` families and short vanity plates — drawn
-in the plate-style stroke typeface of :mod:`alpr_workbench.recognition.plate_font` or a condensed
-desktop font, with state names, slogans, stickers, frames, bolts, pictures and small stacked
-letters that are not part of the plate number. The degradations model what a street camera
-adds: perspective, blur, low resolution, glare, night and infrared looks, sensor noise and JPEG
-artefacts.
+in the plate-style stroke typeface of :mod:`alpr_workbench.recognition.plate_font` or a DejaVu
+typeface shipped with the package (never a host font), with state names, slogans, stickers,
+frames, bolts, pictures and small stacked letters that are not part of the plate number. The
+degradations model what a street camera adds: perspective, blur, low resolution, glare, night
+and infrared looks, sensor noise and JPEG artefacts.
 """
 
 from __future__ import annotations
@@ -97,63 +97,45 @@ _SLOGANS = [
     "DEALER", "TOYOTA", "HONDA OF", "AUTO MALL", "Ford", "Chevrolet", "ALOHA STATE",
 ]
 
-_FONT_DIRS = [
-    Path("/usr/share/fonts/truetype/dejavu"),
-    Path("/usr/share/fonts/truetype/liberation"),
-]
+#: The typefaces the generator draws with ship inside the package (``recognition/fonts/``,
+#: DejaVu 2.37 under the Bitstream Vera licence, see ``fonts/README.md``): nothing comes from
+#: the host, so a seed gives the same images on every machine.
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+#: Desktop typefaces for the plate number (a third of plates) and their chances.
 _MAIN_FONTS = [
     "DejaVuSansCondensed-Bold.ttf",
-    "LiberationSansNarrow-Bold.ttf",
-    "LiberationSansNarrow-Regular.ttf",
     "DejaVuSansCondensed.ttf",
     "DejaVuSans-Bold.ttf",
-    "LiberationSans-Bold.ttf",
     "DejaVuSansMono-Bold.ttf",
-    "LiberationMono-Bold.ttf",
     "DejaVuSerifCondensed-Bold.ttf",
 ]
-_MAIN_FONT_P = np.array([0.26, 0.22, 0.08, 0.08, 0.1, 0.1, 0.07, 0.05, 0.04])
+_MAIN_FONT_P = np.array([0.42, 0.18, 0.18, 0.14, 0.08])
+#: Typefaces for state names, slogans and signs.
 _DECOR_FONTS = [
     "DejaVuSerif-BoldItalic.ttf",
     "DejaVuSerif-Bold.ttf",
     "DejaVuSans-Bold.ttf",
     "DejaVuSans-BoldOblique.ttf",
-    "LiberationSerif-BoldItalic.ttf",
-    "LiberationSerif-Italic.ttf",
-    "LiberationSans-Regular.ttf",
-    "LiberationSansNarrow-BoldItalic.ttf",
     "DejaVuSansCondensed-Oblique.ttf",
 ]
-
-
-@functools.lru_cache(maxsize=16)
-def _font_path(name: str) -> str:
-    for folder in _FONT_DIRS:
-        path = folder / name
-        if path.exists():
-            return str(path)
-    raise FileNotFoundError(name)
-
-
-def _available(names: list[str]) -> list[str]:
-    out = []
-    for name in names:
-        try:
-            _font_path(name)
-            out.append(name)
-        except FileNotFoundError:
-            continue
-    if not out:  # pragma: no cover - depends on the host's fonts
-        raise RuntimeError(f"none of the fonts {names} is installed under {_FONT_DIRS}")
-    return out
+#: Small print: stickers, frames, badges.
+_SMALL_FONT = "DejaVuSans-Bold.ttf"
 
 
 @functools.lru_cache(maxsize=512)
 def _font(name: str, size: int) -> Any:
+    """A packaged typeface at ``size`` pixels, laid out by Pillow's own engine.
+
+    The basic layout engine is fixed so that the host's optional shaping libraries
+    (libraqm, FriBiDi) cannot change where characters land.
+    """
+    path = FONT_DIR / name
     try:
-        return ImageFont.truetype(_font_path(name), size)
-    except (OSError, FileNotFoundError):  # pragma: no cover - depends on the host's fonts
-        return ImageFont.load_default(size)
+        return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
+    except OSError as exc:
+        raise RuntimeError(
+            f"the packaged font {path} is missing or unreadable; reinstall alpr-workbench"
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -342,7 +324,7 @@ def _glyph_maker(rng: np.random.Generator, char_h: int) -> Any:
     """A function drawing one character as a mask ``char_h`` pixels tall, in one typeface.
 
     Two thirds of plates use a plate-style stroke typeface from :mod:`plate_font`; the rest
-    a desktop font, condensed, so the reader does not learn one family only.
+    a packaged DejaVu typeface, condensed, so the reader does not learn one family only.
     """
     from alpr_workbench.recognition.plate_font import random_style, render_glyph
 
@@ -354,9 +336,7 @@ def _glyph_maker(rng: np.random.Generator, char_h: int) -> Any:
             return render_glyph(c, style, height)
 
         return stroke_glyph
-    fonts = _available(_MAIN_FONTS)
-    p = _MAIN_FONT_P[: len(fonts)] / _MAIN_FONT_P[: len(fonts)].sum()
-    font_name = fonts[int(rng.choice(len(fonts), p=p))]
+    font_name = _MAIN_FONTS[int(rng.choice(len(_MAIN_FONTS), p=_MAIN_FONT_P))]
     condense = rng.uniform(0.6, 1.0)
 
     def font_glyph(c: str, height: int = char_h) -> np.ndarray:
@@ -436,7 +416,7 @@ def render_plate(
     img = Image.new("RGB", (w, h), bg)
     _draw_background(img, rng, bg)
     draw = ImageDraw.Draw(img, "RGBA")
-    decor = _available(_DECOR_FONTS)
+    decor = _DECOR_FONTS
     accent = fg if rng.random() < 0.5 else _rgb(rng, 0, 200)
 
     if rng.random() < 0.85:  # state name on top
@@ -523,7 +503,7 @@ def render_plate(
         sy0 = h * 0.05 if corner < 2 else h * 0.93 - sh
         col = _rgb(rng, 0, 256)
         draw.rectangle([sx0, sy0, sx0 + sw, sy0 + sh], fill=col)
-        sfont = _font("DejaVuSans-Bold.ttf", max(6, int(sh * 0.6)))
+        sfont = _font(_SMALL_FONT, max(6, int(sh * 0.6)))
         label = (
             str(int(rng.integers(1, 30))) if rng.random() < 0.6
             else "JAN"[: int(rng.integers(1, 4))]
@@ -545,7 +525,7 @@ def render_plate(
         bot = int(h * rng.uniform(0.1, 0.2))
         draw.rectangle([0, h - 1 - bot, w - 1, h - 1], fill=fcol)
         name = _SLOGANS[int(rng.integers(len(_SLOGANS)))]
-        ffont = _font("DejaVuSans-Bold.ttf", max(6, int(bot * 0.7)))
+        ffont = _font(_SMALL_FONT, max(6, int(bot * 0.7)))
         tw = draw.textlength(name, font=ffont)
         draw.text(((w - tw) / 2, h - bot), name, font=ffont, fill=_rgb(rng, 150, 256))
     return img.convert("RGBA"), text, state
@@ -680,7 +660,7 @@ def render_plate_crop(
         draw = ImageDraw.Draw(img)
         if rng.random() < 0.6:  # a sign or a sticker with words: text that is not a plate
             words = _SLOGANS[int(rng.integers(len(_SLOGANS)))]
-            font = _font(_available(_DECOR_FONTS)[0], int(ph * rng.uniform(0.2, 0.45)))
+            font = _font(_DECOR_FONTS[0], int(ph * rng.uniform(0.2, 0.45)))
             draw.text((pad + rng.uniform(-20, 20), pad + ph * 0.3), words, font=font,
                       fill=_rgb(rng, 0, 256))
         canvas = np.asarray(img)
@@ -776,7 +756,7 @@ def _draw_car(
             draw.line([(x0 + body_w * 0.1, yy), (x0 + body_w * 0.9, yy)],
                       fill=_rgb(rng, 0, 256), width=2)
     if rng.random() < 0.3:  # badge text on the body (a distractor)
-        font = _font("DejaVuSans-Bold.ttf", max(6, int(pw * 0.12)))
+        font = _font(_SMALL_FONT, max(6, int(pw * 0.12)))
         draw.text((cx + pw * 0.8, cy - pw * 0.6), _SLOGANS[int(rng.integers(len(_SLOGANS)))],
                   font=font, fill=_rgb(rng, 150, 256))
 
@@ -826,11 +806,11 @@ def render_scene(
         fs = int(rng.uniform(6, 40))
         x, y = rng.uniform(-0.1, 0.9) * w, rng.uniform(0, 0.95) * h
         if rng.random() < 0.5:
-            font = _font(_available(_DECOR_FONTS)[int(rng.integers(len(_DECOR_FONTS) - 1))], fs)
+            font = _font(_DECOR_FONTS[int(rng.integers(len(_DECOR_FONTS)))], fs)
             tw = draw.textlength(words, font=font)
             draw.rectangle([x - 3, y - 2, x + tw + 3, y + fs * 1.3], fill=_rgb(rng, 0, 256))
         else:
-            font = _font(_available(_MAIN_FONTS)[0], fs)
+            font = _font(_MAIN_FONTS[0], fs)
         draw.text((x, y), words, font=font, fill=_rgb(rng, 0, 256))
     n = (
         len(plates) if plates is not None
