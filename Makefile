@@ -4,19 +4,20 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint bench clean browser
+.PHONY: help install demo test lint bench clean browser wheel-check
 
 help:  ## List the tasks
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch is pinned to 2.13.0, the CPU build: never let this step pull CUDA wheels.
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	# torch (the `train` extra) is pinned to 2.13.0, the CPU build: never let this step pull
+	# CUDA wheels. The workbench itself runs without torch (see `make wheel-check`).
+	$(BIN)/python -m pip install --quiet -e '.[dev,train]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv and install the workbench with its test tools
+install: $(STAMP)  ## Create .venv and install the workbench with its test and training tools
 
 demo: $(STAMP)  ## Build the synthetic city (embedded default) and show what was built
 	$(BIN)/alpr-workbench demo $(DEMO_ARGS)
@@ -30,17 +31,21 @@ browser:  ## Install Debian's chromium for the browser test, if missing (needs r
 
 STRICT := src/alpr_workbench/keys.py src/alpr_workbench/store src/alpr_workbench/governance
 
-test: $(STAMP) browser  ## Lint, type-check the security-critical modules, run every test
-	$(BIN)/ruff check src tests benchmarks dashboards
+test: $(STAMP) browser  ## Lint, type-check the security-critical modules, run every test, check the wheel
+	$(BIN)/ruff check src tests benchmarks dashboards scripts
 	$(BIN)/mypy --strict $(STRICT)
 	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory wheel-check
+
+wheel-check: $(STAMP)  ## Build the wheel, install it without torch in a fresh venv, run demo + recognize
+	scripts/wheel_check.sh $(BIN)/python $(PYTHON)
 
 lint: $(STAMP)  ## Lint and type-check only
-	$(BIN)/ruff check src tests benchmarks dashboards
+	$(BIN)/ruff check src tests benchmarks dashboards scripts
 	$(BIN)/mypy --strict $(STRICT)
 
 bench: $(STAMP)  ## Storage benchmark: encrypted store vs plain Parquet (10M reads)
 	$(BIN)/python benchmarks/bench_store.py
 
-clean:  ## Remove the virtual environment and caches
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+clean:  ## Remove the virtual environment, caches and the wheel check's build/
+	rm -rf $(VENV) .pytest_cache .ruff_cache build

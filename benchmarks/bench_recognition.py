@@ -15,8 +15,11 @@ and said so, when the package is not installed.
 
 Timings are of the steady state (one warm-up pass first), as a running camera service sees it.
 
-Run ``python benchmarks/bench_recognition.py [--threads 2] [--json models/benchmark.json]``.
-Skips cleanly (exit 0) when ``../shared/datasets`` is absent.
+Run ``python benchmarks/bench_recognition.py [--threads 2] [--json FILE]`` from a checkout
+(the figures quoted in the model card are ``src/alpr_workbench/models/benchmark.json``). The
+sets are looked for in ``--data DIR``, else ``$ALPR_WORKBENCH_DATASETS``, else
+``../shared/datasets`` beside the checkout; the run skips cleanly (exit 0) when they are absent.
+Torch is optional: the shipped models run on ONNX Runtime.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import re
 import statistics
@@ -34,9 +38,18 @@ from typing import Any
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+CHECKOUT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("ALPR_WORKBENCH_DATASETS") or CHECKOUT.parent / "shared" / "datasets")
 CROPS = DATA / "openalpr_us_crops_dev"
 FRAMES = DATA / "openalpr_us_dev"
+
+
+def use_data(folder: Path) -> None:
+    """Read the evaluation sets from ``folder`` (holding ``openalpr_us_crops_dev`` etc.)."""
+    global DATA, CROPS, FRAMES
+    DATA = folder.expanduser().resolve()
+    CROPS = DATA / "openalpr_us_crops_dev"
+    FRAMES = DATA / "openalpr_us_dev"
 
 
 def _norm(text: str) -> str:
@@ -204,6 +217,8 @@ def bench_baseline(threads: int, limit: int | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, default=None,
+                   help="folder of the evaluation sets (default: see the module docstring)")
     p.add_argument("--models", type=Path, default=None)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--top-k", type=int, default=5)
@@ -216,21 +231,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--baseline-limit", type=int, default=None,
                    help="run the baseline on an evenly spaced subset of this size per set")
     a = p.parse_args(argv)
+    if a.data is not None:
+        use_data(a.data)
     if not CROPS.is_dir() or not FRAMES.is_dir():
         print(f"SKIP: evaluation data not found under {DATA}")
         return 0
-    import torch
-
     from alpr_workbench.recognition.infer import Recognizer
 
-    torch.set_num_threads(a.threads)
+    try:  # only .pt weights without a current ONNX export run on torch (the `train` extra)
+        import torch
+    except ImportError:
+        torch_version = None
+    else:
+        torch.set_num_threads(a.threads)
+        torch_version = torch.__version__
     rec = Recognizer.load(a.models, int8=not a.float32)
     ours = bench_ours(rec, a.top_k)
     base = {"skipped": "--no-baseline"} if a.no_baseline else bench_baseline(
         a.threads, a.baseline_limit)
     out = {
         "host": f"{platform.processor() or platform.machine()}, torch threads {a.threads}",
-        "torch": torch.__version__,
+        "torch": torch_version,
         "ours": ours,
         "baseline": base,
     }

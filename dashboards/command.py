@@ -1,4 +1,4 @@
-"""Command-staff dashboard: the app shell only (STYLE.md §13).
+"""Command-staff dashboard: the app shell only (docs/conventions.md §13).
 
 ``alpr-workbench serve`` serves the same page with the workbench's login. Served directly
 with ``panel serve dashboards/command.py`` there is no login, so the app refuses everyone:

@@ -426,7 +426,7 @@ def test_never_alert_categories_and_incomplete_custom_lists_never_hit() -> None:
             {"entry_id": "watch", "plate": "6WAT001", "hotlist_id": "custom-x"},
         ]
     )
-    # No case number, reason or expiry: POLICY.md R4 says such a list must not alert.
+    # No case number, reason or expiry: docs/policy.md#r4 says such a list must not alert.
     watch_list = validate_frame(
         "hotlists",
         pl.DataFrame(

@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,15 @@ import pytest
 from PIL import Image
 
 from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.recognition.infer import default_models_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ROOT / "models"
+MODELS = default_models_dir()  # src/alpr_workbench/models: the shipped weights
 CROPS = ROOT.parent / "shared" / "datasets" / "openalpr_us_crops_dev"
 HAS_WEIGHTS = (MODELS / "reader.pt").exists() and (MODELS / "detector.pt").exists()
-needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="models/*.pt not present")
+needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="shipped models/*.pt not present")
+#: Run first in a subprocess, it makes ``import torch`` fail there as if torch were absent.
+NO_TORCH = "import sys; sys.modules['torch'] = None\n"
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,81 @@ def test_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_shipped_models_are_package_data():
+    assert MODELS.is_relative_to(Path(__file__).resolve().parents[1] / "src" / "alpr_workbench")
+    for name in ("reader.onnx", "reader.int8.onnx", "detector.onnx", "MODEL_CARD.md"):
+        assert (MODELS / name).is_file(), name
+
+
+def _run_without_torch(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", NO_TORCH + textwrap.dedent(code), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_recognition_runs_without_torch(tmp_path):
+    """``recognize`` and frames-to-reads run the shipped ONNX exports; torch is never imported.
+
+    Torch is the optional ``train`` extra: the subprocess makes ``import torch`` fail.
+    """
+    from alpr_workbench.recognition.synth_plates import render_scene
+
+    scene = render_scene(np.random.default_rng(11), size=(360, 640), plate_width=(120, 160),
+                         plates=[("7ABC123", "CA")])
+    frame = tmp_path / "cam7_20260301T081502Z.png"
+    Image.fromarray(scene.image).save(frame)
+    out = _run_without_torch(
+        """
+        import json
+        from alpr_workbench.cli import app
+        from alpr_workbench.recognition.infer import Recognizer
+        from alpr_workbench.recognition.pipeline import frames_to_reads, recognize_cli
+
+        lines = []
+        status = recognize_cli([sys.argv[1]], as_json=True, threads=1, echo=lines.append)
+        rec = Recognizer.load(threads=1)
+        reads = frames_to_reads(sys.argv[1], camera_id="cam-7", network_id="city", lat=37.8,
+                                lon=-122.27, recognizer=rec)
+        print(json.dumps({"status": status, "result": json.loads(lines[0]),
+                          "backend": rec.backend, "reads": reads.height,
+                          "torch": sys.modules.get("torch") is not None}))
+        """,
+        str(frame),
+    )
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["status"] == 0 and got["backend"] == "onnx" and got["torch"] is False
+    assert "error" not in got["result"] and isinstance(got["result"]["plates"], list)
+
+
+def test_training_and_export_without_torch_fail_clearly(tmp_path):
+    (tmp_path / "reader.pt").write_bytes(b"weights without an ONNX export")
+    out = _run_without_torch(
+        """
+        from alpr_workbench.errors import WorkbenchError
+        from alpr_workbench.recognition import infer, train
+
+        for call in (lambda: infer.export_onnx(sys.argv[1]),
+                     lambda: infer.Recognizer.load(sys.argv[1]),
+                     lambda: train.train_reader(None, [], seed=1, steps=1, seconds=0.0),
+                     lambda: train.fine_tune(None, None, models_dir=None, out=None)):
+            try:
+                call()
+            except WorkbenchError as exc:
+                print("refused:", exc)
+        try:
+            train.main(["--out", sys.argv[1]])
+        except SystemExit as exc:
+            print("exit:", exc.code)
+        """,
+        str(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr
+    hint = "needs PyTorch: pip install 'alpr-workbench[train]'"
+    assert out.stdout.count(hint) == 4 and "exit: 2" in out.stdout
+    assert hint in out.stderr  # train's command line says it too
+    assert (tmp_path / "reader.pt").read_bytes() == b"weights without an ONNX export"
 
 
 def test_generator_is_deterministic():

@@ -33,7 +33,7 @@ def test_every_table_is_declared_and_builds():
         assert set(spec.primary_key) <= set(spec.columns)
         for field in spec.fields:
             assert field.description.strip(), (name, field.name)
-            # naming conventions (STYLE.md 4)
+            # naming conventions (docs/conventions.md §4)
             if field.type == "datetime":
                 assert field.name.endswith("_at") or field.name.startswith("window_"), field.name
             if field.type == "bool":

@@ -11,10 +11,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+import alpr_workbench
 from alpr_workbench.demo import build_demo
 from alpr_workbench.governance import AuditLog, SearchRefused, SignedDigest, verify_digest
 from alpr_workbench.policy import load_policy
 from alpr_workbench.reports.transparency import (
+    PORTAL_FIGURE_COLUMNS,
     SUPPRESSION_THRESHOLD,
     OrganizationAccess,
     TransparencyData,
@@ -28,6 +30,8 @@ from alpr_workbench.reports.transparency import (
 )
 from alpr_workbench.store import Store
 
+#: The real data set beside a checkout (never committed; the tests using it skip without it).
+SHARED_PORTALS = Path(__file__).resolve().parents[2] / "shared/datasets/flock_portal_metrics"
 PORTAL_HEADER = (
     "id,agency,updated,accessed,url,data_retention_in_days,number_of_owned_cameras,"
     "external_organizations_with_access,hotlists_alerted_on,"
@@ -279,12 +283,14 @@ def test_portal_section_rendered_and_unavailable(city: dict, tmp_path: Path) -> 
     assert not compare_with_portals(bad, department=department).available
 
 
-@pytest.mark.skipif(
-    not (default_portal_dir() / "latest_usage04262023.csv").is_file(),
-    reason="shared/datasets/flock_portal_metrics is not available",
-)
-def test_portal_metrics_from_the_real_files() -> None:
-    portals = read_portal_metrics(default_portal_dir())
+def test_packaged_portal_figures_are_the_default_and_credit_the_source() -> None:
+    """The page's default comparison works from the package alone (no ../shared)."""
+    folder = default_portal_dir()
+    assert folder.is_relative_to(Path(alpr_workbench.__file__).parent)
+    portals = read_portal_metrics(folder)
+    assert tuple(portals.columns) == PORTAL_FIGURE_COLUMNS
+    assert portals.schema["agency"] == pl.String
+    assert all(portals.schema[c] == pl.Int64 for c in PORTAL_FIGURE_COLUMNS[1:])
     agencies = set(portals["agency"])
     # 84 portals carry "CA" in their name (README); Yuba County is Californian by its address.
     assert 84 <= portals.height <= 86
@@ -292,8 +298,41 @@ def test_portal_metrics_from_the_real_files() -> None:
     assert "Avon IN PD" not in agencies and "DNU" not in agencies
     assert portals["retention_days"].drop_nulls().is_in([30, 60, 365]).all()
     assert portals["cameras"].null_count() == 0
-    comparison = compare_with_portals(default_portal_dir(), department={"cameras": 48})
+    assert read_portal_metrics(folder / "portal_figures_ca.csv").equals(portals)
+    comparison = compare_with_portals(folder, department={"cameras": 48})
+    assert comparison.available and comparison.agencies == portals.height
+    assert "an analysis by The News & Observer" in comparison.note
     by = {r.metric: r for r in comparison.rows}
     assert by["retention_days"].median == 30
     assert 10 <= by["cameras"].median <= 100
     assert by["outside_agencies"].reporting >= 70
+    csv_text = (folder / "portal_figures_ca.csv").read_text()
+    for needed in ("2024-04-26", "00f29cadee8db87cb3b387caab15ab15aae893ad", "MIT",
+                   "an analysis by The News & Observer"):
+        assert needed in csv_text
+    assert "MIT License" in (folder / "LICENSE.private_eyes.txt").read_text()
+    assert "an analysis by The News & Observer" in (folder / "README.md").read_text()
+
+
+def test_portal_figures_file_read_as_it_is_and_checked(tmp_path: Path) -> None:
+    raw = read_portal_metrics(_write_portal(tmp_path / "p"))
+    figures = tmp_path / "portal_figures_test.csv"
+    figures.write_text("# a comment line\n" + raw.write_csv(null_value=""))
+    assert read_portal_metrics(figures).equals(raw)
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    (folder / "portal_figures_x.csv").write_text(raw.write_csv())
+    assert read_portal_metrics(folder).equals(raw)
+    assert compare_with_portals(figures, department={"cameras": 3}).agencies == 4
+    (folder / "portal_figures_x.csv").write_text("agency,cameras\nA,1\n")
+    broken = compare_with_portals(folder, department={"cameras": 3})
+    assert not broken.available and "lacks the column" in broken.note
+
+
+@pytest.mark.skipif(
+    not (SHARED_PORTALS / "latest_usage04262023.csv").is_file(),
+    reason="shared/datasets/flock_portal_metrics is not available",
+)
+def test_packaged_figures_match_the_real_files() -> None:
+    portals = read_portal_metrics(SHARED_PORTALS)
+    assert portals.equals(read_portal_metrics(default_portal_dir()))

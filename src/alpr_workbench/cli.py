@@ -607,7 +607,7 @@ def audit_report(
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """The annual audit: every POLICY.md check, findings with offending rows, signed digest."""
+    """The annual audit: every docs/policy.md check, offending rows, signed digest."""
     from alpr_workbench.reports import write_audit_report
 
     target = out or Path(f"alpr-audit-{year}.html")
@@ -642,7 +642,12 @@ def transparency(
     user: Annotated[str | None, typer.Option("--user", help="Acting user (aggregates).")] = None,
     as_of: Annotated[str | None, typer.Option("--as-of", help="ISO time (default: now).")] = None,
     portal_dir: Annotated[
-        Path | None, typer.Option("--portal-dir", help="Published portal metrics folder.")
+        Path | None,
+        typer.Option(
+            "--portal-dir",
+            help="Published portal figures: the flock_portal_metrics folder or a figures CSV "
+            "(default: the California figures shipped with the package).",
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Efficacy and impact of the ALPR program, measured together (POLICY.md).
+"""Efficacy and impact of the ALPR program, measured together (docs/policy.md).
 
 Every function here is pure: it takes frames and returns values or frames, with keyword-only
 parameters. Plate-level reads never arrive here; reads come as ``reads_daily`` (columns

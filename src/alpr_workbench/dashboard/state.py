@@ -1,4 +1,4 @@
-"""The dashboard's state: filters in, aggregates out (STYLE.md §13), testable without a browser.
+"""The dashboard's state: filters in, aggregates out (docs/conventions.md §13).
 
 :class:`DashboardSource` is shared by every session of one server: it opens the store and the
 audit log once, keeps the reference tables, the city outline and the camera coverage grid, and
@@ -8,7 +8,7 @@ derived from them, recomputed when a filter changes.
 
 Everything the state exposes is an aggregate. Plate-level inputs (hits, outcomes and their
 places) stay inside the source; the state hands out counts per period, network, camera or
-grid cell, never a row per read, hit or outcome.
+grid cell, never a row per read, hit or outcome. Both are tested without a browser.
 """
 
 from __future__ import annotations

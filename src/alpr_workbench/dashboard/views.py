@@ -1,4 +1,4 @@
-"""Thin views of :class:`~alpr_workbench.dashboard.state.DashboardState` (STYLE.md §13).
+"""Thin views of :class:`~alpr_workbench.dashboard.state.DashboardState` (docs/conventions.md §13).
 
 Each view draws one part of the state and holds no logic of its own beyond formatting.
 Charts and maps are Bokeh figures (through Panel) whose data sources are updated in place

@@ -1,7 +1,7 @@
 """Audited administrative actions: retention purges, legal holds, key rotation, user changes.
 
 Each function does the work through the store and leaves an audit record, allowed or refused,
-so the annual audit sees every path (POLICY.md check A4).
+so the annual audit sees every path (docs/policy.md#a4).
 """
 
 from __future__ import annotations

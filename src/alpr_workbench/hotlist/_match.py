@@ -37,7 +37,7 @@ def _alerting(entries: pl.DataFrame, hotlists: pl.DataFrame, policy: Policy) -> 
     """Entries that may alert at some time, with ``source`` and the window ``[from, until)``.
 
     Dropped outright: entries of unknown lists, never-alert categories, and entries of custom
-    lists lacking an owner, case number, reason or expiry (POLICY.md R4: fail closed).
+    lists lacking an owner, case number, reason or expiry (docs/policy.md#r4: fail closed).
     """
     lists = hotlists.lazy().select(
         "hotlist_id",

@@ -1,6 +1,8 @@
 """Plate recognition: a synthetic-data-trained detector and CRNN reader, run on the CPU.
 
-Importing this package is light: torch and OpenCV load only when a model is built or run.
+Importing this package is light: OpenCV loads only when a model runs, and torch (the optional
+``train`` extra) only to train, fine-tune or export, or to run ``.pt`` weights that have no
+current ONNX export: the shipped models run on ONNX Runtime.
 Readings are leads, not evidence: a hit must be confirmed by a person before any action.
 """
 

@@ -1,8 +1,10 @@
 """Run the shipped detector and reader: robust image loading, batched reading, whole frames.
 
-Torch and OpenCV are imported inside the functions that need them, so importing this module
-stays light. A hit from these readings must be confirmed by a person before any action
-(see ``models/MODEL_CARD.md``).
+The shipped models run on ONNX Runtime; PyTorch (the ``train`` extra) is needed only to train,
+fine-tune or export, or to run ``.pt`` weights that have no current ONNX export. Torch and
+OpenCV are imported inside the functions that need them, so importing this module stays light.
+A hit from these readings must be confirmed by a person before any action (see
+``alpr_workbench/models/MODEL_CARD.md``).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import time
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -23,16 +27,25 @@ from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE
 
 __all__ = [
     "CROP_VIEWS",
+    "DETECTOR_STRIDE",
     "IMAGE_SUFFIXES",
     "export_onnx",
     "quantize_reader",
     "PlateReading",
     "Recognizer",
+    "TORCH_INSTALL_HINT",
     "default_models_dir",
     "load_image",
     "prepare_crop",
+    "require_torch",
 ]
 
+#: How to get PyTorch, which only training, fine-tuning and export need.
+TORCH_INSTALL_HINT = "pip install 'alpr-workbench[train]'"
+
+#: Output stride of the detector's heat map (defined here, not in ``models``, so reading
+#: frames needs no torch).
+DETECTOR_STRIDE = 4
 #: File suffixes taken as images when a folder is given.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 _MAX_BYTES = 200 * 1024 * 1024
@@ -86,8 +99,39 @@ class PlateReading:
 
 
 def default_models_dir() -> Path:
-    """The repository's ``models/`` folder (where the shipped weights live)."""
-    return Path(__file__).resolve().parents[3] / "models"
+    """The shipped weights: the ``models/`` folder inside the package.
+
+    Returns
+    -------
+    pathlib.Path
+        ``alpr_workbench/models`` (the ONNX exports, their ``.pt`` sources and model card).
+    """
+    return Path(str(files("alpr_workbench").joinpath("models")))
+
+
+def require_torch(what: str = "training") -> ModuleType:
+    """Import PyTorch, or fail with a clear error saying how to install it.
+
+    Parameters
+    ----------
+    what
+        What needs torch, for the message ("training", "exporting to ONNX", ...).
+
+    Returns
+    -------
+    types.ModuleType
+        The ``torch`` module.
+
+    Raises
+    ------
+    WorkbenchError
+        If torch is not installed (it is the optional ``train`` extra).
+    """
+    try:
+        import torch
+    except ImportError as exc:
+        raise WorkbenchError(f"{what} needs PyTorch: {TORCH_INSTALL_HINT}") from exc
+    return torch
 
 
 def load_image(
@@ -243,8 +287,8 @@ class Recognizer:
     """The detector and reader together.
 
     Use :meth:`load`; then :meth:`read_crops` for plate crops and :meth:`recognize` for whole
-    frames. Set the number of torch threads yourself (``torch.set_num_threads``) if the
-    default does not suit the host.
+    frames. With the torch backend, set the number of torch threads yourself
+    (``torch.set_num_threads``) if the default does not suit the host.
     """
 
     def __init__(
@@ -278,14 +322,15 @@ class Recognizer:
         Parameters
         ----------
         models_dir
-            Folder with ``reader.pt``/``detector.pt`` (and ``*.onnx`` from :func:`export_onnx`);
-            the repository's ``models/`` when ``None``.
+            Folder with ``*.onnx`` (from :func:`export_onnx`) and/or ``reader.pt``/
+            ``detector.pt``; the shipped models (:func:`default_models_dir`) when ``None``.
         det_size
             Longer side, in pixels, that frames are resized to for detection.
         backend
             ``"torch"``, ``"onnx"`` (ONNX Runtime; needs ``onnxruntime`` and the ``.onnx``
             files) or ``"auto"``: ONNX Runtime when it and up-to-date ``.onnx`` files are
-            there (it measured about twice as fast on two CPU cores), else torch.
+            there (it measured about twice as fast on two CPU cores), else torch (which
+            needs the ``train`` extra).
         threads
             Intra-op threads of ONNX Runtime (torch: set ``torch.set_num_threads`` yourself);
             ``None`` leaves ONNX Runtime's default (one per core).
@@ -298,8 +343,9 @@ class Recognizer:
         Raises
         ------
         WorkbenchError
-            If the reader weights are missing or do not fit the network, or the ONNX backend
-            was asked for but cannot be used.
+            If the reader weights are missing or do not fit the network, the ONNX backend
+            was asked for but cannot be used, or the torch backend is needed but PyTorch is
+            not installed.
         """
         folder = Path(models_dir) if models_dir is not None else default_models_dir()
         if backend not in ("auto", "torch", "onnx"):
@@ -314,7 +360,11 @@ class Recognizer:
                     f"{folder}: ONNX backend needs onnxruntime and current reader.onnx "
                     "(see export_onnx)"
                 )
-        import torch
+        if not (folder / "reader.pt").exists():
+            raise WorkbenchError(
+                f"{folder}: no reader weights to run (no current reader.onnx, no reader.pt)"
+            )
+        torch = require_torch(f"{folder}: running reader.pt (there is no current ONNX export)")
 
         from alpr_workbench.recognition.models import PlateDetector, ReaderEnsemble
 
@@ -444,8 +494,6 @@ class Recognizer:
             If no detector weights were loaded.
         """
         import cv2
-
-        from alpr_workbench.recognition.models import DETECTOR_STRIDE
 
         if self.detector is None:
             raise WorkbenchError("no detector weights (detector.pt) were loaded")
@@ -696,7 +744,8 @@ def _onnx_source(path: Path) -> str:
 def export_onnx(models_dir: str | Path | None = None, *, int8: bool = True) -> list[Path]:
     """Export ``reader.pt``/``detector.pt`` to ONNX beside them.
 
-    Needs the ``onnx`` package, and ``onnxruntime`` for the int8 reader.
+    Needs PyTorch and the ``onnx`` package (the ``train`` extra), and ``onnxruntime`` for the
+    int8 reader.
 
     Each ``.onnx`` file gets a ``.onnx.source`` note with the hash of the weights it came from,
     so a stale export is never loaded after the weights change. With ``int8``, the reader is
@@ -706,9 +755,13 @@ def export_onnx(models_dir: str | Path | None = None, *, int8: bool = True) -> l
     -------
     list[pathlib.Path]
         The files written.
-    """
-    import torch
 
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch is not installed, or the weights cannot be loaded.
+    """
+    torch = require_torch("exporting to ONNX")
     folder = Path(models_dir) if models_dir is not None else default_models_dir()
     rec = Recognizer.load(folder, backend="torch")
     written = []

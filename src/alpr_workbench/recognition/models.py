@@ -1,17 +1,25 @@
 """The two networks: a CRNN plate reader (CTC) and a CenterNet-style plate detector.
 
 Both are small enough to train on two CPU cores in well under an hour and to run at video
-rate on the same machine. This module imports torch; import it only where torch is needed.
+rate on the same machine. This module imports torch (the optional ``train`` extra); import it
+only where torch is needed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-import torch
+try:
+    import torch
+except ModuleNotFoundError as exc:  # pragma: no cover - the `train` extra is not installed
+    raise ModuleNotFoundError(
+        "alpr_workbench.recognition.models needs PyTorch: pip install 'alpr-workbench[train]'",
+        name=exc.name,
+    ) from exc
 from torch import nn
 from torch.nn import functional as F
 
+from alpr_workbench.recognition.infer import DETECTOR_STRIDE  # defined there: no torch
 from alpr_workbench.recognition.synth_plates import ALPHABET, READER_SIZE
 
 __all__ = [
@@ -27,8 +35,6 @@ __all__ = [
 
 #: CTC classes: the blank (0) and the characters of :data:`ALPHABET`.
 NUM_CLASSES = len(ALPHABET) + 1
-#: Output stride of the detector's heat map.
-DETECTOR_STRIDE = 4
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:

@@ -166,11 +166,12 @@ def recognize_cli(
     as_json
         JSON lines instead of text.
     models_dir
-        Folder with ``reader.pt``/``detector.pt``; the shipped ``models/`` when ``None``.
+        Folder with the weights (``*.onnx`` and/or ``*.pt``); the shipped models when ``None``.
     top_k
         Most candidates per plate.
     threads
-        Torch threads (``None`` leaves torch's default).
+        CPU threads of the models: ONNX Runtime's intra-op threads, or torch's when the
+        weights run on torch (``None`` leaves the default).
     echo
         Where lines go.
 
@@ -179,11 +180,11 @@ def recognize_cli(
     int
         Exit status: 0 when every file was read, 1 when some could not be.
     """
-    if threads is not None:
+    rec = Recognizer.load(models_dir, threads=threads)
+    if threads is not None and rec.backend == "torch":  # torch is imported only for torch
         import torch
 
         torch.set_num_threads(threads)
-    rec = Recognizer.load(models_dir)
     failed = 0
     for result in recognize_paths(paths, recognizer=rec, crops=crops, top_k=top_k):
         failed += "error" in result

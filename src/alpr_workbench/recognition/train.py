@@ -1,7 +1,10 @@
 """Train the plate reader and detector on synthetic data, on the CPU, reproducibly.
 
-Run ``python -m alpr_workbench.recognition.train --out models/`` (the defaults are those of the
-shipped run: 44 minutes, 120,000 reader crops, 70 % of the training time to the reader). The run
+Training needs PyTorch, the optional ``train`` extra (``pip install 'alpr-workbench[train]'``).
+Run ``python -m alpr_workbench.recognition.train`` from a checkout: it writes to
+``src/alpr_workbench/models``, where the shipped weights live (``--out DIR`` writes elsewhere),
+and its defaults are those of the shipped run: 44 minutes, 120,000 reader crops, 70 % of the
+training time to the reader. The run
 
 1. renders a fixed, seeded set of synthetic plate crops and scenes (two worker processes;
    each chunk has its own seed, so the set does not depend on scheduling),
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.recognition.infer import require_torch
 from alpr_workbench.recognition.synth_plates import ALPHABET, render_plate_crop, render_scene
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -425,8 +429,13 @@ def train_reader(
     -------
     tuple
         The trained model (eval mode) and a summary dict (steps, final loss).
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch (the ``train`` extra) is not installed.
     """
-    import torch
+    torch = require_torch("training")
     from torch.nn import functional as F
 
     from alpr_workbench.recognition.models import PlateReader
@@ -482,8 +491,14 @@ def train_detector(
     lr: float = 2e-3,
     precision: str = "fp32",
 ) -> tuple[Any, dict[str, Any]]:
-    """Train a :class:`PlateDetector` on rendered scenes (``precision`` as for the reader)."""
-    import torch
+    """Train a :class:`PlateDetector` on rendered scenes (``precision`` as for the reader).
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch (the ``train`` extra) is not installed.
+    """
+    torch = require_torch("training")
 
     from alpr_workbench.recognition.models import PlateDetector, detector_loss
 
@@ -556,8 +571,13 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     -------
     dict
         What ``training.json`` holds.
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch (the ``train`` extra) is not installed, or ``--init`` weights do not fit.
     """
-    import torch
+    torch = require_torch("training")
 
     from alpr_workbench.recognition.models import ReaderEnsemble
 
@@ -699,10 +719,15 @@ def fine_tune(
     -------
     dict
         Summary: samples used, steps, final loss.
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch (the ``train`` extra) is not installed, or a label or image is bad.
     """
     import shutil
 
-    import torch
+    torch = require_torch("fine-tuning")
 
     from alpr_workbench.recognition.infer import load_image, prepare_crop
     from alpr_workbench.recognition.models import ReaderEnsemble
@@ -745,7 +770,8 @@ def fine_tune(
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument("--out", type=Path, default=Path("src/alpr_workbench/models"),
+                   help="folder to write to (default: the shipped weights' folder of a checkout)")
     p.add_argument("--minutes", type=float, default=44.0)
     p.add_argument("--seed", type=int, default=20260101)
     p.add_argument("--reader-samples", type=int, default=120_000)
@@ -765,6 +791,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         "where the CPU has it natively (auto: bf16 there); the shipped weights "
                         "are fp32")
     a = p.parse_args(argv)
+    try:
+        require_torch("training")
+    except WorkbenchError as exc:
+        p.exit(2, f"error: {exc}\n")
     cfg = TrainingConfig(
         seed=a.seed,
         minutes=a.minutes,

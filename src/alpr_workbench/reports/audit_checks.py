@@ -1,4 +1,4 @@
-"""The annual audit's checks (POLICY.md A1..X1) and the search-pattern flags they rest on.
+"""The annual audit's checks (docs/policy.md, A1..X1) and the search-pattern flags they rest on.
 
 Every check is a pure function of frames: :class:`AuditInputs` holds the tables, the year's
 audit events and a few facts about the store (chain verification, stored days), and
@@ -55,9 +55,9 @@ __all__ = [
 
 #: Event types that are one person's search of reads (the imported vendor logs included).
 SEARCH_EVENT_TYPES: tuple[str, ...] = ("search", "lookup", "retro_match", "vendor_search")
-#: Event types that are an access to data (POLICY.md A1).
+#: Event types that are an access to data (docs/policy.md#a1).
 ACCESS_EVENT_TYPES: tuple[str, ...] = (*SEARCH_EVENT_TYPES, "export")
-#: Paths every one of which must leave an audit record (POLICY.md A4).
+#: Paths every one of which must leave an audit record (docs/policy.md#a4).
 LOGGED_PATHS: tuple[str, ...] = (
     "search",
     "lookup",
@@ -134,7 +134,7 @@ class CheckResult:
     Attributes
     ----------
     check_id
-        ``"A1"`` .. ``"X1"`` as in POLICY.md, or ``"P1"``/``"P2"`` for the search patterns.
+        ``"A1"`` .. ``"X1"`` as in docs/policy.md, or ``"P1"``/``"P2"`` for the search patterns.
     title
         What the check requires, in a few words.
     passed
@@ -1532,7 +1532,7 @@ def run_checks(
     pending_days: float = 7.0,
     **pattern_options: Any,
 ) -> list[CheckResult]:
-    """Run every audit check of POLICY.md (A1..X1) and the search-pattern checks P1, P2.
+    """Run every audit check of docs/policy.md (A1..X1) and the search-pattern checks P1, P2.
 
     Parameters
     ----------

@@ -10,8 +10,10 @@ Small counts are suppressed: any count from 1 to ``SUPPRESSION_THRESHOLD - 1`` i
 as "fewer than 5", so a figure cannot single out a person (zero stays 0).
 
 Beside the department's figures the page sets the published transparency-portal figures of
-other California agencies (the News & Observer's April 2024 scrape of Flock portals), when
-that data set is available.
+other California agencies (the News & Observer's April 2024 scrape of Flock portals). Those
+figures ship with the package (``alpr_workbench/reports/portal_figures/``, derived from the
+data set by ``scripts/make_portal_figures.py``); the data set's own folder or another figures
+file may be given instead.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import re
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,7 @@ __all__ = [
     "TransparencyData",
     "collect_transparency",
     "compare_with_portals",
+    "PORTAL_FIGURE_COLUMNS",
     "default_portal_dir",
     "format_count",
     "read_portal_metrics",
@@ -59,6 +63,7 @@ SUPPRESSION_THRESHOLD = 5
 PAGE_SEARCH_EVENT_TYPES: tuple[str, ...] = (*SEARCH_EVENT_TYPES, "lookup", "retro_match")
 _PERIOD_DAYS = 30
 _PORTAL_FILE_GLOB = "latest_usage*.csv"
+_FIGURES_FILE_GLOB = "portal_figures*.csv"
 _NO_REASON = "(no reason on the policy's list)"
 _RECIPIENT_LABELS = {
     "ca_local_agency": "California local agency",
@@ -77,6 +82,9 @@ _PORTAL_COLUMNS = {
     "hotlist_hits_in_the_last_30_days": "hits",
     "searches_in_the_last_30_days": "searches",
 }
+#: Columns of :func:`read_portal_metrics`, and of a portal figures file (``agency`` is text,
+#: the others whole numbers, empty where the portal published no usable value).
+PORTAL_FIGURE_COLUMNS: tuple[str, ...] = ("agency", *_PORTAL_COLUMNS.values(), "outside_agencies")
 #: The comparison's metrics: (column, label), in the order shown.
 COMPARISON_METRICS: tuple[tuple[str, str], ...] = (
     ("cameras", "Cameras owned"),
@@ -426,8 +434,10 @@ def collect_transparency(
     policy, settings
         Default: the settings of the store's data directory and the policy they name.
     portal_dir
-        Folder of the ``flock_portal_metrics`` data set (default :func:`default_portal_dir`).
-        When it is missing, the comparison says it is unavailable.
+        The published portal figures: the folder of the ``flock_portal_metrics`` data set, a
+        folder holding a ``portal_figures*.csv`` file, or such a CSV file (default
+        :func:`default_portal_dir`, the California figures shipped with the package). When
+        it is missing or unreadable, the comparison says it is unavailable.
 
     Returns
     -------
@@ -516,8 +526,18 @@ def collect_transparency(
 
 # -- the portal comparison -----------------------------------------------------------------
 def default_portal_dir() -> Path:
-    """``shared/datasets/flock_portal_metrics`` beside the repository (it may not exist)."""
-    return Path(__file__).resolve().parents[4] / "shared" / "datasets" / "flock_portal_metrics"
+    """The California portal figures shipped with the package.
+
+    The folder ``alpr_workbench/reports/portal_figures/`` holds ``portal_figures_ca.csv`` (the
+    :func:`read_portal_metrics` of the News & Observer's ``flock_portal_metrics`` data set,
+    2024-04-26), its README (source, commit, credit) and the data set's MIT licence.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (inside the installed package).
+    """
+    return Path(str(files("alpr_workbench.reports").joinpath("portal_figures")))
 
 
 def _to_int(column: str) -> pl.Expr:
@@ -537,16 +557,20 @@ def _is_california(agency: str | None, url: str | None) -> bool:
 def read_portal_metrics(portal_dir: Path) -> pl.DataFrame:
     r"""Read the published portal metrics of California agencies.
 
-    A portal is Californian when its display name carries the state code ``CA`` as a token
-    of its own ("Palm Springs CA PD", "Chino PD (CA)", "Mendocino County SO-CA") or its
-    portal address ends in a slug with a ``ca`` part ("yuba-county-ca-so"). Portals whose
-    display name is ``DNU`` (the vendor's "do not use" marker) are left out.
+    From the data set's ``latest_usage*.csv``: a portal is Californian when its display name
+    carries the state code ``CA`` as a token of its own ("Palm Springs CA PD", "Chino PD
+    (CA)", "Mendocino County SO-CA") or its portal address ends in a slug with a ``ca`` part
+    ("yuba-county-ca-so"). Portals whose display name is ``DNU`` (the vendor's "do not use"
+    marker) are left out. A portal figures file (``portal_figures*.csv``, the columns of
+    :data:`PORTAL_FIGURE_COLUMNS`, ``#`` lines are comments) holds that result already and is
+    read as it is.
 
     Parameters
     ----------
     portal_dir
         Folder holding ``latest_usage*.csv`` (columns as in the data set's README; a missing
-        metric column reads as not reported).
+        metric column reads as not reported) or, failing that, ``portal_figures*.csv``; or
+        one such file.
 
     Returns
     -------
@@ -557,9 +581,9 @@ def read_portal_metrics(portal_dir: Path) -> pl.DataFrame:
     Raises
     ------
     FileNotFoundError
-        When there is no ``latest_usage*.csv`` in ``portal_dir``.
+        When ``portal_dir`` is neither such a file nor a folder holding one.
     ValueError
-        When the file has no ``agency`` column.
+        When the file has no ``agency`` column, or a figures file lacks a column.
 
     Examples
     --------
@@ -572,15 +596,27 @@ def read_portal_metrics(portal_dir: Path) -> pl.DataFrame:
     >>> read_portal_metrics(folder).select("agency", "retention_days", "cameras").rows()
     [('Chino PD (CA)', None, 1024)]
     """
-    files = sorted(Path(portal_dir).glob(_PORTAL_FILE_GLOB))
-    if not files:
-        raise FileNotFoundError(f"no {_PORTAL_FILE_GLOB} in {portal_dir}")
+    source = Path(portal_dir)
+    if source.is_file():
+        if source.match(_FIGURES_FILE_GLOB):
+            return _read_portal_figures(source)
+        path = source
+    else:
+        found = sorted(source.glob(_PORTAL_FILE_GLOB))
+        if not found:
+            figures = sorted(source.glob(_FIGURES_FILE_GLOB))
+            if figures:
+                return _read_portal_figures(figures[-1])
+            raise FileNotFoundError(
+                f"no {_PORTAL_FILE_GLOB} or {_FIGURES_FILE_GLOB} in {portal_dir}"
+            )
+        path = found[-1]
     raw = pl.read_csv(
-        files[-1], infer_schema=False, null_values=["NA", ""], truncate_ragged_lines=True
+        path, infer_schema=False, null_values=["NA", ""], truncate_ragged_lines=True
     )
     raw = raw.rename({c: c.strip().lower() for c in raw.columns})
     if "agency" not in raw.columns:
-        raise ValueError(f"{files[-1].name} has no 'agency' column")
+        raise ValueError(f"{path.name} has no 'agency' column")
     for column in (*_PORTAL_COLUMNS, "url", "external_organizations_with_access"):
         if column not in raw.columns:
             raw = raw.with_columns(pl.lit(None, dtype=pl.String).alias(column))
@@ -604,6 +640,18 @@ def read_portal_metrics(portal_dir: Path) -> pl.DataFrame:
     )
 
 
+def _read_portal_figures(path: Path) -> pl.DataFrame:
+    """A portal figures file (:data:`PORTAL_FIGURE_COLUMNS`), as :func:`read_portal_metrics`."""
+    frame = pl.read_csv(path, comment_prefix="#", infer_schema=False, null_values=[""])
+    missing = [c for c in PORTAL_FIGURE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path.name} lacks the column(s) {', '.join(missing)}")
+    return frame.select(
+        pl.col("agency"),
+        *[pl.col(c).cast(pl.Int64) for c in PORTAL_FIGURE_COLUMNS[1:]],
+    )
+
+
 def _rank(value: int, others: Sequence[int]) -> int:
     return 1 + sum(1 for o in others if o > value)
 
@@ -616,7 +664,8 @@ def compare_with_portals(
     Parameters
     ----------
     portal_dir
-        Folder of the data set; ``None`` or a folder without it gives an unavailable section.
+        The published figures, as for :func:`read_portal_metrics`; ``None``, a missing path
+        or one without the figures gives an unavailable section.
     department
         The department's figure per metric of :data:`COMPARISON_METRICS`.
 
@@ -625,7 +674,7 @@ def compare_with_portals(
     PortalComparison
         Median, range and the department's rank (1 = highest) per metric.
     """
-    if portal_dir is None or not Path(portal_dir).is_dir():
+    if portal_dir is None or not Path(portal_dir).exists():
         return PortalComparison(False, "the published portal figures are not available here", 0, ())
     try:
         portals = read_portal_metrics(Path(portal_dir))
@@ -650,7 +699,8 @@ def compare_with_portals(
         )
     note = (
         f"{portals.height} California agencies' Flock transparency portals, as scraped on "
-        "2024-04-26 by The News & Observer (\u201cPrivate Eyes\u201d, MIT licence). An agency "
+        "2024-04-26 for \u201cPrivate Eyes\u201d, an analysis by The News & Observer (MIT "
+        "licence). An agency "
         "counts as Californian when the state code CA is a separate token of its display name "
         "or of its portal's address. Missing, \u201cData Unavailable\u201d and "
         "\u201c-Infinity days\u201d values are left out of each metric."

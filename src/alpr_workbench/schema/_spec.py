@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "datetime": pa.timestamp("us", tz="UTC"),
     "list[string]": pa.large_list(pa.large_string()),
 }
-_DEFAULT_SCHEMA_DIR = Path(__file__).resolve().parents[3] / "data_schema"
+#: The declarations shipped inside the package (``alpr_workbench/data_schema/``).
+_DEFAULT_SCHEMA_DIR = Path(str(files("alpr_workbench").joinpath("data_schema")))
 _FIELD_KEYS = {"name", "type", "description", "unit", "sensitivity", "constraints"}
 _CONSTRAINT_KEYS = {"required", "unique", "pattern", "enum", "min", "max"}
 
@@ -141,8 +143,8 @@ class TableSpec:
 def schema_dir() -> Path:
     """Return the folder holding the table declarations.
 
-    ``ALPR_WORKBENCH_SCHEMA_DIR`` overrides the default, the ``data_schema/`` folder at the
-    top of the source checkout.
+    ``ALPR_WORKBENCH_SCHEMA_DIR`` overrides the default, the ``data_schema/`` folder shipped
+    inside the package (``alpr_workbench/data_schema/``).
     """
     override = os.environ.get("ALPR_WORKBENCH_SCHEMA_DIR")
     if override:
