@@ -1,6 +1,7 @@
 """Audit log benchmark: durable appends per second against plain fsync'd JSON lines.
 
-Appends N single events (default 5,000), each durable when the call returns, then the same
+Appends N single events (default 5,000), each durable when the call returns (records, head
+and the witness beside the key store each flushed: three ``fdatasync`` calls), then the same
 number through ``append_many`` in batches, then verifies the whole log. The baseline, measured
 in the same run on the same disk, appends the same events as JSON lines to a plain file with
 an ``fsync`` after each line (no encryption, chain, HMAC or head anchor). Prints events/s,

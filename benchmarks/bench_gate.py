@@ -46,7 +46,7 @@ def main() -> None:
             store.reads.ingest(generate_day(city, config.start_date + dt.timedelta(days=i)).reads)
         audit = AuditLog.open(store.home, store.keystore)
         now = dt.datetime.combine(config.end_date, dt.time(20), tzinfo=dt.UTC)
-        gate = Gate(store, audit, clock=lambda: now)
+        gate = Gate._for_testing(store, audit, clock=lambda: now)  # a pinned clock
         cases = city.cases.filter(pl.col("status") == "open").explode("assigned_user_ids")
         users = city.users.filter(pl.col("role") == "investigator")["user_id"].to_list()
         case_number, user = next(

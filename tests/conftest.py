@@ -74,3 +74,10 @@ def make_reads(
 @pytest.fixture
 def reads() -> pl.DataFrame:
     return make_reads()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under ``tests/attacks`` is an attack: ``pytest -m attack`` counts them."""
+    for item in items:
+        if "attacks" in item.path.parts:
+            item.add_marker(pytest.mark.attack)

@@ -127,7 +127,7 @@ def test_round_trip_and_schema(home: Path, keystore: KeyStore) -> None:
 
 def test_nothing_in_clear_on_disk(home: Path, keystore: KeyStore) -> None:
     filled(home, keystore, 5).close()
-    for path in (home / "audit").iterdir():
+    for path in (p for p in (home / "audit").rglob("*") if p.is_file()):
         data = path.read_bytes()
         for secret in (PLATE, SECRET_REASON, "Burbank PD", "26-000003"):
             assert secret.encode() not in data, (path.name, secret)
@@ -247,6 +247,30 @@ def test_lagging_head_is_brought_forward(home: Path, keystore: KeyStore) -> None
     head.write_bytes(old_head)  # as if killed after the records' fsync, before the head's
     with AuditLog.open(home, keystore) as log:
         assert len(log) == 7
+        assert log.verify().ok
+
+
+def test_lagging_witness_is_brought_forward(home: Path, keystore: KeyStore, tmp_path: Path) -> None:
+    filled(home, keystore, 3).close()
+    witness = keystore.witness_path("audit")
+    old_witness = witness.read_bytes()
+    with AuditLog.open(home, keystore) as log:
+        log.append(make_event(3))
+    witness.write_bytes(old_witness)  # as if killed after the head's fsync, before the witness's
+    with AuditLog.open(home, keystore) as log:
+        assert len(log) == 4
+        assert log.verify().ok
+        assert log.append(make_event(4)).seq == 5
+    assert witness.read_bytes() != old_witness
+
+
+def test_an_empty_log_whose_files_vanished_is_recreated(home: Path, keystore: KeyStore) -> None:
+    # Creation stopped before the first record (the witness says 0): nothing can be lost.
+    AuditLog.open(home, keystore).close()
+    (home / "audit" / "records.bin").unlink()
+    (home / "audit" / "head.bin").unlink()
+    with AuditLog.open(home, keystore) as log:
+        assert log.append(make_event(0)).seq == 1
         assert log.verify().ok
 
 

@@ -8,6 +8,8 @@ import polars as pl
 from typer.testing import CliRunner
 
 from alpr_workbench.cli import app
+from alpr_workbench.governance.registry import get_user, user_problem
+from alpr_workbench.policy import load_policy
 from alpr_workbench.store import Store
 
 runner = CliRunner()
@@ -38,7 +40,18 @@ def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     assert again.returncode == 0 and "(0)" in again.stdout
     assert _cli("verify", "--data-dir", str(home)).returncode == 0
     last = store.reads.days()[-1]
-    purge = _cli("purge", "--data-dir", str(home), "--as-of", str(last), "--retention-days", "1")
+    shown = _cli("settings", "show", "--data-dir", str(home))
+    assert shown.returncode == 0 and "30 days" in shown.stdout  # the demo signed its retention
+    now = __import__("datetime").datetime.now(__import__("datetime").UTC)
+    policy = load_policy()
+    admin = next(
+        u for u in store.tables.read("users").filter(pl.col("role") == "administrator")["user_id"]
+        if user_problem(get_user(store, u), policy=policy, now=now) is None
+    )
+    changed = _cli("settings", "set", "--retention-days", "1", "--user", admin, "--data-dir",
+                   str(home))  # fmt: skip
+    assert changed.returncode == 0, changed.stderr
+    purge = _cli("purge", "--data-dir", str(home), "--as-of", str(last), "--user", admin)
     assert purge.returncode == 0, purge.stderr
     assert Store.open(home).reads.days() == [last - __import__("datetime").timedelta(days=1), last]
 

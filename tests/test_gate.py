@@ -127,9 +127,9 @@ def city_home(tmp_path_factory):
 @pytest.fixture
 def env(city_home, tmp_path):
     store = Store.open(city_home, passphrase=PASSPHRASE)
-    audit = AuditLog.open(tmp_path / "audit-home", store.keystore)
-    gate = Gate(store, audit, clock=lambda: NOW)
-    return store, audit, gate
+    audit = AuditLog.open(store.home, store.keystore)
+    yield store, audit, Gate._for_testing(store, audit, clock=lambda: NOW)
+    audit.close()
 
 
 def _request(**overrides):
@@ -216,7 +216,6 @@ REFUSALS = [
     ("t.analyst", {"plate": None}, "needs a filter"),
     ("t.analyst", {"plate": None, "plate_pattern": "*"}, "too broad"),
     ("t.analyst", {"plate": None, "plate_pattern": "7A*"}, "too broad"),
-    ("t.analyst", {"plate": None, "plate_pattern": "7A$%12"}, "may hold only"),
     ("t.analyst", {"network_ids": ("somebody-else",)}, "not shared"),
     ("t.analyst", {"plate": None, "camera_ids": ("no-such-camera",)}, "not in this user's scope"),
 ]
@@ -242,6 +241,8 @@ def test_a_typo_in_a_request_is_an_error_not_a_silent_gap():
         SearchRequest(case_number=OPEN, reason_code="robbery", plaet="7ABC123")
     with pytest.raises(ValidationError, match="time zone"):
         SearchRequest(case_number=OPEN, reason_code="robbery", window_from=dt.datetime(2026, 1, 1))
+    with pytest.raises(ValidationError, match="may hold only"):
+        SearchRequest(case_number=OPEN, reason_code="robbery", plate_pattern="7A$%12")
 
 
 def test_private_network_needs_a_grant_and_revocation_is_immediate(env):
@@ -254,7 +255,12 @@ def test_private_network_needs_a_grant_and_revocation_is_immediate(env):
         & (pl.col("recipient_org") == "Burbank Police Department")
     )["grant_id"][0]
     revoke_grant(
-        store, audit.append, actor="t.admin", grant_id=grant, now=NOW - dt.timedelta(hours=1)
+        store,
+        audit.append,
+        actor="t.admin",
+        grant_id=grant,
+        policy=load_policy(),
+        now=NOW - dt.timedelta(hours=1),
     )
     after = gate.search("t.analyst", _request(plate=plate)).rows
     assert "hw-magnolia" not in set(after["network_id"])
@@ -344,7 +350,7 @@ def test_command_staff_see_fewer_columns_and_aggregates_without_plates(env):
     assert summary.unique_vehicles == all_plates.n_unique()
     assert audit.events().row(-1, named=True)["event_type"] == "aggregate"
     with pytest.raises(SearchRefused, match="may not view aggregates"):
-        Gate(
+        Gate._for_testing(
             store,
             audit,
             clock=lambda: NOW,
@@ -401,7 +407,7 @@ def private_env(city_home, tmp_path):
     store.tables.append(
         "users", pl.DataFrame([supervisor], schema=store.tables.read("users").schema)
     )
-    return store, audit, Gate(store, audit, clock=lambda: NOW)
+    return store, audit, Gate._for_testing(store, audit, clock=lambda: NOW)
 
 
 def test_hold_from_a_search_survives_the_audited_purge(private_env):
@@ -431,7 +437,8 @@ def test_hold_from_a_search_survives_the_audited_purge(private_env):
         actor="t.admin",
         as_of=NOW.date() + dt.timedelta(days=90),
         retention_days=30,
-        now=NOW,
+        policy=load_policy(),
+        now=NOW + dt.timedelta(days=90),  # a purge may not be dated in the future
     )
     assert store.reads.days() == [] and report.rows_kept_under_hold == held
     events = audit.events()
@@ -447,7 +454,10 @@ def test_key_rotation_and_user_changes_are_audited(private_env):
     from alpr_workbench.governance.admin import AdminRefused, change_user, rotate_master_keys
 
     store, audit, _ = private_env
-    assert rotate_master_keys(store, audit.append, actor="t.admin", now=NOW) > 0
+    assert (
+        rotate_master_keys(store, audit.append, actor="t.admin", policy=load_policy(), now=NOW)
+        > 0
+    )
     change_user(
         store,
         audit.append,

@@ -154,7 +154,7 @@ LIC,LIS,Category,OCA
     assert sum(imp.dropped.values()) == 3
     assert sorted(imp.entries["plate"]) == ["6WAR001", "7ABC123"]
     assert imp.entries.filter(pl.col("category") == "felony_warrant")["priority"][0] == 1
-    assert load_hotlist(store, audit, imp, actor="admin-1", now=T0) == 2
+    assert load_hotlist(store, audit, imp, actor="admin-1", now=T0).entries_loaded == 2
     event = audit[-1]
     assert event["event_type"] == "hotlist_add" and event["outcome"] == "allowed"
     assert audit.details()["dropped_never_alert_total"] == 3
@@ -236,7 +236,7 @@ def test_reload_replaces_only_that_list(tmp_path: Path, store: Store, audit: Aud
     smaller = read_hotlist_csv(
         _csv(tmp_path / "svs2.csv", "plate\n1NEW001"), source="state_stolen", now=T0
     )
-    assert load_hotlist(store, audit, smaller, actor="admin-1", now=T0) == 1
+    assert load_hotlist(store, audit, smaller, actor="admin-1", now=T0).entries_loaded == 1
     stored = store.tables.read("hotlist_entries").sort("plate")
     assert stored.select("hotlist_id", "plate").rows() == [
         ("ca-svs", "1NEW001"),

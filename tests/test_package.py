@@ -19,8 +19,11 @@ SRC = ROOT / "src" / "alpr_workbench"
 LAYERS = {
     "errors": 0,
     "_fsutil": 0,
+    "_csvsafe": 0,
     "plates": 1,
     "policy": 1,
+    "agencies": 1,
+    "termmatch": 1,
     "schema": 1,
     "config": 1,
     "keys": 2,

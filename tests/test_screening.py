@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+
 import pytest
 
 from alpr_workbench.governance.screening import ScreenResult, is_vague_reason, screen_text
+from alpr_workbench.hotlist import is_never_alert
 from alpr_workbench.policy import Policy, load_policy
 
 
@@ -145,6 +150,17 @@ PASSED: list[str] = [
     "identity theft, stolen credit cards used at Target",
     "shots fired, suspect vehicle white Civic",
     "stolen U-Haul truck",
+    # near misses of the misspelling matcher and its false friends (docs/policy.md)
+    "pursuit aborted, suspect vehicle fled",
+    "burglary at Hinds Auto",
+    "auto theft syndicate",
+    "fraud at Home Depot parking lot, department store receipts",
+    "ice pick assault",
+    "crash on ice on the roads",
+    "protective order violation",
+    "suspect departed the scene in a grey sedan",
+    "stolen Civic, case BPD-2026-000456",
+    "1200 block, male driver fled",
 ]
 
 REVIEW: list[str] = [
@@ -248,3 +264,56 @@ def test_vague_reasons(text: str | None, policy: Policy) -> None:
 )
 def test_specific_reasons_are_not_vague(text: str, policy: Policy) -> None:
     assert not is_vague_reason(text, policy=policy)
+
+
+def _bench_screening():  # the corpus, its split rule and the scoring live in one place
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_screening.py"
+    spec = importlib.util.spec_from_file_location("bench_screening", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through sys.modules
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_corpus_is_large_and_well_formed() -> None:
+    bench = _bench_screening()
+    phrases = bench.load_corpus()
+    assert sum(p.label == "prohibited" for p in phrases) >= 150
+    assert sum(p.label == "legitimate" for p in phrases) >= 150
+    assert len({p.text for p in phrases}) == len(phrases), "duplicate phrases"
+    for p in phrases:
+        assert p.text.strip() and "\\u" not in p.text, p
+        assert p.label in bench.LABELS and p.want in bench.WANTS and p.kind, p
+        assert (p.label == "prohibited") == (p.want != "pass" and p.kind != "victim"), p
+    assert {p.part for p in phrases} == {"tuning", "check"}
+
+
+def test_screening_figures_on_the_tuning_part(policy: Policy) -> None:
+    """Floors set a little under the measured figures (benchmarks/bench_screening.py)."""
+    bench = _bench_screening()
+    tuning = [p for p in bench.load_corpus() if p.part == "tuning"]
+    s = bench.score(tuning, bench.screen(policy))
+    assert s.recall >= 0.97, s
+    assert s.precision >= 0.97, s
+    assert s.legitimate_allowed >= 0.97, s
+    assert s.refused_legitimate <= 1, s
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "monitor who attends the mosque",
+        "vandalism at the mosque; list every attendee",
+        "ICE asked about the arson at the mosque",
+    ],
+)
+def test_surveillance_of_protected_place_is_still_refused(text: str, policy: Policy) -> None:
+    assert screen_text({"reason_text": text}, policy=policy).verdict == "refuse", text
+
+
+@pytest.mark.parametrize(
+    "category", ["stolen_vehicle", "felony_warrant", "protection_order", "amber_alert", "gang"]
+)
+def test_crime_hotlist_categories_still_alert(category: str, policy: Policy) -> None:
+    assert not is_never_alert(category, policy), category

@@ -112,8 +112,10 @@ def test_files_are_encrypted_with_256_bit_keys_and_an_encrypted_footer(store, re
     assert len(footer) == 32 and all(len(k) == 32 for k in columns.values())
     material = json.loads(key_material_path(path).read_text())
     ids = {json.loads(v)["masterKeyID"] for v in material.values()}
-    assert "reads/2026-10-01/pii#plate" in ids and "reads/2026-10-01/pii#lat" in ids
-    assert "reads/2026-10-01/ops#camera_id" in ids and "reads/2026-10-01/ops#__footer__" in ids
+    f = path.stem  # each key is bound to its partition and its file
+    assert f"reads/2026-10-01/pii#{f}#plate" in ids and f"reads/2026-10-01/pii#{f}#lat" in ids
+    assert f"reads/2026-10-01/ops#{f}#camera_id" in ids
+    assert f"reads/2026-10-01/ops#{f}#__footer__" in ids
     assert all(len(set(columns.values())) == len(columns) for _ in [0])  # one key per column
 
 
@@ -348,3 +350,29 @@ def test_a_real_kill_mid_ingest_leaves_the_store_consistent(tmp_path):
         )
     ids = store.reads.query(columns=["read_id"])["read_id"]
     assert ids.len() == 40 * 20000 and ids.n_unique() == ids.len()
+
+
+def test_the_index_of_partitions_is_checked(store, reads):
+    store.reads.ingest(reads)
+    index = store.home / "store" / "_index.json"
+    doc = json.loads(index.read_text())
+    del doc["partitions"]["reads/day=2026-10-02"]  # hide a day by editing the index
+    index.write_text(json.dumps(doc))
+    with pytest.raises(StoreError, match="index .* does not authenticate"):
+        store.reads.days()
+    assert any("does not authenticate" in p for p in store.verify())
+    index.unlink()
+    with pytest.raises(StoreError, match="index .* is missing"):
+        store.reads.query()
+    with pytest.raises(StoreError, match="index .* is missing"):
+        store.reads.ingest(make_reads(5, prefix="more"))  # a writer refuses too
+
+
+def test_a_forged_commit_journal_is_not_applied(store, reads):
+    store.reads.ingest(reads)
+    journal = store.home / "store" / "_commit.json"
+    journal.write_text(json.dumps({"format": 2, "updates": [], "drops": [], "destroy": [
+        "reads/2026-10-01/pii"], "index": {}, "mac": "00"}))
+    with pytest.raises(StoreError, match="journal .* does not authenticate"):
+        Store.open(store.home, passphrase=PASSPHRASE)
+    assert not store.keystore.is_destroyed("reads/2026-10-01/pii")

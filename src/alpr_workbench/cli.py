@@ -59,6 +59,13 @@ def demo(
             help="Reads of the last day that the recognition models read from rendered frames.",
         ),
     ] = 24,
+    retention_days: Annotated[
+        int,
+        typer.Option(
+            "--retention-days",
+            help="Retention signed into a new store's department settings (default 30).",
+        ),
+    ] = 30,
 ) -> None:
     """Build the synthetic city (the embedded default) in an encrypted data directory."""
     from alpr_workbench.demo import build_demo
@@ -86,6 +93,7 @@ def demo(
                 scale=scale,
                 end_date=last_day,
                 recognized_frames=frames,
+                retention_days=retention_days,
                 on_progress=lambda done, total: progress.update(task, completed=done),
             )
     except WorkbenchError as exc:
@@ -129,35 +137,54 @@ def purge(
         ),
     ] = None,
     retention_days: Annotated[
-        int | None, typer.Option(min=1, max=3650, help="Override the configured retention.")
+        int | None,
+        typer.Option(min=1, max=3650, help="A longer retention than configured (never shorter)."),
     ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the days and reads it would shred; shred none.")
+    ] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Acting administrator.")] = None,
 ) -> None:
     """Crypto-shred every day of reads older than the retention period (legal holds stay)."""
-    from alpr_workbench.config import load_settings
-    from alpr_workbench.store import Store
+    from alpr_workbench.governance.admin import PurgePlan, plan_purge, purge_expired
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.policy import load_policy
 
-    home = _home(data_dir)
+    now = dt.datetime.now(dt.UTC)
     try:
-        day = dt.date.fromisoformat(as_of) if as_of else dt.datetime.now(dt.UTC).date()
+        day = dt.date.fromisoformat(as_of) if as_of else now.date()
     except ValueError as exc:
         raise _fail(WorkbenchError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")) from exc
     try:
-        from alpr_workbench.governance.admin import purge_expired
-        from alpr_workbench.governance.audit_log import AuditLog
-        from alpr_workbench.governance.registry import current_username
-
-        settings = load_settings(home)
-        store = Store.open(home)
-        report = purge_expired(
+        store, audit = _open(data_dir)
+        action = plan_purge if dry_run else purge_expired
+        done = action(
             store,
-            AuditLog.open(home, store.keystore).append,
-            actor=current_username(None),
+            audit.append,
+            actor=current_username(user),
             as_of=day,
-            retention_days=retention_days or settings.retention_days,
-            now=dt.datetime.now(dt.UTC),
+            retention_days=retention_days,
+            policy=load_policy(),
+            now=now,
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
+    if isinstance(done, PurgePlan):
+        plan = done
+        table = Table(
+            title=f"Dry run: days older than {plan.retention_days} days before {plan.as_of}"
+        )
+        table.add_column("day")
+        table.add_column("reads", justify="right")
+        for when, reads in plan.days:
+            table.add_row(when.isoformat(), f"{reads:,}")
+        console.print(table)
+        console.print(
+            f"{len(plan.days)} day(s), {plan.reads:,} reads would be shredded; "
+            "nothing was shredded."
+        )
+        return
+    report = done
     console.print(
         f"Purged {len(report.days_purged)} day(s) older than {report.retention_days} days before "
         f"{report.as_of}: {report.rows_destroyed:,} reads crypto-shredded "
@@ -169,7 +196,14 @@ def purge(
 
 @app.command()
 def verify(data_dir: DataDir = None) -> None:
-    """Decrypt and authenticate every stored file; exit non-zero on any problem."""
+    """Check the store's index, every manifest and every file; exit non-zero on any problem.
+
+    A day or table whose manifest is missing, emptied, altered, moved, swapped or an older
+    copy is named; so is an index older than the key store's witness. Purged days are not
+    missing: the purge removed them from the index.
+    """
+    from rich.markup import escape
+
     from alpr_workbench.store import Store
 
     try:
@@ -178,11 +212,13 @@ def verify(data_dir: DataDir = None) -> None:
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     for problem in problems:
-        err.print(f"[red]{problem}[/]")
+        err.print(f"[red]{escape(problem)}[/]")
     if problems:
         raise typer.Exit(code=1)
     console.print(
-        f"Store sound: {len(store.reads.days())} day partition(s), all files authenticate."
+        f"Store sound: {len(store.reads.days())} day partition(s), "
+        f"{len(store.reads.hold_ids())} legal hold(s); the index, every manifest and every "
+        "file authenticate."
     )
 
 
@@ -234,10 +270,18 @@ def search(
         list[str] | None, typer.Option("--camera", help="Camera id (repeat).")
     ] = None,
     user: Annotated[str | None, typer.Option("--user", help="Acting user (default: you).")] = None,
+    approved_by: Annotated[
+        str | None,
+        typer.Option("--approved-by", help="Supervisor approving more rows than the cap."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per read.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Search reads inside a case; refused (exit 3) unless the policy allows it."""
+    """Search reads inside a case; refused (exit 3) unless the policy allows it.
+
+    A result larger than the policy's ``max_rows`` is cut, and says so; a supervisor other
+    than the searcher may approve a larger one (``--approved-by``, audited with the search).
+    """
     from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
     from alpr_workbench.governance.registry import current_username
 
@@ -251,6 +295,7 @@ def search(
             window_from=_parse_time(time_from, "--from"),
             window_to=_parse_time(time_to, "--to"),
             camera_ids=tuple(camera or ()),
+            approved_by=approved_by,
         )
         store, audit = _open(data_dir)
         result = Gate(store, audit).search(current_username(user), request)
@@ -259,12 +304,21 @@ def search(
         raise typer.Exit(code=3) from exc
     except (WorkbenchError, ValueError) as exc:
         raise _fail(exc) from exc
+    display_limit = 200
+    shown_rows = result.rows.height if as_json else min(result.rows.height, display_limit)
+    if shown_rows < result.total_rows:
+        why = (
+            "the policy's row limit; a supervisor may approve more with --approved-by"
+            if result.truncated
+            else "the display limit; use --json for all"
+        )
+        err.print(f"[bold yellow]showing {shown_rows:,} of {result.total_rows:,} reads[/] ({why})")
     if as_json:
         for row in result.rows.iter_rows(named=True):
             typer.echo(json.dumps(row, default=str))
         return
     table = Table(
-        title=f"{result.rows.height} read(s) — case {result.case_number} "
+        title=f"{result.total_rows} read(s) — case {result.case_number} "
         f"(audit record {result.event_id})"
     )
     shown = [
@@ -281,7 +335,7 @@ def search(
     ]
     for column in shown:
         table.add_column(column)
-    for row in result.rows.select(shown).head(200).iter_rows():
+    for row in result.rows.select(shown).head(display_limit).iter_rows():
         table.add_row(*(str(v) for v in row))
     console.print(table)
 
@@ -289,15 +343,18 @@ def search(
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None) -> None:
     """Check the whole hash chain; name the first bad record (exit 1) if any."""
+    from alpr_workbench.governance.audit_log import AuditLogError
+
     try:
         _, audit = _open(data_dir)
         report = audit.verify()
+    except AuditLogError as exc:  # e.g. the log was deleted: tampering, never "intact"
+        err.print(f"[bold red]audit log damaged:[/] {exc}")
+        raise typer.Exit(code=1) from exc
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     if not report.ok:
-        err.print(
-            f"[bold red]audit log damaged:[/] record {report.first_bad_seq}: {report.problem}"
-        )
+        err.print(f"[bold red]audit log damaged:[/] {report.problem}")
         raise typer.Exit(code=1)
     console.print(f"Audit log intact: {report.records:,} records, hash chain verifies.")
 
@@ -325,16 +382,24 @@ def audit_digest(
 @audit_app.command("verify-digest")
 def audit_verify_digest(
     digest_file: Annotated[Path, typer.Argument(help="A digest written by `audit digest`.")],
+    public_key: Annotated[
+        Path,
+        typer.Option(
+            "--public-key",
+            help="The department's published public key (PEM), obtained independently of the "
+            "digest (never the key the digest itself carries).",
+        ),
+    ],
     log: Annotated[
         Path | None, typer.Option("--log", help="Encrypted log file to recompute.")
     ] = None,
 ) -> None:
-    """Verify a signed digest with the public key it names (no keys or passphrase needed)."""
+    """Verify a signed digest with the department's published public key (no secrets needed)."""
     from alpr_workbench.governance.audit_log import SignedDigest, verify_digest
 
     try:
         digest = SignedDigest.from_json(digest_file.read_text())
-        ok = verify_digest(digest, digest.public_key_pem, log_path=log)
+        ok = verify_digest(digest, public_key.read_text(), log_path=log)
     except (OSError, ValueError, WorkbenchError) as exc:
         raise _fail(WorkbenchError(f"cannot read digest: {exc}")) from exc
     if not ok:
@@ -343,28 +408,82 @@ def audit_verify_digest(
     console.print(f"Digest for {digest.year} verifies ({digest.records:,} records).")
 
 
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write it here.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Verify the log, then sign a checkpoint (kept in <home>/audit/checkpoints/); publish it."""
+    try:
+        _, audit = _open(data_dir)
+        checkpoint = audit.checkpoint()
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    text = checkpoint.to_json()
+    if out is not None:
+        out.write_text(text + "\n")
+        console.print(f"Signed checkpoint at record {checkpoint.seq:,} written to {out}")
+    else:
+        typer.echo(text)
+
+
+@audit_app.command("verify-checkpoint")
+def audit_verify_checkpoint(
+    checkpoint_file: Annotated[Path, typer.Argument(help="A published signed checkpoint.")],
+    public_key: Annotated[
+        Path,
+        typer.Option("--public-key", help="The log's public key (PEM), obtained independently."),
+    ],
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Records file (or home) to check it against.")
+    ] = None,
+) -> None:
+    """Check a published checkpoint with the public key alone (exit 1 if it does not verify)."""
+    from alpr_workbench.governance.audit_log import SignedCheckpoint, verify_checkpoint
+
+    try:
+        checkpoint = SignedCheckpoint.from_json(checkpoint_file.read_text())
+        ok = verify_checkpoint(checkpoint, public_key.read_text(), log_path=log)
+    except (OSError, ValueError, WorkbenchError) as exc:
+        raise _fail(WorkbenchError(f"cannot check the checkpoint: {exc}")) from exc
+    if not ok:
+        where = "" if log is None else f" against {log}"
+        err.print(f"[bold red]checkpoint does NOT verify{where}[/]")
+        raise typer.Exit(code=1)
+    console.print(f"Checkpoint at record {checkpoint.seq:,} verifies.")
+
+
 @audit_app.command("import-vendor")
 def audit_import_vendor(
     file: Annotated[Path, typer.Argument(help="Vendor search-audit CSV export.")],
     organization: Annotated[
         str | None, typer.Option(help="Organization, when the file does not name it.")
     ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Acting auditor.")] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Import a vendor's exported search log into the audit log; every row is accounted for."""
+    from alpr_workbench.governance.admin import import_vendor_audit
+    from alpr_workbench.governance.registry import current_username
     from alpr_workbench.governance.vendor_import import read_vendor_audit
+    from alpr_workbench.policy import load_policy
 
     try:
         imported = read_vendor_audit(file, organization=organization)
-        _, audit = _open(data_dir)
-        known = set(audit.events()["event_id"])
-        fresh = imported.events.filter(~pl.col("event_id").is_in(list(known)))
-        audit.append_many(fresh.to_dicts())
+        store, audit = _open(data_dir)
+        fresh = import_vendor_audit(
+            store,
+            audit,
+            imported,
+            actor=current_username(user),
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
+        )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     console.print(
         f"{file.name}: {imported.format}, {imported.rows_read:,} rows read, "
-        f"{imported.events.height:,} imported ({fresh.height:,} new), "
+        f"{imported.events.height:,} imported ({fresh:,} new), "
         f"{imported.rejected.height:,} rejected."
     )
     for line, reason in imported.rejected.select("line", "reason").head(20).iter_rows():
@@ -401,17 +520,20 @@ def grants_list(data_dir: DataDir = None) -> None:
 def grants_add(
     network: Annotated[str, typer.Option(help="Network being shared.")],
     recipient: Annotated[str, typer.Option(help="Receiving organization.")],
-    recipient_type: Annotated[str, typer.Option(help="ca_local_agency, ca_state_agency, ...")],
     approved_by: Annotated[str, typer.Option(help="Who approved it at the owner.")],
     basis: Annotated[str, typer.Option(help="Legal or contractual basis.")],
     review_by: Annotated[str, typer.Option(help="Review date (YYYY-MM-DD).")],
     scope: Annotated[
         str, typer.Option(help="search, hotlist_alerts or search_and_alerts")
     ] = "search",
+    recipient_type: Annotated[
+        str | None,
+        typer.Option(help="Expected type (checked against the registry of known agencies)."),
+    ] = None,
     user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Record an owner's grant; federal, out-of-state and private recipients are refused."""
+    """Record an owner's grant to a known agency; federal, out-of-state, private are refused."""
     from alpr_workbench.governance.registry import current_username
     from alpr_workbench.governance.sharing import add_grant
     from alpr_workbench.policy import load_policy
@@ -446,6 +568,7 @@ def grants_revoke(
     """Revoke a grant; it stops applying on the next query."""
     from alpr_workbench.governance.registry import current_username
     from alpr_workbench.governance.sharing import revoke_grant
+    from alpr_workbench.policy import load_policy
 
     try:
         store, audit = _open(data_dir)
@@ -454,11 +577,92 @@ def grants_revoke(
             audit.append,
             actor=current_username(user),
             grant_id=grant_id,
+            policy=load_policy(),
             now=dt.datetime.now(dt.UTC),
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     console.print(f"Grant {grant_id} revoked.")
+
+
+@grants_app.command("add-agency")
+def grants_add_agency(
+    name: Annotated[str, typer.Option(help="The agency's official name.")],
+    organization_type: Annotated[
+        str, typer.Option(help="ca_local_agency, ca_state_agency, federal, out_of_state, private")
+    ],
+    state: Annotated[str, typer.Option(help="Two-letter state (US for a federal body).")],
+    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add an agency to the department's registry of known agencies (audited)."""
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.governance.sharing import add_agency
+    from alpr_workbench.policy import load_policy
+
+    try:
+        store, audit = _open(data_dir)
+        add_agency(
+            store,
+            audit.append,
+            actor=current_username(user),
+            name=name,
+            organization_type=organization_type,
+            state=state,
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(f"{name} added to the registry of known agencies ({organization_type}).")
+
+
+settings_app = typer.Typer(
+    help="The department's signed settings (retention).", no_args_is_help=True
+)
+app.add_typer(settings_app, name="settings")
+
+
+@settings_app.command("show")
+def settings_show(data_dir: DataDir = None) -> None:
+    """Show the department's settings (a tampered or removed file is an error)."""
+    from alpr_workbench.governance.admin import configured_retention_days
+    from alpr_workbench.store import Store
+
+    try:
+        days = configured_retention_days(Store.open(_home(data_dir)))
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Retention: {days} days")
+
+
+@settings_app.command("set")
+def settings_set(
+    retention_days: Annotated[
+        int,
+        typer.Option("--retention-days", help="Days a read is kept (within the policy's range)."),
+    ],
+    user: Annotated[str | None, typer.Option("--user", help="Acting administrator.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Change the retention period; needs the ``configure`` permission (audited)."""
+    from alpr_workbench.governance.admin import set_retention_days
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.policy import load_policy
+
+    try:
+        store, audit = _open(data_dir)
+        old = set_retention_days(
+            store,
+            audit.append,
+            actor=current_username(user),
+            retention_days=retention_days,
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(f"Retention changed from {old} to {retention_days} days (audited).")
 
 
 keys_app = typer.Typer(help="Master keys.", no_args_is_help=True)
@@ -473,11 +677,16 @@ def keys_rotate(
     """Rotate every master key; data files are not rewritten (audited)."""
     from alpr_workbench.governance.admin import rotate_master_keys
     from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.policy import load_policy
 
     try:
         store, audit = _open(data_dir)
         files = rotate_master_keys(
-            store, audit.append, actor=current_username(user), now=dt.datetime.now(dt.UTC)
+            store,
+            audit.append,
+            actor=current_username(user),
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
@@ -561,22 +770,108 @@ def hotlist_import(
 ) -> None:
     """Load a hotlist; never-alert categories (immigration) are dropped and counted (audited)."""
     from alpr_workbench.governance import current_username
-    from alpr_workbench.hotlist import load_hotlist, read_hotlist_csv
+    from alpr_workbench.governance.admin import import_hotlist
+    from alpr_workbench.hotlist import read_hotlist_csv
+    from alpr_workbench.policy import load_policy
 
     try:
         imported = read_hotlist_csv(file, source=source, name=name)
         store, audit = _open(data_dir)
-        loaded = load_hotlist(
-            store, audit.append, imported, actor=current_username(user), now=dt.datetime.now(dt.UTC)
+        loaded = import_hotlist(
+            store,
+            audit.append,
+            imported,
+            actor=current_username(user),
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     dropped = sum(imported.dropped.values())
     console.print(
-        f"{file.name}: {imported.rows_read:,} rows read, {loaded:,} entries loaded into "
-        f"{imported.hotlist['hotlist_id'][0]}; {dropped:,} never-alert record(s) dropped"
+        f"{file.name}: {imported.rows_read:,} rows read, {loaded.entries_loaded:,} entries "
+        f"loaded into {loaded.hotlist_id}, {loaded.entries_removed:,} entries removed (of "
+        f"{loaded.entries_replaced:,} it held); {dropped:,} never-alert record(s) dropped"
         + (f" ({', '.join(f'{k}: {v}' for k, v in imported.dropped.items())})" if dropped else "")
     )
+
+
+def _hotlist_action(data_dir: Path | None, user: str | None, action: str, **kwargs: object):  # noqa: ANN202
+    """Run one audited admin hotlist function as ``user`` (refusals exit non-zero)."""
+    from alpr_workbench.governance import admin, current_username
+    from alpr_workbench.policy import load_policy
+
+    try:
+        store, audit = _open(data_dir)
+        return getattr(admin, action)(
+            store, audit.append, actor=current_username(user), policy=load_policy(),
+            now=dt.datetime.now(dt.UTC), **kwargs,
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+
+
+@hotlist_app.command("create")
+def hotlist_create(
+    name: Annotated[str, typer.Option("--name", help="Name of the custom list.")],
+    case: Annotated[str, typer.Option("--case", help="The case it supports.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why the list exists.")],
+    expires: Annotated[str, typer.Option("--expires", help="When it stops alerting (ISO).")],
+    user: Annotated[str | None, typer.Option("--user", help="Acting user.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a custom list tied to a case; needs ``manage_hotlists`` (audited)."""
+    hotlist_id = _hotlist_action(
+        data_dir, user, "create_hotlist", name=name, case_number=case, reason=reason,
+        expires_at=_parse_time(expires, "--expires"),
+    )
+    console.print(f"Custom list created: {hotlist_id}")
+
+
+@hotlist_app.command("add")
+def hotlist_add(
+    hotlist_id: Annotated[str, typer.Argument(help="A custom list.")],
+    plate: Annotated[str, typer.Option("--plate", help="Plate to add.")],
+    plate_state: Annotated[str | None, typer.Option("--state", help="Plate state.")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Default: the list's.")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Acting user.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Add a plate to a custom list; needs ``manage_hotlists`` (audited)."""
+    entry_id = _hotlist_action(
+        data_dir, user, "add_hotlist_entry", hotlist_id=hotlist_id, plate=plate,
+        plate_state=plate_state, reason=reason,
+    )
+    console.print(f"Entry added: {entry_id}")
+
+
+@hotlist_app.command("change")
+def hotlist_change(
+    entry_id: Annotated[str, typer.Argument(help="The entry.")],
+    field_values: Annotated[
+        list[str], typer.Option("--set", help="FIELD=VALUE (repeatable; changeable fields only).")
+    ],
+    user: Annotated[str | None, typer.Option("--user", help="Acting user.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Change fields of an entry; needs ``manage_hotlists`` (audited, before and after)."""
+    changes = dict(item.split("=", 1) for item in field_values if "=" in item)
+    if len(changes) != len(field_values):
+        raise _fail(WorkbenchError("--set takes FIELD=VALUE"))
+    _hotlist_action(data_dir, user, "change_hotlist_entry", entry_id=entry_id, changes=changes)
+    console.print(f"Entry {entry_id} changed.")
+
+
+@hotlist_app.command("delete")
+def hotlist_delete(
+    entry_id: Annotated[str, typer.Argument(help="The entry.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (e.g. vehicle recovered).")],
+    user: Annotated[str | None, typer.Option("--user", help="Acting user.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Delete an entry; needs ``manage_hotlists`` (audited with the entry as it was)."""
+    _hotlist_action(data_dir, user, "delete_hotlist_entry", entry_id=entry_id, reason=reason)
+    console.print(f"Entry {entry_id} deleted.")
 
 
 @app.command()
@@ -585,12 +880,12 @@ def ingest(
     data_dir: DataDir = None,
 ) -> None:
     """Store reads from a camera or vendor CSV export and match them against the hotlists."""
-    from alpr_workbench.ingest import ingest_reads, read_reads_csv
-    from alpr_workbench.store import Store
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.ingest import ingest_csv
 
     try:
-        reads = read_reads_csv(file)
-        result = ingest_reads(Store.open(_home(data_dir)), reads)
+        store, audit = _open(data_dir)
+        result = ingest_csv(store, file, audit_append=audit.append, actor=current_username())
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     r = result.report
@@ -603,17 +898,38 @@ def ingest(
 @audit_app.command("report")
 def audit_report(
     year: Annotated[int, typer.Option("--year", help="Calendar year to audit (UTC).")],
-    out: Annotated[Path | None, typer.Option("--out", help="HTML file to write.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: <data dir>/reports/)."),
+    ] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] = False,
+    show_plates: Annotated[
+        bool,
+        typer.Option(
+            "--show-plates",
+            help="Show plates in full instead of masked (auditors only; audited).",
+        ),
+    ] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Acting user (needed with --show-plates).")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """The annual audit: every docs/policy.md check, offending rows, signed digest."""
-    from alpr_workbench.reports import write_audit_report
+    from alpr_workbench.governance import current_username
+    from alpr_workbench.reports.audit_report import default_report_path, write_audit_report
 
-    target = out or Path(f"alpr-audit-{year}.html")
     try:
         store, audit = _open(data_dir)
-        results = write_audit_report(store, audit, year=year, out=target)
+        target = out or default_report_path(store.home, year)
+        results = write_audit_report(
+            store,
+            audit,
+            year=year,
+            out=out,
+            show_plates=show_plates,
+            user_id=current_username(user) if show_plates else None,
+        )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     table = Table(title=f"Annual audit {year}")
@@ -623,7 +939,8 @@ def audit_report(
         verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[r.passed]
         table.add_row(r.check_id, r.title, verdict, str(r.offending.height))
     console.print(table)
-    console.print(f"Report written to {target}")
+    plates = "plates shown in full (audited)" if show_plates else "plates masked"
+    console.print(f"Report written to {target} (mode 0600, {plates})")
     if pdf:
         from alpr_workbench.reports.pdf import html_to_pdf
 
@@ -631,7 +948,7 @@ def audit_report(
             written = html_to_pdf(target, target.with_suffix(".pdf"))
         except WorkbenchError as exc:
             raise _fail(exc) from exc
-        console.print(f"PDF written to {written}")
+        console.print(f"PDF written to {written} (mode 0600)")
 
 
 @app.command()
@@ -742,18 +1059,20 @@ def ingest_frames(
 ) -> None:
     """Turn a camera's frames into reads with the recognizer, store them and match them."""
     import polars as pl
+    from rich.markup import escape
 
+    from alpr_workbench.governance.registry import current_username
     from alpr_workbench.ingest import ingest_reads
     from alpr_workbench.recognition import Recognizer
     from alpr_workbench.recognition.pipeline import frames_to_reads
-    from alpr_workbench.store import Store
 
     try:
-        store = Store.open(_home(data_dir))
+        store, audit = _open(data_dir)
         cameras = store.tables.read("cameras").filter(pl.col("camera_id") == camera)
         if cameras.is_empty():
             raise WorkbenchError(f"unknown camera {camera!r}")
         cam = cameras.row(0, named=True)
+        failed: list[tuple[Path, str]] = []
         reads = frames_to_reads(
             folder,
             camera_id=camera,
@@ -761,11 +1080,19 @@ def ingest_frames(
             lat=cam["lat"],
             lon=cam["lon"],
             recognizer=Recognizer.load(),
+            on_error=lambda path, why: failed.append((path, why)),
         )
-        result = ingest_reads(store, reads)
+        result = ingest_reads(
+            store, reads, audit_append=audit.append, actor=current_username(), source=str(folder)
+        )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
+    for path, why in failed:
+        err.print(f"[bold red]unreadable:[/] {escape(str(path))}: {escape(why[:300])}")
     console.print(
         f"{folder}: {result.report.rows_added:,} reads stored, "
         f"{result.hits_added:,} new hit(s). Every hit needs a person's confirmation."
     )
+    if failed:
+        err.print(f"[bold red]{len(failed)} file(s) could not be read[/]; the others were stored.")
+        raise typer.Exit(1)

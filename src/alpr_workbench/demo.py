@@ -92,6 +92,45 @@ def _load_audit_history(store: Store, history: pl.DataFrame) -> None:
         )
 
 
+def _write_department_settings(store: Store, retention_days: int) -> None:
+    """Sign the department's settings into a new store (audited), so the store is complete."""
+    from alpr_workbench.config import (
+        DEPARTMENT_SETTINGS_FILE,
+        load_department_settings,
+        write_department_settings,
+    )
+    from alpr_workbench.errors import WorkbenchError
+    from alpr_workbench.governance.audit_log import AuditLog
+    from alpr_workbench.policy import load_policy
+
+    # Raises when the file was written once and has gone: a demo never papers over that.
+    old = load_department_settings(store.home, store.keystore).retention_days
+    if (store.home / DEPARTMENT_SETTINGS_FILE).is_file():
+        return
+    low, high = load_policy().retention_days_range
+    if not low <= retention_days <= high:
+        raise WorkbenchError(
+            f"a retention of {retention_days} days is refused: the policy allows between "
+            f"{low} and {high} days"
+        )
+    write_department_settings(store.home, store.keystore, retention_days=retention_days)
+    AuditLog.open(store.home, store.keystore).append(
+        {
+            "event_type": "settings_change",
+            "user_id": "demo-loader",
+            "outcome": "allowed",
+            "query_json": json.dumps(
+                {
+                    "action": "initial_settings",
+                    "old": {"retention_days": old},
+                    "new": {"retention_days": retention_days},
+                },
+                sort_keys=True,
+            ),
+        }
+    )
+
+
 def build_demo(
     home: Path,
     *,
@@ -100,6 +139,7 @@ def build_demo(
     scale: float = 1.0,
     end_date: dt.date | None = None,
     recognized_frames: int = 0,
+    retention_days: int = 30,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> DemoSummary:
     """Generate the synthetic city and store it, encrypted, in ``home``.
@@ -119,6 +159,10 @@ def build_demo(
         models instead: each is drawn into a synthetic camera frame that the shipped detector
         and reader then read (see
         :func:`alpr_workbench.recognition.pipeline.reads_from_rendered_frames`).
+    retention_days
+        The department's retention period, signed into the store's department settings when
+        they are not written yet (an existing store keeps its own; change it with
+        ``alpr-workbench settings set``).
     on_progress
         Called with ``(days_done, days_total)`` as the reads are stored.
 
@@ -135,6 +179,7 @@ def build_demo(
     for table in _REFERENCE_TABLES:
         store.tables.write(table, getattr(city, table))
     _load_audit_history(store, city.audit_events)
+    _write_department_settings(store, retention_days)
     all_days = [city.config.start_date + dt.timedelta(days=i) for i in range(days)]
     hits, outcomes, added, done = [], [], 0, 0
     recognized = (0, 0)

@@ -6,19 +6,36 @@ for every stored read that matches — never a read that alerts later by acciden
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.hotlist import match_reads, record_hits
+from alpr_workbench.hotlist import AuditAppend, match_reads
 from alpr_workbench.plates import normalize_plate
 from alpr_workbench.policy import Policy, load_policy
 from alpr_workbench.schema import load_table, validate_frame
 from alpr_workbench.store import IngestReport, Store
 
-__all__ = ["IngestResult", "ingest_reads", "read_reads_csv"]
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "IngestResult",
+    "check_reads",
+    "ingest_csv",
+    "ingest_reads",
+    "quote_value",
+    "read_reads_csv",
+]
+
+#: How far past the ingesting machine's clock a read's ``captured_at`` may lie (camera clocks
+#: drift a little); anything later is refused as a read dated in the future.
+MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
+_QUOTE_LIMIT = 60
+_ZONED = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
 
 
 @dataclass(frozen=True)
@@ -44,10 +61,24 @@ def read_reads_csv(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_csv(path, infer_schema=False)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise WorkbenchError(f"{path}: cannot read as CSV: {str(exc).splitlines()[0]}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WorkbenchError(f"{path}: cannot read as CSV: {_cap(first)}") from exc
     unknown = [c for c in frame.columns if c not in spec.columns]
     if unknown:
-        raise WorkbenchError(f"{path}: columns not in the reads schema: {unknown}")
+        shown = ", ".join(quote_value(c) for c in unknown[:5])
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        raise WorkbenchError(f"{path}: columns not in the reads schema: {shown}{more}")
+    for name in frame.columns:  # a time without a zone is ambiguous: never guess UTC
+        if spec.field(name).type != "datetime":
+            continue
+        values = frame.get_column(name)
+        naive = values.is_not_null() & ~values.str.strip_chars().str.contains(_ZONED)
+        if naive.any():
+            row = int(naive.arg_true()[0])
+            raise WorkbenchError(
+                f"{path}: line {row + 2}, column {name!r}: {quote_value(values[row])} has no "
+                "time zone; give times in UTC (ending in Z) or with an offset"
+            )
     casts = []
     for name in frame.columns:
         kind = spec.field(name).type
@@ -67,27 +98,207 @@ def read_reads_csv(path: Path) -> pl.DataFrame:
             row = int(bad.arg_true()[0])
             raise WorkbenchError(
                 f"{path}: line {row + 2}, column {name!r}: cannot read "
-                f"{frame.get_column(name)[row]!r} as {spec.field(name).type}"
+                f"{quote_value(frame.get_column(name)[row])} as {spec.field(name).type}"
             )
     return parsed
 
 
+def quote_value(value: object, limit: int = _QUOTE_LIMIT) -> str:
+    """Quote a value for an error message, cut to ``limit`` characters.
+
+    A hostile file can hold a value of many megabytes; an error message must stay readable.
+
+    Examples
+    --------
+    >>> quote_value("x" * 100, limit=8)
+    "'xxxxxxxx'... (100 characters)"
+    >>> quote_value("cam-1")
+    "'cam-1'"
+    """
+    text = str(value)
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text):,} characters)"
+
+
+def _cap(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def check_reads(
+    store: Store,
+    reads: pl.DataFrame,
+    *,
+    now: dt.datetime,
+    source: str | None = None,
+    first_line: int | None = None,
+) -> None:
+    """Refuse reads that name an unknown camera or network, or are dated in the future.
+
+    Parameters
+    ----------
+    store
+        The store whose ``cameras`` and ``networks`` tables name the known sources.
+    reads
+        Validated reads.
+    now
+        The current time (timezone-aware); reads later than ``now + MAX_CLOCK_SKEW`` are refused.
+    source, first_line
+        How errors name the batch and its rows: ``"<source>: line <row + first_line>"`` when
+        ``first_line`` is given (a CSV file), else ``"row <row>"``.
+
+    Raises
+    ------
+    WorkbenchError
+        Naming the first offending row and its value; nothing is stored.
+    """
+    if now.tzinfo is None:
+        raise WorkbenchError("now must be a timezone-aware datetime")
+
+    def where(row: int) -> str:
+        place = f"line {row + first_line}" if first_line is not None else f"row {row}"
+        return f"{source}: {place}" if source else place
+
+    def refuse(mask: pl.Series, column: str, what: str) -> None:
+        if mask.any():
+            row = int(mask.arg_true()[0])
+            value = quote_value(reads.get_column(column)[row])
+            raise WorkbenchError(f"{where(row)}: unknown {what} {value} (not in the {what}s table)")
+
+    cameras = store.tables.read("cameras").select("camera_id", "network_id")
+    networks = set(store.tables.read("networks").get_column("network_id").to_list())
+    owner = dict(cameras.iter_rows())
+    camera = reads.get_column("camera_id")
+    network = reads.get_column("network_id")
+    refuse(~network.is_in(list(networks)), "network_id", "network")
+    refuse(~camera.is_in(list(owner)), "camera_id", "camera")
+    expected = camera.replace_strict(owner, default=None, return_dtype=pl.String)
+    mismatch = expected.ne_missing(network)
+    if mismatch.any():
+        row = int(mismatch.arg_true()[0])
+        cam = camera[row]
+        raise WorkbenchError(
+            f"{where(row)}: camera {quote_value(cam)} belongs to network "
+            f"{quote_value(owner[cam])}, not {quote_value(network[row])}"
+        )
+    latest = now + MAX_CLOCK_SKEW
+    future = reads.get_column("captured_at") > latest
+    if future.any():
+        row = int(future.arg_true()[0])
+        raise WorkbenchError(
+            f"{where(row)}: captured_at {reads.get_column('captured_at')[row].isoformat()} is "
+            f"in the future (the clock reads {now.isoformat(timespec='seconds')})"
+        )
+
+
 def ingest_reads(
-    store: Store, reads: pl.DataFrame, *, policy: Policy | None = None
+    store: Store,
+    reads: pl.DataFrame,
+    *,
+    audit_append: AuditAppend,
+    actor: str,
+    policy: Policy | None = None,
+    now: dt.datetime | None = None,
+    source: str | None = None,
+    first_line: int | None = None,
 ) -> IngestResult:
-    """Store a batch of reads (idempotent by ``read_id``) and record the hits it raises.
+    """Store a batch of reads (idempotent by ``read_id``), record its hits, and audit it.
+
+    Parameters
+    ----------
+    store
+        The opened store.
+    reads
+        Reads conforming to ``data_schema/reads.yaml``.
+    audit_append
+        Appends one audit event: every ingest, stored or refused, leaves one ``ingest`` record
+        (who, the source, rows received and stored, days touched, hits raised).
+    actor
+        The acting user.
+    policy
+        The department policy (loaded when ``None``).
+    now
+        The current time (defaults to the clock); reads dated after it are refused.
+    source, first_line
+        How errors and the audit record name the batch and its rows (see :func:`check_reads`).
 
     Raises
     ------
     SchemaValidationError
         If the batch breaks a declared rule; nothing is stored.
+    WorkbenchError
+        If a read names an unknown camera or network, or is dated in the future; nothing is
+        stored.
     """
     policy = policy or load_policy()
-    batch = validate_frame("reads", reads)
-    report = store.reads.ingest(batch)
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        batch = validate_frame("reads", reads)
+        check_reads(store, batch, now=now, source=source, first_line=first_line)
+    except WorkbenchError as exc:
+        _audit_ingest(audit_append, actor, now, source, reads.height, refused=str(exc))
+        raise
     hits = match_reads(
         batch, store.tables.read("hotlist_entries"), store.tables.read("hotlists"), policy=policy
     )
+    report, added = store.ingest(batch, hits=hits)  # reads and hits: one commit
+    result = IngestResult(report, added)
+    _audit_ingest(audit_append, actor, now, source, reads.height, result=result)
+    return result
 
-    added = record_hits(store, hits) if hits.height else 0
-    return IngestResult(report, added)
+
+def ingest_csv(
+    store: Store,
+    path: Path,
+    *,
+    audit_append: AuditAppend,
+    actor: str,
+    policy: Policy | None = None,
+    now: dt.datetime | None = None,
+) -> IngestResult:
+    """Read a CSV export of reads (:func:`read_reads_csv`) and ingest it (:func:`ingest_reads`).
+
+    A file that cannot be read is refused, and the refusal is audited like any other.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        reads = read_reads_csv(path)
+    except WorkbenchError as exc:
+        _audit_ingest(audit_append, actor, now, str(path), None, refused=str(exc))
+        raise
+    return ingest_reads(
+        store,
+        reads,
+        audit_append=audit_append,
+        actor=actor,
+        policy=policy,
+        now=now,
+        source=str(path),
+        first_line=2,
+    )
+
+
+def _audit_ingest(
+    audit_append: AuditAppend,
+    actor: str,
+    now: dt.datetime,
+    source: str | None,
+    rows_received: int | None,
+    *,
+    result: IngestResult | None = None,
+    refused: str | None = None,
+) -> None:
+    detail: dict[str, Any] = {"action": "ingest", "source": source, "rows_received": rows_received}
+    event: dict[str, Any] = {"event_type": "ingest", "user_id": actor, "occurred_at": now}
+    if result is not None:
+        r = result.report
+        detail |= {
+            "rows_stored": r.rows_added,
+            "rows_already_stored": r.rows_already_stored,
+            "days": [day.isoformat() for day in r.days],
+            "hits_added": result.hits_added,
+        }
+        event |= {"outcome": "allowed", "row_count": r.rows_added}
+    else:
+        event |= {"outcome": "refused", "refusal_reason": _cap(refused or "refused")}
+    audit_append({**event, "query_json": json.dumps(detail, sort_keys=True)})

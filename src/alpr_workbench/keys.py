@@ -239,6 +239,28 @@ class KeyStore:
             raise KeyStoreError("wrong passphrase or key-encryption key for this key store")
         return cls(path, kek, doc)
 
+    def witness_path(self, name: str) -> Path:
+        """Where the witness ``name`` of a log kept elsewhere lives: beside the key store.
+
+        A witness is a small monotonic record (e.g. the audit log's last sequence number and
+        chain hash) that its owner authenticates with one of this store's master keys. It
+        sits here, outside the folder it vouches for, so that deleting or restoring that
+        folder does not also delete or restore the witness.
+
+        Parameters
+        ----------
+        name
+            Short lowercase name of the witness (``audit``).
+
+        Returns
+        -------
+        pathlib.Path
+            ``<key store folder>/witness-<name>.bin`` (it may not exist yet).
+        """
+        if not name.isascii() or not name.isalnum() or not name.islower():
+            raise KeyStoreError(f"witness name {name!r} must be lowercase letters and digits")
+        return self._path.parent / f"witness-{name}.bin"
+
     @property
     def is_demo(self) -> bool:
         """True for a store created by the demo (not for real data)."""
@@ -320,7 +342,7 @@ class KeyStore:
                         raise KeyDestroyedError(
                             f"version {version} of master key {key_id!r} was destroyed"
                         )
-                    material = _open(self._kek, item["wrapped"], _aad(key_id, version))
+                    material = self._unwrap(key_id, version, item["wrapped"])
                     self._cache[(key_id, version)] = material
                     return MasterKey(key_id, version, material)
             raise KeyStoreError(f"master key {key_id!r} has no version {version}")
@@ -396,7 +418,7 @@ class KeyStore:
                 for item in entry["versions"]:
                     if item.get("wrapped") is not None:
                         aad = _aad(key_id, item["version"])
-                        material = _open(self._kek, item["wrapped"], aad)
+                        material = self._unwrap(key_id, item["version"], item["wrapped"])
                         item["wrapped"] = _seal(new_kek, material, aad)
             self._doc["kdf"] = kdf
             self._doc["check"] = _seal(new_kek, _CHECK_PLAINTEXT, b"check")
@@ -404,6 +426,16 @@ class KeyStore:
             self._save()
 
     # -- internals -----------------------------------------------------------------------
+    def _unwrap(self, key_id: str, version: int, wrapped: str) -> bytes:
+        """Unseal one master key version, or say clearly that the key store is damaged."""
+        try:
+            return _open(self._kek, wrapped, _aad(key_id, version))
+        except (InvalidTag, ValueError) as exc:
+            raise KeyStoreError(
+                f"key store {self._path}: master key {key_id!r} version {version} does not "
+                "authenticate; the key store is damaged or the passphrase is wrong"
+            ) from exc
+
     def _entry(self, key_id: str) -> dict[str, Any]:
         entry = self._doc["keys"].get(key_id)
         if entry is None:

@@ -8,6 +8,13 @@ Access needs two things, both checked at login *and* again by the app for every 
 2. the password matches the scrypt hash kept in ``<home>/dashboard/passwords.json``
    (mode 0600). There are no default passwords: :func:`issue_passwords` draws a random one per
    user, shows it once and keeps only its hash.
+
+An issued password is one-time: it opens a session only together with a new password of the
+user's choosing, which replaces it in the same step (:func:`attempt_login`), so it can never be
+used twice. Failed attempts slow down the *source* that makes them (:class:`LoginThrottle`,
+exponential back-off per client address), never the account: an attacker guessing the chief's
+password from one machine cannot keep the chief out from hers. Every sign-in, failure and
+back-off is an audit event (``event_type`` ``login``) when an audit log is given.
 """
 
 from __future__ import annotations
@@ -17,14 +24,18 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import math
 import secrets
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
 
-from alpr_workbench._fsutil import atomic_write_bytes
+from alpr_workbench._fsutil import atomic_write_bytes, exclusive_lock
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.registry import User, get_user, user_problem
 from alpr_workbench.policy import Policy, load_policy
@@ -34,7 +45,9 @@ __all__ = [
     "DASHBOARD_ROLES",
     "PASSWORD_FILE",
     "DashboardRefused",
+    "LoginThrottle",
     "allowed_dashboard_users",
+    "attempt_login",
     "check_login",
     "dashboard_user_problem",
     "issue_passwords",
@@ -53,7 +66,7 @@ _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 _DKLEN = 32
 _MIN_PASSWORD_CHARS = 12
 # Verified when the user is unknown, so a wrong user name costs as long as a wrong password.
-_DUMMY = {"salt": base64.b64encode(b"\0" * 16).decode(), "hash": "", **_SCRYPT}
+_DUMMY: dict[str, Any] = {"salt": base64.b64encode(b"\0" * 16).decode(), "hash": "", **_SCRYPT}
 
 
 class DashboardRefused(WorkbenchError):
@@ -184,7 +197,7 @@ def _hash(password: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:
     )
 
 
-def _record(password: str) -> dict[str, Any]:
+def _record(password: str, *, one_time: bool) -> dict[str, Any]:
     salt = secrets.token_bytes(16)
     digest = _hash(password, salt, **_SCRYPT)
     return {
@@ -192,7 +205,18 @@ def _record(password: str) -> dict[str, Any]:
         "hash": base64.b64encode(digest).decode(),
         **_SCRYPT,
         "set_at": _now().isoformat(timespec="seconds"),
+        "one_time": one_time,
     }
+
+
+def _lock(home: Path) -> Any:
+    """Serialise changes to the password file (issue, set, consume a one-time password)."""
+    return exclusive_lock(password_file(home).with_name(".passwords.lock"))
+
+
+def _is_one_time(record: Mapping[str, Any]) -> bool:
+    # Records written before the flag existed were all issued: treat them as one-time.
+    return bool(record.get("one_time", True))
 
 
 def set_password(home: Path, user_id: str, password: str) -> None:
@@ -207,16 +231,18 @@ def set_password(home: Path, user_id: str, password: str) -> None:
         raise WorkbenchError(
             f"a dashboard password needs at least {_MIN_PASSWORD_CHARS} characters"
         )
-    users = _load(home)
-    users[user_id] = _record(password)
-    _save(home, users)
+    with _lock(home):
+        users = _load(home)
+        users[user_id] = _record(password, one_time=False)
+        _save(home, users)
 
 
 def issue_passwords(home: Path, user_ids: Iterable[str]) -> dict[str, str]:
-    """Draw a random password for each user, keep only the hashes, return the passwords.
+    """Draw a random one-time password for each user, keep only the hashes, return them.
 
     Show the returned passwords once (to the person who hands them out); they cannot be
-    recovered later, only issued again. Existing hashes of other users are kept.
+    recovered later, only issued again. Each opens the dashboard once, together with the
+    user's new password (:func:`attempt_login`). Existing hashes of other users are kept.
 
     Examples
     --------
@@ -228,18 +254,19 @@ def issue_passwords(home: Path, user_ids: Iterable[str]) -> dict[str, str]:
     >>> issued["kdavis"] in password_file(home).read_text()
     False
     """
-    users = _load(home)
     issued = {}
-    for user_id in user_ids:
-        password = secrets.token_urlsafe(15)  # 120 random bits, 20 characters
-        users[user_id] = _record(password)
-        issued[user_id] = password
-    _save(home, users)
+    with _lock(home):
+        users = _load(home)
+        for user_id in user_ids:
+            password = secrets.token_urlsafe(15)  # 120 random bits, 20 characters
+            users[user_id] = _record(password, one_time=True)
+            issued[user_id] = password
+        _save(home, users)
     return issued
 
 
-def verify_password(home: Path, user_id: str, password: str) -> bool:
-    """True when ``password`` matches the stored hash for ``user_id`` (constant-time compare)."""
+def _matching_record(home: Path, user_id: str, password: str) -> dict[str, Any] | None:
+    """The stored record of ``user_id`` when ``password`` matches it, else None."""
     record = _load(home).get(user_id)
     entry = record if isinstance(record, dict) else _DUMMY
     try:
@@ -247,8 +274,17 @@ def verify_password(home: Path, user_id: str, password: str) -> bool:
         expected = base64.b64decode(entry["hash"])
         got = _hash(password, salt, n=int(entry["n"]), r=int(entry["r"]), p=int(entry["p"]))
     except (KeyError, TypeError, ValueError):
-        return False
-    return record is not None and bool(expected) and hmac.compare_digest(got, expected)
+        return None
+    ok = isinstance(record, dict) and bool(expected) and hmac.compare_digest(got, expected)
+    return record if ok else None
+
+
+def verify_password(home: Path, user_id: str, password: str) -> bool:
+    """True when ``password`` matches the stored hash for ``user_id`` (constant-time compare).
+
+    A one-time password matches until it is replaced (:func:`attempt_login` replaces it).
+    """
+    return _matching_record(home, user_id, password) is not None
 
 
 def check_login(
@@ -259,11 +295,12 @@ def check_login(
     policy: Policy | None = None,
     now: dt.datetime | None = None,
 ) -> str | None:
-    """Why a login attempt fails, or None when it succeeds.
+    """Why these credentials fail, or None when they are valid (this signs nobody in).
 
-    The password is checked first (always, so timing does not reveal which users exist), then
-    the user's standing and role. The reason for a wrong password never says which part was
-    wrong.
+    The dashboard signs users in with :func:`attempt_login`, which also consumes one-time
+    passwords, throttles the source and audits the attempt. The password is checked first
+    (always, so timing does not reveal which users exist), then the user's standing and role.
+    The reason for a wrong password never says which part was wrong.
 
     Returns
     -------
@@ -274,3 +311,192 @@ def check_login(
     if not password_ok:
         return "invalid user name or password"
     return dashboard_user_problem(store, user_id, policy=policy, now=now)
+
+
+# -- sign-in: one-time passwords, back-off per source, audit ---------------------------------
+class AuditSink(Protocol):
+    """Where login events go: the workbench's audit log (anything with ``append``)."""
+
+    def append(self, event: Mapping[str, Any]) -> Any:
+        """Append one event."""
+
+
+@dataclass
+class LoginThrottle:
+    """Exponential back-off per source (client address) after failed logins, in memory.
+
+    The first ``free_failures`` failures from a source cost nothing; each further one makes
+    the source wait ``base_delay_s * 2**k`` seconds (k = 0, 1, ...), at most ``max_delay_s``,
+    before its next attempt is even checked. A success from the source clears its count. The
+    account itself is never locked, so failures from one source cannot keep its owner out
+    from another.
+
+    Examples
+    --------
+    >>> clock = iter([0.0, 0.0, 0.0, 5.0, 11.0]).__next__
+    >>> throttle = LoginThrottle(free_failures=1, base_delay_s=10.0, clock=clock)
+    >>> throttle.failed("10.0.0.9"), throttle.failed("10.0.0.9")
+    (0.0, 10.0)
+    >>> throttle.wait_s("10.0.0.8"), throttle.wait_s("10.0.0.9"), throttle.wait_s("10.0.0.9")
+    (0.0, 5.0, 0.0)
+    """
+
+    free_failures: int = 5
+    base_delay_s: float = 1.0
+    max_delay_s: float = 15 * 60.0
+    max_sources: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    # source -> (failures, time the source may try again)
+    _state: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+    _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def wait_s(self, source: str) -> float:
+        """Seconds ``source`` must still wait before an attempt is checked (0: it may try)."""
+        with self._mutex:
+            _, until = self._state.get(source, (0, 0.0))
+            return max(0.0, until - self.clock())
+
+    def failed(self, source: str) -> float:
+        """Count a failure from ``source``; return the back-off it starts (0: none yet)."""
+        with self._mutex:
+            now = self.clock()
+            if len(self._state) >= self.max_sources:
+                self._forget_idle(now)
+            count = self._state.get(source, (0, 0.0))[0] + 1
+            extra = count - self.free_failures
+            delay = (
+                0.0 if extra <= 0 else min(self.max_delay_s, self.base_delay_s * 2 ** (extra - 1))
+            )
+            self._state[source] = (count, now + delay)
+            return delay
+
+    def succeeded(self, source: str) -> None:
+        """Clear the failures of ``source``."""
+        with self._mutex:
+            self._state.pop(source, None)
+
+    def _forget_idle(self, now: float) -> None:
+        idle = [s for s, (_, until) in self._state.items() if until + self.max_delay_s < now]
+        for source in idle or list(self._state)[: len(self._state) // 2]:
+            del self._state[source]
+
+
+_WRONG = "invalid user name or password"
+
+
+def _audit_login(
+    audit: AuditSink | None,
+    store: Store,
+    user_id: str,
+    *,
+    source: str,
+    problem: str | None,
+    details: Mapping[str, Any],
+) -> None:
+    if audit is None:
+        return
+    user = get_user(store, user_id) if user_id else None
+    audit.append(
+        {
+            "event_type": "login",
+            "occurred_at": _now(),
+            "user_id": user_id[:128] or None,
+            "organization": user.organization if user else None,
+            "outcome": "allowed" if problem is None else "refused",
+            "refusal_reason": problem,
+            "query_json": json.dumps({"login": "dashboard", "source": source, **details}),
+        }
+    )
+
+
+def _consume_one_time(home: Path, user_id: str, used: Mapping[str, Any], new_password: str) -> bool:
+    """Replace the one-time record ``used`` by ``new_password``; False if it is already gone."""
+    with _lock(home):
+        users = _load(home)
+        if users.get(user_id) != used:  # another login consumed it first
+            return False
+        users[user_id] = _record(new_password, one_time=False)
+        _save(home, users)
+    return True
+
+
+def attempt_login(
+    store: Store,
+    user_id: str,
+    password: str,
+    *,
+    source: str,
+    throttle: LoginThrottle,
+    new_password: str = "",
+    audit: AuditSink | None = None,
+    policy: Policy | None = None,
+    now: dt.datetime | None = None,
+) -> str | None:
+    """Sign in to the dashboard: why the attempt fails (words for the login page), or None.
+
+    In order: the source must not be backing off (:class:`LoginThrottle`); the password must
+    match and the user may open the dashboard (:func:`check_login`); a one-time password
+    must come with a new password (at least 12 characters, not the same), which replaces it
+    at once, so the one-time password never works again. A wrong password or a refused user
+    counts against the source, never against the account. Every outcome is appended to
+    ``audit`` (``event_type`` ``login``, with the source address).
+
+    Parameters
+    ----------
+    store
+        The workbench store (users, and the password file in its home).
+    user_id, password
+        What was typed on the login page.
+    source
+        The client address the attempt comes from.
+    throttle
+        The server's throttle.
+    new_password
+        The new password, required with a one-time password.
+    audit
+        Where to record the attempt (default: nowhere).
+    policy, now
+        Default: the department policy, the current UTC time.
+
+    Returns
+    -------
+    str or None
+        None when the user is signed in.
+    """
+    details: dict[str, Any] = {}
+    wait = throttle.wait_s(source)
+    if wait > 0:
+        return f"too many failed attempts from your address: try again in {math.ceil(wait)} s"
+    used = _matching_record(store.home, user_id, password)
+    problem = (
+        _WRONG if used is None else dashboard_user_problem(store, user_id, policy=policy, now=now)
+    )
+    if problem is None and used is not None and _is_one_time(used):
+        details["one_time"] = True
+        if len(new_password) < _MIN_PASSWORD_CHARS or new_password == password:
+            reason = (
+                "this is a one-time password: choose a new password of at least "
+                f"{_MIN_PASSWORD_CHARS} characters to log in"
+            )
+            _audit_login(audit, store, user_id, source=source, problem=reason, details=details)
+            return reason
+        if not _consume_one_time(store.home, user_id, used, new_password):
+            problem = _WRONG
+        else:
+            details["password_changed"] = True
+    if problem is None:
+        throttle.succeeded(source)
+        _audit_login(audit, store, user_id, source=source, problem=None, details=details)
+        return None
+    delay = throttle.failed(source)
+    if delay > 0:
+        problem = f"{problem}; source {source} must back off {delay:.0f} s"
+    _audit_login(audit, store, user_id, source=source, problem=problem, details=details)
+    return (
+        _WRONG
+        if delay == 0
+        else (
+            f"{_WRONG}; too many failed attempts from your address: try again in "
+            f"{math.ceil(delay)} s"
+        )
+    )

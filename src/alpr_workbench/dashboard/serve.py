@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,65 +20,58 @@ import panel as pn
 from panel.auth import BasicAuthProvider, BasicLoginHandler
 
 from alpr_workbench.dashboard.auth import (
+    LoginThrottle,
     allowed_dashboard_users,
-    check_login,
+    attempt_login,
     issue_passwords,
     password_file,
     users_with_passwords,
 )
 from alpr_workbench.dashboard.state import AuditHealth, DashboardSource
 from alpr_workbench.dashboard.views import create_app
-from alpr_workbench.store import Store
 
 __all__ = ["RunningDashboard", "serve_dashboard", "start_dashboard"]
 
 log = logging.getLogger(__name__)
 
-_MAX_FAILURES = 5
-_LOCKOUT_S = 15 * 60
 
-
-@dataclass
-class _Throttle:
-    """Refuse a user name for a while after repeated failed logins (in memory, per server)."""
-
-    failures: dict[str, list[float]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def blocked(self, user: str) -> bool:
-        now = time.monotonic()
-        with self.lock:
-            recent = [t for t in self.failures.get(user, []) if now - t < _LOCKOUT_S]
-            self.failures[user] = recent
-            return len(recent) >= _MAX_FAILURES
-
-    def failed(self, user: str) -> None:
-        with self.lock:
-            self.failures.setdefault(user, []).append(time.monotonic())
-
-    def succeeded(self, user: str) -> None:
-        with self.lock:
-            self.failures.pop(user, None)
-
-
-def _login_handler(store: Store) -> type[BasicLoginHandler]:
-    throttle = _Throttle()
+def _login_handler(source: DashboardSource, throttle: LoginThrottle) -> type[BasicLoginHandler]:
+    from panel.auth import _validate_next_url
+    from panel.io.state import state
+    from tornado.escape import url_escape
 
     class WorkbenchLoginHandler(BasicLoginHandler):
-        """Panel's login page, validated against the workbench's users and password hashes."""
+        """Panel's login page, validated by :func:`~alpr_workbench.dashboard.auth.attempt_login`.
+
+        One-time passwords need a new password, failures slow down the client address (not
+        the account), and every attempt goes to the audit log.
+        """
 
         def _validate(self, username: str, password: str) -> bool:
-            if throttle.blocked(username):
-                log.warning("dashboard login for %r refused: too many failures", username)
-                return False
-            problem = check_login(store, username, password)
-            if problem is None:
-                throttle.succeeded(username)
-                log.info("dashboard login: %s", username)
-                return True
-            throttle.failed(username)
-            log.warning("dashboard login for %r refused: %s", username, problem)
-            return False
+            return False  # every login goes through post(), with its source and new password
+
+        def post(self) -> None:
+            username = self.get_argument("username", "")
+            password = self.get_argument("password", "")
+            new_password = self.get_argument("new_password", "")
+            client = self.request.remote_ip or "unknown"
+            problem = attempt_login(
+                source.store,
+                username,
+                password,
+                source=client,
+                throttle=throttle,
+                new_password=new_password,
+                audit=source.audit,
+                policy=source.policy,
+            )
+            if problem is not None:
+                log.warning("dashboard login for %r from %s refused: %s", username, client, problem)
+                self.redirect(f"{self.request.path}?error={url_escape(problem)}")
+                return
+            log.info("dashboard login: %s from %s", username, client)
+            self.set_current_user(username)
+            self.redirect(_validate_next_url(self.get_cookie("next_url", state.base_url)))
 
     return WorkbenchLoginHandler
 
@@ -113,18 +105,22 @@ html, body {height: 100%; font-family: 'Segoe UI', sans-serif; line-height: 1.6;
     autocapitalize="off" autocorrect="off" autocomplete="username" placeholder="user id"></div>
   <div class="form-group"><input name="password" type="password" class="form-input"
     autocomplete="current-password" placeholder="password"></div>
+  <div class="form-group"><input name="new_password" type="password" class="form-input"
+    autocomplete="new-password"
+    placeholder="new password (needed with a one-time password)"></div>
   <div class="form-group"><button class="form-button" type="submit">Log in</button></div>
-  <p class="note">Command staff, auditors and administrators. Aggregates only.</p>
+  <p class="note">Command staff, auditors and administrators. Aggregates only.
+  An issued password works once: choose your own password with it.</p>
 </form></div></body></html>
 """
 
 
 class _WorkbenchAuthProvider(BasicAuthProvider):
-    def __init__(self, store: Store) -> None:
+    def __init__(self, source: DashboardSource, throttle: LoginThrottle) -> None:
         import jinja2
 
         # Set before the base class validates the provider (it reads login_handler).
-        self._handler = _login_handler(store)
+        self._handler = _login_handler(source, throttle)
         super().__init__()
         self._login_template = jinja2.Environment(autoescape=True).from_string(_LOGIN_HTML)
 
@@ -208,8 +204,8 @@ def _announce(url: str, home: Path, issued: dict[str, str], out: Callable[[str],
     out(f"ALPR Workbench dashboard: {url}/ (log in at {url}/login)")
     if issued:
         out(
-            "Dashboard passwords issued now (shown once; only scrypt hashes are kept in "
-            f"{password_file(home)}):"
+            "Dashboard one-time passwords issued now (shown once; only scrypt hashes are kept "
+            f"in {password_file(home)}; each works once, with the user's new password):"
         )
         for user, password in sorted(issued.items()):
             out(f"  {user:<16} {password}")
@@ -225,6 +221,7 @@ def _serve_kwargs(
     address: str,
     tiles: bool,
     default_days: int | None,
+    throttle: LoginThrottle | None,
     kw: dict[str, Any],
 ) -> tuple[Callable[[], Any], dict[str, Any]]:
     def app() -> Any:
@@ -236,7 +233,7 @@ def _serve_kwargs(
         "address": address,
         "websocket_origin": origins,
         "title": "ALPR program dashboard",
-        "auth_provider": _WorkbenchAuthProvider(source.store),
+        "auth_provider": _WorkbenchAuthProvider(source, throttle or LoginThrottle()),
         "cookie_secret": kw.pop("cookie_secret", secrets.token_urlsafe(32)),
         "verbose": False,
         **kw,
@@ -256,12 +253,14 @@ def serve_dashboard(
     issue_missing_passwords: bool = True,
     default_days: int | None = 30,
     out: Callable[[str], None] = print,
+    throttle: LoginThrottle | None = None,
     **kw: Any,
 ) -> None:
     """Serve the command-staff dashboard for data directory ``home`` until interrupted.
 
-    Prints the address and, for allowed users who have none yet, a freshly drawn password
-    (shown once; only its scrypt hash is kept in ``<home>/dashboard/passwords.json``).
+    Prints the address and, for allowed users who have none yet, a freshly drawn one-time
+    password (shown once; only its scrypt hash is kept in ``<home>/dashboard/passwords.json``;
+    it logs in once, together with the user's new password).
 
     Parameters
     ----------
@@ -283,6 +282,8 @@ def serve_dashboard(
         Initial period of each session: the last ``default_days`` stored days (None: all).
     out
         Where to print.
+    throttle
+        Back-off of failed logins per client address (default: :class:`LoginThrottle`).
     **kw
         Passed to :func:`panel.serve` (e.g. ``websocket_origin``, ``cookie_secret``).
     """
@@ -296,7 +297,13 @@ def serve_dashboard(
     )
     try:
         app, opts = _serve_kwargs(
-            source, port=port, address=address, tiles=tiles, default_days=default_days, kw=kw
+            source,
+            port=port,
+            address=address,
+            tiles=tiles,
+            default_days=default_days,
+            throttle=throttle,
+            kw=kw,
         )
         _announce(f"http://{address}:{port}", source.home, issued, out)
         pn.serve(app, show=show, threaded=False, start=True, **opts)
@@ -315,6 +322,7 @@ def start_dashboard(
     issue_missing_passwords: bool = True,
     default_days: int | None = 30,
     timeout: float = 30.0,
+    throttle: LoginThrottle | None = None,
     **kw: Any,
 ) -> RunningDashboard:
     """Start the dashboard on a background thread (port 0: a free port) and wait for it.
@@ -336,7 +344,13 @@ def start_dashboard(
         issue_missing=issue_missing_passwords,
     )
     app, opts = _serve_kwargs(
-        source, port=port, address=address, tiles=tiles, default_days=default_days, kw=kw
+        source,
+        port=port,
+        address=address,
+        tiles=tiles,
+        default_days=default_days,
+        throttle=throttle,
+        kw=kw,
     )
     thread = pn.serve(app, show=False, threaded=True, start=True, **opts)
     running = RunningDashboard(f"http://{address}:{port}", issued, source, thread)

@@ -244,7 +244,7 @@ class DashboardSource:
         self.audit = audit
         self.settings = settings or load_settings(store.home)
         self.policy = policy or load_policy(self.settings.policy_file)
-        self.gate = Gate(store, audit, policy=self.policy, settings=self.settings)
+        self.gate = Gate(store, audit)
         self.ttl_s = ttl_s
         self.cell_m = cell_m
         self._audit_health_fn = audit_health or default_audit_health(store, audit)

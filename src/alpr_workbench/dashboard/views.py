@@ -9,6 +9,7 @@ and add OpenStreetMap tiles underneath (needs the network, off by default).
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Callable
 from typing import Any
@@ -43,6 +44,21 @@ _PRESETS: tuple[tuple[str, int | None], ...] = (
     ("Last 90 days", 90),
     ("All stored days", None),
 )
+
+
+# Characters that HTML or Markdown would read as markup, as numeric character references.
+_MARKUP_CHARS = {c: f"&#{ord(c)};" for c in "&<>\"'`|[]()*_\\#!~{}"}
+
+
+def _text(value: Any) -> str:
+    """A user-controlled value as literal text inside an HTML or Markdown pane.
+
+    Examples
+    --------
+    >>> _text("<img src=x onerror=alert(1)> | [x](javascript:y)")
+    '&#60;img src=x onerror=alert&#40;1&#41;&#62; &#124; &#91;x&#93;&#40;javascript:y&#41;'
+    """
+    return "".join(_MARKUP_CHARS.get(c, c) for c in str(value))
 
 
 def _money(value: float | None) -> str:
@@ -114,7 +130,7 @@ class FilterControls(_StateView):
             f"Stored days: {state.first_day} .. {state.last_day}", styles={"color": "#555"}
         )
         message = pn.pane.Alert(
-            pn.bind(lambda m: m or "", state.param.message),
+            pn.bind(lambda m: _text(m or ""), state.param.message),
             alert_type="warning",
             visible=pn.bind(bool, state.param.message),
         )
@@ -469,7 +485,8 @@ class AuditHealthPanel(_StateView):
                 None: "<span style='color:#555'>info</span>",
             }[row["passed"]]
             lines.append(
-                f"| {mark} | {row['title']} | {row['flagged']:,} | {row.get('detail') or ''} |"
+                f"| {mark} | {_text(row['title'])} | {row['flagged']:,} | "
+                f"{_text(row.get('detail') or '')} |"
             )
         return "\n".join(lines)
 
@@ -492,8 +509,9 @@ class DashboardApp(_StateView):
     def header(self) -> pn.viewable.Viewable:
         """Who is logged in, with a log-out link."""
         state = self.state
+        name, role = html.escape(state.full_name), html.escape(state.role.replace("_", " "))
         return pn.pane.HTML(
-            f"<span style='color:white'>{state.full_name} ({state.role.replace('_', ' ')})"
+            f"<span style='color:white'>{name} ({role})"
             " · <a style='color:white' href='./logout'>Log out</a></span>"
         )
 
@@ -538,7 +556,7 @@ def _refusal_page(reason: str) -> Any:
         title="ALPR program dashboard",
         main=[
             pn.pane.Alert(
-                f"**Access refused:** {reason}. <a href='./logout'>Log out</a>",
+                f"**Access refused:** {_text(reason)}. <a href='./logout'>Log out</a>",
                 alert_type="danger",
             )
         ],

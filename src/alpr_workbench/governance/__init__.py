@@ -2,11 +2,18 @@
 
 from alpr_workbench.governance.admin import (
     AdminRefused,
+    PurgePlan,
+    actor_problem,
     change_user,
+    configured_retention_days,
+    import_hotlist,
+    import_vendor_audit,
     place_legal_hold,
+    plan_purge,
     purge_expired,
     release_legal_hold,
     rotate_master_keys,
+    set_retention_days,
 )
 from alpr_workbench.governance.audit_log import (
     AuditLog,
@@ -27,6 +34,7 @@ from alpr_workbench.governance.registry import Case, User, current_username, get
 from alpr_workbench.governance.screening import ScreenResult, is_vague_reason, screen_text
 from alpr_workbench.governance.sharing import (
     SharingRefused,
+    add_agency,
     add_grant,
     grants_digest,
     revoke_grant,
@@ -42,11 +50,19 @@ from alpr_workbench.governance.vendor_import import (
 
 __all__ = [
     "AdminRefused",
+    "PurgePlan",
+    "actor_problem",
+    "add_agency",
     "change_user",
+    "configured_retention_days",
+    "import_hotlist",
+    "import_vendor_audit",
     "place_legal_hold",
+    "plan_purge",
     "purge_expired",
     "release_legal_hold",
     "rotate_master_keys",
+    "set_retention_days",
     "snapshot_sharing",
     "AuditLog",
     "AuditLogError",

@@ -20,11 +20,22 @@ place and flushed, so a torn head write always leaves the previous slot intact::
     slot : b"AHD1" | seq u64 | rec_start u64 | rec_end u64 | mac_version u32 | chain_hash (32)
            | mac (32) | zero padding
     mac  = HMAC-SHA256(audit/hmac key, b"alpr-audit-head" | log_id | slot bytes before mac)
+
+A slot that is not all zeros and does not authenticate is reported, never skipped in favour of
+the other slot (a spoiled newer slot must not let the older one hide the last records).
+
+Witness file (``<key store folder>/witness-audit.bin``, outside the audit folder): one
+``WITNESS_SIZE``-byte record rewritten in place and flushed after every append, so a rollback
+or truncation of the audit folder is caught even when both of its files are restored::
+
+    witness : b"AWT1" | log_id (16) | seq u64 | mac_version u32 | chain_hash (32) | mac (32)
+    mac     = HMAC-SHA256(audit/hmac key, b"alpr-audit-witness" | witness bytes before mac)
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import mmap
 import struct
 from collections.abc import Callable
@@ -48,6 +59,10 @@ HEAD_SIZE = 2 * HEAD_SLOT
 RECORD_MAC_DOMAIN = b"alpr-audit-record"
 HEAD_MAC_DOMAIN = b"alpr-audit-head"
 _GENESIS_DOMAIN = b"alpr-workbench audit log genesis v1"
+WITNESS_MAGIC = b"AWT1"
+WITNESS_FIELDS = struct.Struct(">4s16sQI32s")
+WITNESS_SIZE = 128
+WITNESS_MAC_DOMAIN = b"alpr-audit-witness"
 
 #: What the parsers read: file bytes, a view of them or a read-only memory map.
 Buffer = bytes | memoryview | mmap.mmap
@@ -78,6 +93,16 @@ class HeadSlot:
     rec_end: int
     mac_version: int
     chain_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class WitnessState:
+    """The monotonic witness kept outside the audit folder: which log, how far, which hash."""
+
+    log_id: bytes
+    seq: int
+    chain_hash: bytes
+    mac_version: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,3 +300,22 @@ def unpack_head_slot(slot: bytes) -> tuple[HeadSlot, bytes, bytes] | None:
     covered = slot[: HEAD_FIELDS.size]
     mac = slot[HEAD_FIELDS.size : HEAD_FIELDS.size + HASH_LEN]
     return HeadSlot(seq, rec_start, rec_end, mac_version, chain), covered, mac
+
+
+def pack_witness(witness: WitnessState, mac_key: bytes) -> bytes:
+    """The witness file's bytes (fields, HMAC, zero padding to ``WITNESS_SIZE``)."""
+    covered = WITNESS_FIELDS.pack(
+        WITNESS_MAGIC, witness.log_id, witness.seq, witness.mac_version, witness.chain_hash
+    )
+    mac = hmac.new(mac_key, WITNESS_MAC_DOMAIN + covered, hashlib.sha256).digest()
+    return (covered + mac).ljust(WITNESS_SIZE, b"\0")
+
+
+def unpack_witness(data: bytes) -> tuple[WitnessState, bytes, bytes] | None:
+    """Split witness bytes into (state, MAC-covered bytes, MAC); ``None`` if not a witness."""
+    if len(data) < WITNESS_FIELDS.size + HASH_LEN or data[:4] != WITNESS_MAGIC:
+        return None
+    _, log_id, seq, mac_version, chain = WITNESS_FIELDS.unpack_from(data, 0)
+    covered = data[: WITNESS_FIELDS.size]
+    mac = data[WITNESS_FIELDS.size : WITNESS_FIELDS.size + HASH_LEN]
+    return WitnessState(log_id, seq, chain, mac_version), covered, mac

@@ -62,22 +62,28 @@ from alpr_workbench.governance._chain import (
     HEADER_LEN,
     LOG_ID_LEN,
     RECORD_MAC_DOMAIN,
+    WITNESS_MAC_DOMAIN,
+    WITNESS_SIZE,
     HeadSlot,
     RawRecord,
+    WitnessState,
     compute_chain_hash,
     genesis_hash,
     pack_head_fields,
     pack_record,
+    pack_witness,
     parse_header,
     parse_record,
     scan_chain,
     unpack_head_slot,
+    unpack_witness,
 )
 from alpr_workbench.keys import KeyStore
 from alpr_workbench.schema import FieldSpec, load_table
 
 __all__ = [
     "AUDIT_DIR",
+    "CHECKPOINTS_DIR",
     "AuditLog",
     "AuditLogError",
     "AuditRecord",
@@ -85,7 +91,9 @@ __all__ = [
     "HEAD_FILE",
     "PUBLIC_KEY_FILE",
     "RECORDS_FILE",
+    "SignedCheckpoint",
     "SignedDigest",
+    "verify_checkpoint",
     "verify_digest",
 ]
 
@@ -93,6 +101,8 @@ AUDIT_DIR = "audit"
 RECORDS_FILE = "records.bin"
 HEAD_FILE = "head.bin"
 PUBLIC_KEY_FILE = "public_key.pem"
+CHECKPOINTS_DIR = "checkpoints"
+_WITNESS = "audit"
 _LOCK_FILE = ".lock"
 _TABLE = "audit_events"
 _ENC_KEY = "audit/log"
@@ -103,6 +113,7 @@ _KEY_IDS = [_ENC_KEY, _MAC_KEY, _SIGNING_KEY]
 _LOG_ASSIGNED = frozenset({"seq"})
 _POLARS_TS_FORMAT = "%Y-%m-%dT%H:%M:%S%.fZ"
 _DIGEST_DOMAIN = b"alpr-workbench audit digest v1\n"
+_CHECKPOINT_DOMAIN = b"alpr-workbench audit checkpoint v1\n"
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
@@ -238,6 +249,85 @@ class SignedDigest:
     def _message(self) -> bytes:
         payload = {k: v for k, v in asdict(self).items() if k != "signature"}
         return _DIGEST_DOMAIN + json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class SignedCheckpoint:
+    """A checkpoint of the audit log (how far it went, and its chain hash), signed with Ed25519.
+
+    One is written to ``<home>/audit/checkpoints/`` on the first append of each UTC day, and
+    on demand (``alpr-workbench audit checkpoint``). Publish them: a log rewritten later, even
+    by a holder of the keys, no longer reaches ``chain_hash`` at ``seq``.
+
+    Attributes
+    ----------
+    log_id
+        Hex id of the log (from the records file's header).
+    seq
+        Records in the log when it was signed (0 for an empty log).
+    chain_hash
+        Hex keyless chain hash after record ``seq``.
+    signed_at
+        When it was signed (ISO 8601, UTC).
+    public_key_pem
+        The log's Ed25519 public key (check it against one obtained independently).
+    signature
+        Base64 Ed25519 signature over the other fields.
+    """
+
+    log_id: str
+    seq: int
+    chain_hash: str
+    signed_at: str
+    public_key_pem: str
+    signature: str
+
+    def to_json(self) -> str:
+        """Serialise the checkpoint as JSON.
+
+        Returns
+        -------
+        str
+            Indented JSON with sorted keys.
+        """
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> SignedCheckpoint:
+        """Read a checkpoint written by :meth:`to_json`.
+
+        Parameters
+        ----------
+        text
+            The JSON text.
+
+        Returns
+        -------
+        SignedCheckpoint
+            The checkpoint (not yet verified: call :func:`verify_checkpoint`).
+
+        Raises
+        ------
+        AuditLogError
+            If the text is not a checkpoint.
+        """
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise AuditLogError("the checkpoint is not valid JSON") from exc
+        names = {f.name for f in fields(cls)}
+        if not isinstance(raw, dict) or set(raw) != names:
+            raise AuditLogError(f"a signed checkpoint has exactly the fields {sorted(names)}")
+        texts = ("log_id", "chain_hash", "signed_at", "public_key_pem", "signature")
+        if not (_is_int(raw["seq"]) and all(isinstance(raw[k], str) for k in texts)):
+            raise AuditLogError("a signed checkpoint field has the wrong type")
+        return cls(**raw)
+
+    def _message(self) -> bytes:
+        payload = {k: v for k, v in asdict(self).items() if k != "signature"}
+        return (
+            _CHECKPOINT_DOMAIN + json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+        )
 
 
 # -- event validation (per event, no polars frame: appends must stay fast) -------------------
@@ -424,6 +514,9 @@ class AuditLog:
         self._genesis = genesis_hash(log_id)
         self._rec_fd = -1
         self._head_fd = -1
+        self._witness_fd = -1
+        self._witness_path = keystore.witness_path(_WITNESS)
+        self._checkpoint_day: str | None = None
         self._aead: dict[int, AESGCM] = {}
         self._mac_keys: dict[int, bytes] = {}
         enc = keystore.current_key(_ENC_KEY)
@@ -496,23 +589,42 @@ class AuditLog:
     def _create_or_check(directory: Path, keystore: KeyStore) -> bytes:
         records = directory / RECORDS_FILE
         head = directory / HEAD_FILE
+        # The log's keys exist only once a log was created with this key store: never start
+        # a new, empty log over a deleted one.
+        existed = bool(
+            set(keystore.key_ids(prefix="audit/", include_destroyed=True)) & set(_KEY_IDS)
+        )
         if not records.exists():
             if head.exists():
                 raise AuditLogError(
                     f"the audit log's records file {records} is missing but its head exists: "
                     "it was deleted or moved"
                 )
-            log_id = os.urandom(LOG_ID_LEN)
+            if existed:
+                log_id = _unfinished_creation(keystore)
+                if log_id is None:
+                    raise AuditLogError(
+                        f"the audit log in {directory} is missing, but the key store holds its "
+                        "keys and its witness: it was deleted or moved. A new log is never "
+                        "started over an old one; restore the log from a backup."
+                    )
+            else:
+                keystore.ensure_keys(_KEY_IDS)
+                log_id = os.urandom(LOG_ID_LEN)
+                mac = keystore.current_key(_MAC_KEY)
+                witness = WitnessState(log_id, 0, genesis_hash(log_id), mac.version)
+                atomic_write_bytes(
+                    keystore.witness_path(_WITNESS), pack_witness(witness, mac.material)
+                )
             atomic_write_bytes(records, FILE_MAGIC + log_id)
         with open(records, "rb") as fh:
             log_id_read = parse_header(fh.read(HEADER_LEN))
         if log_id_read is None:
             raise AuditLogError(f"{records} is not an audit log (its header is damaged)")
         if not head.exists():
-            if records.stat().st_size > HEADER_LEN:
+            if records.stat().st_size > HEADER_LEN or _unfinished_creation(keystore) != log_id_read:
                 return log_id_read  # damaged: the head was removed; verify will report it
-            # New log (or one whose creation was interrupted before the head was written).
-            keystore.ensure_keys(_KEY_IDS)
+            # A new log whose creation was interrupted before the head was written.
             mac = keystore.current_key(_MAC_KEY)
             slot = _head_slot_bytes(
                 mac.material,
@@ -527,12 +639,14 @@ class AuditLog:
         head = self._dir / HEAD_FILE
         if head.exists():
             self._head_fd = os.open(head, os.O_RDWR)
+        if self._witness_path.exists():
+            self._witness_fd = os.open(self._witness_path, os.O_RDWR)
 
     def _close_files(self) -> None:
-        for fd in (self._rec_fd, self._head_fd):
+        for fd in (self._rec_fd, self._head_fd, self._witness_fd):
             if fd >= 0:
                 os.close(fd)
-        self._rec_fd = self._head_fd = -1
+        self._rec_fd = self._head_fd = self._witness_fd = -1
 
     def close(self) -> None:
         """Release the log's files (appends after this raise)."""
@@ -630,20 +744,49 @@ class AuditLog:
         data = _pread_all(self._head_fd, HEAD_SIZE, 0)
         best: HeadSlot | None = None
         for i in range(2):
-            parsed = unpack_head_slot(data[i * HEAD_SLOT : (i + 1) * HEAD_SLOT])
+            raw_slot = data[i * HEAD_SLOT : (i + 1) * HEAD_SLOT]
+            if len(raw_slot) == HEAD_SLOT and not any(raw_slot):
+                continue  # never written (a new log has only slot 0)
+            parsed = unpack_head_slot(raw_slot)
             if parsed is None:
-                continue
+                return None  # a spoiled slot is a finding: never fall back to the other one
             head, covered, mac = parsed
             try:
                 key = self._mac_key(head.mac_version)
             except KeyStoreError:
-                continue
+                return None
             expected = hmac.new(key, HEAD_MAC_DOMAIN + self._log_id + covered, hashlib.sha256)
-            if hmac.compare_digest(expected.digest(), mac) and (
-                best is None or head.seq > best.seq
-            ):
+            if not hmac.compare_digest(expected.digest(), mac) or head.seq % 2 != i:
+                return None
+            if best is None or head.seq > best.seq:
                 best = head
         return best
+
+    def _read_witness(self) -> tuple[WitnessState | None, str | None]:
+        """The authenticated witness beside the key store, or ``None`` and the problem."""
+        where = f"the audit log's witness {self._witness_path}"
+        if self._witness_fd < 0:
+            return None, f"{where} is missing (deleted, or the log was replaced)"
+        data = _pread_all(self._witness_fd, WITNESS_SIZE, 0)
+        parsed = unpack_witness(data)
+        if parsed is None:
+            return None, f"{where} is damaged"
+        witness, covered, mac = parsed
+        try:
+            key = self._mac_key(witness.mac_version)
+        except KeyStoreError:
+            return None, f"{where} fails authentication"
+        expected = hmac.new(key, WITNESS_MAC_DOMAIN + covered, hashlib.sha256).digest()
+        if not hmac.compare_digest(expected, mac):
+            return None, f"{where} fails authentication"
+        if witness.log_id != self._log_id:
+            return None, f"{where} belongs to another log (this log was replaced)"
+        return witness, None
+
+    def _write_witness(self, seq: int, chain: bytes) -> None:
+        witness = WitnessState(self._log_id, seq, chain, self._mac_version)
+        os.pwrite(self._witness_fd, pack_witness(witness, self._mac_keys[self._mac_version]), 0)
+        os.fdatasync(self._witness_fd)
 
     def _write_head(self, seq: int, start: int, end: int, chain: bytes) -> None:
         slot = HeadSlot(seq, start, end, self._mac_version, chain)
@@ -723,6 +866,14 @@ class AuditLog:
         if last:
             seq, chain = last[0].seq, last[0].chain_hash
             start, end = head.rec_end + last[0].start, head.rec_end + last[0].end
+        witness, problem = self._read_witness()
+        if witness is None:
+            self._damage = problem
+            return
+        problem = self._witness_mismatch(witness, seq, chain)
+        if problem is not None:
+            self._damage = problem
+            return
         if end < size:  # a torn, never-acknowledged record: keep its bytes aside, then drop it
             torn = self._dir / f"torn-{end}-{os.urandom(4).hex()}.bin"
             atomic_write_bytes(torn, tail[end - head.rec_end :])
@@ -730,7 +881,25 @@ class AuditLog:
             os.fsync(self._rec_fd)
         if seq != head.seq:
             self._write_head(seq, start, end, chain)
+        if seq != witness.seq:  # a crash between the head's write and the witness's
+            self._write_witness(seq, chain)
         self._seq, self._chain, self._start, self._end = seq, chain, start, end
+
+    def _witness_mismatch(
+        self, witness: WitnessState, last_seq: int, last_chain: bytes
+    ) -> str | None:
+        """Compare the anchored tail with the witness (read the chain only when they differ)."""
+        if witness.seq > last_seq:
+            return _rolled_back(witness.seq, last_seq)
+        if witness.seq == last_seq:
+            chain = last_chain
+        else:
+            data = _pread_all(self._rec_fd, os.fstat(self._rec_fd).st_size, 0)
+            scan = scan_chain(data, self._log_id, stop_after_seq=witness.seq)
+            chain = scan.last_chain if scan.last_seq == witness.seq else b""
+        if chain != witness.chain_hash:
+            return _not_witnessed(witness.seq)
+        return None
 
     def _check_keys_match(self) -> None:
         """At open with no valid head: refuse a key store that cannot authenticate the log."""
@@ -750,6 +919,8 @@ class AuditLog:
             )
         if self._head_fd < 0:
             raise AuditLogError("the audit log's head file is missing; nothing was appended")
+        if self._witness_fd < 0:
+            raise AuditLogError("the audit log's witness is missing; nothing was appended")
 
     # -- appending ----------------------------------------------------------------------
     def append(self, event: Mapping[str, Any]) -> AuditRecord:
@@ -869,15 +1040,17 @@ class AuditLog:
                 raise AuditLogError(f"could not append to the audit log: {exc.strerror}") from exc
             try:
                 self._write_head(seq, starts[-1], offset, chain)
+                self._write_witness(seq, chain)
             except OSError as exc:
-                # The records are durable; the next sync brings the head forward.
-                self._damage = "the head could not be updated"
+                # The records are durable; the next sync brings the head and witness forward.
+                self._damage = "the head or the witness could not be updated"
                 raise AuditLogError(
-                    f"the audit log's head could not be updated: {exc.strerror}"
+                    f"the audit log's head or witness could not be updated: {exc.strerror}"
                 ) from exc
             self._seq, self._chain, self._start, self._end = seq, chain, starts[-1], offset
             if self._ids is not None:
                 self._ids.update(doc["event_id"] for doc in docs)
+            self._checkpoint_daily_locked()
             return receipts
 
     def _undo_write(self, old_end: int) -> None:
@@ -903,20 +1076,24 @@ class AuditLog:
             return self._seq
 
     # -- reading and verifying ----------------------------------------------------------
-    def _snapshot(self) -> tuple[int, HeadSlot | None]:
+    def _snapshot(self) -> tuple[int, _Anchors]:
         with self._locked():
             self._sync_locked()
-            return os.fstat(self._rec_fd).st_size, self._read_head()
+            witness, problem = self._read_witness()
+            return os.fstat(self._rec_fd).st_size, _Anchors(self._read_head(), witness, problem)
 
     def _check(
         self,
         on_doc: Callable[[RawRecord, dict[str, Any]], object] | None,
         *,
         limit: int,
-        head: HeadSlot | None = None,
-        check_head: bool = False,
+        anchors: _Anchors | None = None,
     ) -> AuditVerification:
-        """One pass over the first ``limit`` bytes: chain, HMAC, decryption, unique ids."""
+        """One pass over the first ``limit`` bytes: chain, HMAC, decryption, unique ids.
+
+        With ``anchors``, the end of the chain is also checked against the witness kept
+        beside the key store and against the head.
+        """
         if limit < HEADER_LEN:
             problem = "the records file is shorter than its header"
             return AuditVerification(False, 0, None, problem)
@@ -926,8 +1103,12 @@ class AuditLog:
             problem = "the records file header was altered"
             return AuditVerification(False, 0, None, problem)
         seen: dict[str, int] = {}
+        witnessed_seq = -1 if anchors is None or anchors.witness is None else anchors.witness.seq
+        witnessed_chain = [self._genesis]
 
         def check(raw: RawRecord) -> str | None:
+            if raw.seq == witnessed_seq:
+                witnessed_chain[0] = raw.chain_hash
             if not self._record_mac_ok(raw):
                 return "fails authentication (rewritten without the audit key)"
             try:
@@ -950,8 +1131,16 @@ class AuditLog:
         if scan.problem is not None:
             text = f"record {scan.first_bad_seq}: {scan.problem}"
             return AuditVerification(False, scan.records, scan.first_bad_seq, text)
-        if check_head:
-            head_problem = _compare_head(head, scan.last_seq, scan.last_chain)
+        if anchors is not None:
+            if anchors.witness is None:
+                return AuditVerification(False, scan.records, None, anchors.witness_problem)
+            if anchors.witness.seq > scan.last_seq:
+                text = _rolled_back(anchors.witness.seq, scan.last_seq)
+                return AuditVerification(False, scan.records, scan.last_seq + 1, text)
+            if witnessed_chain[0] != anchors.witness.chain_hash:
+                text = _not_witnessed(anchors.witness.seq)
+                return AuditVerification(False, scan.records, anchors.witness.seq, text)
+            head_problem = _compare_head(anchors.head, scan.last_seq, scan.last_chain)
             if head_problem is not None:
                 bad, text = head_problem
                 return AuditVerification(False, scan.records, bad, text)
@@ -971,15 +1160,13 @@ class AuditLog:
         --------
         See :class:`AuditLog`.
         """
-        size, head = self._snapshot()
-        return self._check(None, limit=size, head=head, check_head=True)
+        size, anchors = self._snapshot()
+        return self._check(None, limit=size, anchors=anchors)
 
     def _checked_docs(self) -> list[tuple[RawRecord, dict[str, Any]]]:
-        size, head = self._snapshot()
+        size, anchors = self._snapshot()
         docs: list[tuple[RawRecord, dict[str, Any]]] = []
-        v = self._check(
-            lambda raw, doc: docs.append((raw, doc)), limit=size, head=head, check_head=True
-        )
+        v = self._check(lambda raw, doc: docs.append((raw, doc)), limit=size, anchors=anchors)
         if not v.ok:
             raise AuditLogError(f"the audit log failed its integrity check: {v.problem}")
         return docs
@@ -1069,6 +1256,116 @@ class AuditLog:
             **{**asdict(unsigned), "signature": base64.b64encode(signature).decode("ascii")}
         )
 
+    # -- checkpoints ---------------------------------------------------------------------
+    def _sign_checkpoint(self, seq: int, chain: bytes) -> SignedCheckpoint:
+        unsigned = SignedCheckpoint(
+            log_id=self._log_id.hex(),
+            seq=seq,
+            chain_hash=chain.hex(),
+            signed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            public_key_pem=self.public_key_pem(),
+            signature="",
+        )
+        signature = self._signing_key().sign(unsigned._message())
+        return SignedCheckpoint(
+            **{**asdict(unsigned), "signature": base64.b64encode(signature).decode("ascii")}
+        )
+
+    def _write_checkpoint(self, checkpoint: SignedCheckpoint, day: str) -> Path:
+        folder = self._dir / CHECKPOINTS_DIR
+        folder.mkdir(mode=0o700, exist_ok=True)
+        path = folder / f"{day}-{checkpoint.seq:012d}.json"
+        atomic_write_bytes(path, (checkpoint.to_json() + "\n").encode("ascii"), mode=0o644)
+        return path
+
+    def _checkpoint_daily_locked(self) -> None:
+        """On the first append of each UTC day, sign and keep a checkpoint of the log."""
+        day = dt.datetime.now(dt.UTC).date().isoformat()
+        if self._checkpoint_day == day:
+            return
+        if not any((self._dir / CHECKPOINTS_DIR).glob(f"{day}-*.json")):
+            self._write_checkpoint(self._sign_checkpoint(self._seq, self._chain), day)
+        self._checkpoint_day = day
+
+    def checkpoint(self) -> SignedCheckpoint:
+        """Verify the whole log, then sign and keep a checkpoint of it now.
+
+        A checkpoint is also written on the first append of each UTC day. Each one is kept as
+        ``<home>/audit/checkpoints/<YYYY-MM-DD>-<seq>.json``; publish them (the transparency
+        page, another agency) so that a later rewrite, even by a holder of the keys, is
+        caught by :func:`verify_checkpoint`.
+
+        Returns
+        -------
+        SignedCheckpoint
+            The log id, the number of records, the chain hash after the last one and the
+            Ed25519 signature.
+
+        Raises
+        ------
+        AuditLogError
+            If the log fails verification (a broken log is never signed).
+        """
+        v = self.verify()
+        if not v.ok:
+            raise AuditLogError(f"the audit log failed its integrity check: {v.problem}")
+        with self._locked():
+            self._sync_locked()
+            self._require_writable()
+            signed = self._sign_checkpoint(self._seq, self._chain)
+            self._write_checkpoint(signed, dt.datetime.now(dt.UTC).date().isoformat())
+        return signed
+
+
+@dataclass(frozen=True)
+class _Anchors:
+    """What the end of the chain is checked against: the head and the witness."""
+
+    head: HeadSlot | None
+    witness: WitnessState | None
+    witness_problem: str | None
+
+
+def _unfinished_creation(keystore: KeyStore) -> bytes | None:
+    """The log id of a log whose creation stopped before its first record, if any.
+
+    Only an authenticated witness at record 0 proves that no record was ever acknowledged;
+    then, and only then, a missing records file or head may be (re)created.
+    """
+    path = keystore.witness_path(_WITNESS)
+    try:
+        parsed = unpack_witness(path.read_bytes())
+    except OSError:
+        return None
+    if parsed is None:
+        return None
+    witness, covered, mac = parsed
+    try:
+        key = keystore.get_key(_MAC_KEY, witness.mac_version).material
+    except KeyStoreError:
+        return None
+    expected = hmac.new(key, WITNESS_MAC_DOMAIN + covered, hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, mac) or witness.seq != 0:
+        return None
+    if witness.chain_hash != genesis_hash(witness.log_id):
+        return None
+    return witness.log_id
+
+
+def _rolled_back(witnessed: int, last_seq: int) -> str:
+    return (
+        f"record {last_seq + 1}: missing; the log ends at record {last_seq} but the witness "
+        f"kept beside the key store records {witnessed} (records were removed from the end, "
+        "or the log was rolled back to an older copy)"
+    )
+
+
+def _not_witnessed(seq: int) -> str:
+    return (
+        f"record {seq}: does not match the chain hash in the witness kept beside the key "
+        "store (the log was replaced or rewritten)"
+    )
+
 
 def _head_slot_bytes(mac_key: bytes, log_id: bytes, head: HeadSlot) -> bytes:
     covered = pack_head_fields(head)
@@ -1143,18 +1440,7 @@ def verify_digest(
     AuditLogError
         If ``public_key_pem`` is not an Ed25519 public key, or ``log_path`` has no records file.
     """
-    key = _load_public_key(public_key_pem)
-    raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    try:
-        claimed = _load_public_key(digest.public_key_pem)
-        signature = base64.b64decode(digest.signature.encode("ascii"), validate=True)
-    except (AuditLogError, ValueError, UnicodeEncodeError):
-        return False
-    if claimed.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) != raw_key:
-        return False
-    try:
-        key.verify(signature, digest._message())
-    except InvalidSignature:
+    if not _signed_by(public_key_pem, digest.public_key_pem, digest.signature, digest._message()):
         return False
     first, last = digest.first_seq, digest.last_seq
     if (first is None) != (last is None) or (first is None and digest.records != 0):
@@ -1179,4 +1465,71 @@ def verify_digest(
         and scan.last_seq == last
         and len(scan.last_chain) == HASH_LEN
         and scan.last_chain.hex() == digest.chain_hash
+    )
+
+
+def _signed_by(public_key_pem: str, claimed_pem: str, signature_b64: str, message: bytes) -> bool:
+    """True when ``message`` is signed by ``public_key_pem``, the key the document names."""
+    key = _load_public_key(public_key_pem)
+    raw_key = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    try:
+        claimed = _load_public_key(claimed_pem)
+        signature = base64.b64decode(signature_b64.encode("ascii"), validate=True)
+    except (AuditLogError, ValueError, UnicodeEncodeError):
+        return False
+    if claimed.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw) != raw_key:
+        return False
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def verify_checkpoint(
+    checkpoint: SignedCheckpoint, public_key_pem: str, *, log_path: Path | None = None
+) -> bool:
+    """Check a published checkpoint with the public key alone, and against the current log.
+
+    Parameters
+    ----------
+    checkpoint
+        The checkpoint, e.g. from :meth:`SignedCheckpoint.from_json`.
+    public_key_pem
+        The log's Ed25519 public key (PEM), obtained independently of the checkpoint.
+    log_path
+        Optionally the encrypted records file (or the audit folder, or the home holding it).
+        It must be the same log, and its keyless SHA-256 chain must reach
+        ``checkpoint.chain_hash`` at record ``checkpoint.seq``. No key is needed.
+
+    Returns
+    -------
+    bool
+        True when the signature is valid for ``public_key_pem`` (and the checkpoint names
+        that key), and, with ``log_path``, the log still holds exactly what was signed.
+
+    Raises
+    ------
+    AuditLogError
+        If ``public_key_pem`` is not an Ed25519 public key, or ``log_path`` has no records file.
+    """
+    if not _signed_by(
+        public_key_pem, checkpoint.public_key_pem, checkpoint.signature, checkpoint._message()
+    ):
+        return False
+    if checkpoint.seq < 0:
+        return False
+    if log_path is None:
+        return True
+    data = _resolve_log_path(log_path).read_bytes()
+    log_id = parse_header(data)
+    if log_id is None or log_id.hex() != checkpoint.log_id:
+        return False
+    if checkpoint.seq == 0:
+        return genesis_hash(log_id).hex() == checkpoint.chain_hash
+    scan = scan_chain(data, log_id, stop_after_seq=checkpoint.seq)
+    return (
+        scan.problem is None
+        and scan.last_seq == checkpoint.seq
+        and scan.last_chain.hex() == checkpoint.chain_hash
     )

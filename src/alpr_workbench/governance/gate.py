@@ -20,21 +20,30 @@ from typing import Any
 import polars as pl
 from pydantic import BaseModel, ConfigDict, field_validator
 
+from alpr_workbench._csvsafe import csv_bytes
 from alpr_workbench._fsutil import atomic_write_bytes
-from alpr_workbench.config import Settings, load_settings
 from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.governance.admin import configured_retention_days
+from alpr_workbench.governance.audit_log import AUDIT_DIR, AuditLog
 from alpr_workbench.governance.registry import User, get_case, get_user, user_problem
 from alpr_workbench.governance.screening import is_vague_reason, screen_text
 from alpr_workbench.governance.sharing import visible_networks
-from alpr_workbench.plates import normalize_plate, plate_pattern_filter, wildcard_to_regex
+from alpr_workbench.plates import (
+    canonical_pattern,
+    canonical_plate,
+    pattern_literals,
+    plate_pattern_filter,
+)
 from alpr_workbench.policy import Policy, load_policy
 from alpr_workbench.store import Store
 
 __all__ = ["Gate", "ReadSummary", "SearchRefused", "SearchRequest", "SearchResult"]
 
 _EARTH_RADIUS_M = 6_371_000.0
-_MIN_PATTERN_LITERALS = 3
+_KM_PER_DEGREE_LAT = 110.574
+_KM_PER_DEGREE_LON_AT_EQUATOR = 111.320
 _CLOCK_SKEW = dt.timedelta(minutes=5)
+_KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
 
 
 class SearchRefused(WorkbenchError):
@@ -55,7 +64,13 @@ class SearchRefused(WorkbenchError):
 
 
 class SearchRequest(BaseModel):
-    """What a user asks the gate for. Unknown fields are errors, not silently ignored."""
+    """What a user asks the gate for. Unknown fields are errors, not silently ignored.
+
+    Plates and partial plates are normalised here, once, as the request enters: every check
+    and the query see the same value. Text that would change under normalisation other than
+    case and ASCII spaces or hyphens (Unicode spaces, full-width or look-alike characters) is
+    refused, and so are non-finite or out-of-range coordinates.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -74,6 +89,43 @@ class SearchRequest(BaseModel):
     vehicle_make: str | None = None
     vehicle_color: str | None = None
     vehicle_type: str | None = None
+    approved_by: str | None = None  # a supervisor approving more rows than the policy's cap
+
+    @field_validator("plate")
+    @classmethod
+    def _plate(cls, value: str | None) -> str | None:
+        return None if value is None else canonical_plate(value)
+
+    @field_validator("plates")
+    @classmethod
+    def _plates(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(canonical_plate(p) for p in value)
+
+    @field_validator("plate_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        return None if value is None else canonical_pattern(value)
+
+    @field_validator("near")
+    @classmethod
+    def _near(cls, value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        if value is not None:
+            _check_point(value[1], value[0])
+            if not (math.isfinite(value[2]) and value[2] > 0):
+                raise ValueError(f"radius {value[2]!r} must be a finite number of metres > 0")
+        return value
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(
+        cls, value: tuple[tuple[float, float], ...] | None
+    ) -> tuple[tuple[float, float], ...] | None:
+        if value is not None:
+            if len(value) < 3:
+                raise ValueError("an area needs at least 3 (lon, lat) vertices")
+            for lon, lat in value:
+                _check_point(lon, lat)
+        return value
 
     @field_validator("window_from", "window_to")
     @classmethod
@@ -110,6 +162,8 @@ class SearchResult:
     networks: tuple[str, ...]
     window_from: dt.datetime
     window_to: dt.datetime
+    total_rows: int  # rows that matched, before the policy's cap
+    truncated: bool  # True when ``rows`` holds fewer than ``total_rows``
 
 
 @dataclass(frozen=True)
@@ -123,33 +177,70 @@ class ReadSummary:
 class Gate:
     """The only way to read reads.
 
+    Everything the gate judges by belongs to the store, not to the caller: the department
+    policy, the retention period (the store's authenticated settings,
+    :func:`~alpr_workbench.config.load_department_settings`), the clock and the audit log.
+
     Parameters
     ----------
     store
         The encrypted store.
     audit
-        Anything with ``append(event: dict)`` returning a record with ``event_id`` — the
-        tamper-evident :class:`~alpr_workbench.governance.audit_log.AuditLog`.
-    policy, settings
-        Default: the department policy and the data directory's settings.
-    clock
-        Returns the current UTC time (tests pin it).
+        The store's own :class:`~alpr_workbench.governance.audit_log.AuditLog` (default: the
+        gate opens it).
+
+    Raises
+    ------
+    TypeError
+        If ``audit`` is not an :class:`~alpr_workbench.governance.audit_log.AuditLog`.
+    ValueError
+        If ``audit`` is the audit log of another data directory.
     """
 
-    def __init__(
+    def __init__(self, store: Store, audit: AuditLog | None = None) -> None:
+        self._bind(store, audit, policy=load_policy(), clock=_utc_now)
+
+    @classmethod
+    def _for_testing(
+        cls,
+        store: Store,
+        audit: AuditLog | None = None,
+        *,
+        clock: Callable[[], dt.datetime],
+        policy: Policy | None = None,
+    ) -> Gate:
+        """TESTS ONLY: a gate with a pinned clock (and optionally another policy)."""
+        gate = cls.__new__(cls)
+        gate._bind(store, audit, policy=policy or load_policy(), clock=clock)
+        return gate
+
+    def _bind(
         self,
         store: Store,
-        audit: Any,
+        audit: AuditLog | None,
         *,
-        policy: Policy | None = None,
-        settings: Settings | None = None,
-        clock: Callable[[], dt.datetime] | None = None,
+        policy: Policy,
+        clock: Callable[[], dt.datetime],
     ) -> None:
+        if audit is None:
+            audit = AuditLog.open(store.home, store.keystore)
+        if not isinstance(audit, AuditLog):
+            raise TypeError(
+                f"the gate records to the store's AuditLog, not to {type(audit).__name__}"
+            )
+        if audit.records_path.parent.resolve() != (store.home / AUDIT_DIR).resolve():
+            raise ValueError(
+                f"the audit log {audit.records_path.parent} is not the store's "
+                f"({store.home / AUDIT_DIR})"
+            )
         self._store = store
         self._audit = audit
-        self.policy = policy or load_policy()
-        self.settings = settings or load_settings(store.home)
-        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self.policy = policy
+        self._clock = clock
+
+    def retention_days(self) -> int:
+        """The department's retention period, from the store's authenticated settings."""
+        return configured_retention_days(self._store)
 
     # -- search --------------------------------------------------------------------------
     def search(
@@ -168,16 +259,20 @@ class Gate:
             With the reason; the refusal is in the audit log with the full query.
         """
         now = self._clock()
+        retention_days = self.retention_days()
         user = get_user(self._store, user_id)
-        window_from = request.window_from or now - dt.timedelta(days=self.settings.retention_days)
+        window_from = request.window_from or now - dt.timedelta(days=retention_days)
         window_to = request.window_to or now
         base = self._event(event_type, user, user_id, request, window_from, window_to, now)
-        problem, networks = self._check(user, request, window_from, window_to, now)
+        problem, networks = self._check(user, request, window_from, window_to, now, retention_days)
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
         assert user is not None
         rows = self._run(user, request, networks, window_from, window_to)
+        cap = self.policy.max_rows_approved if request.approved_by else self.policy.max_rows
+        total = rows.height
+        rows = rows.head(cap)
         record = self._audit.append(
             {
                 **base,
@@ -194,6 +289,8 @@ class Gate:
             tuple(networks),
             window_from,
             window_to,
+            total_rows=total,
+            truncated=total > rows.height,
         )
 
     def _check(
@@ -203,6 +300,7 @@ class Gate:
         window_from: dt.datetime,
         window_to: dt.datetime,
         now: dt.datetime,
+        retention_days: int,
     ) -> tuple[str | None, list[str]]:
         policy = self.policy
         problem = user_problem(user, policy=policy, now=now)
@@ -225,14 +323,18 @@ class Gate:
             return f"no case {request.case_number} in the registry", []
         if case.status != "open":
             return f"case {case.case_number} is {case.status}", []
-        if user.role != "supervisor" and user.user_id not in (case.assigned_user_ids or ()):
+        if user.user_id not in (case.assigned_user_ids or ()):
             return f"{user.user_id!r} is not assigned to case {case.case_number}", []
         if request.reason_code not in policy.reason_codes:
             return f"reason {request.reason_code!r} is not on the policy's list", []
-        if request.reason_code in policy.reasons_requiring_text and is_vague_reason(
+        if request.reason_code in policy.reasons_requiring_text and not _is_specific(
             request.reason_text, policy=policy
         ):
-            return f"reason {request.reason_code!r} needs a specific free-text explanation", []
+            return (
+                f"reason {request.reason_code!r} needs a specific free-text explanation (at "
+                f"least {policy.reason_text_min_chars} characters and "
+                f"{policy.reason_text_min_words} distinct real words)"
+            ), []
         screen = screen_text(
             {"reason_text": request.reason_text, "case_title": case.title}, policy=policy
         )
@@ -249,28 +351,20 @@ class Gate:
             return "the time window is empty (from must be before to)", []
         if window_to > now + _CLOCK_SKEW:
             return "the time window reaches into the future", []
-        oldest = now - dt.timedelta(days=self.settings.retention_days)
+        oldest = now - dt.timedelta(days=retention_days)
         if window_from < oldest:
             return (
                 f"the time window starts {window_from:%Y-%m-%d}, beyond the "
-                f"{self.settings.retention_days}-day retention period"
+                f"{retention_days}-day retention period"
             ), []
         if not request.has_filter():
             return (
                 "a search needs a filter: a plate, a partial plate, cameras, an area or "
                 "vehicle attributes"
             ), []
-        if request.plate_pattern is not None:
-            literals = len(re.sub(r"[?*]", "", request.plate_pattern))
-            if literals < _MIN_PATTERN_LITERALS:
-                return (
-                    f"partial plate {request.plate_pattern!r} is too broad (give at least "
-                    f"{_MIN_PATTERN_LITERALS} known characters)"
-                ), []
-            try:
-                wildcard_to_regex(request.plate_pattern)
-            except WorkbenchError as exc:
-                return str(exc), []
+        problem = self._bounds_problem(request) or self._approval_problem(user, request, now)
+        if problem is not None:
+            return problem, []
         networks = visible_networks(
             self._store, organization=user.organization, policy=policy, at=now
         )
@@ -290,6 +384,61 @@ class Gate:
         if not networks:
             return "no network is in scope for this user", []
         return None, networks
+
+    def _bounds_problem(self, request: SearchRequest) -> str | None:
+        """Why a filter is too broad for the policy's limits, or None."""
+        policy = self.policy
+        pattern = request.plate_pattern
+        if pattern is not None and pattern_literals(pattern) < policy.min_pattern_literals:
+            return (
+                f"partial plate {pattern!r} is too broad (give at least "
+                f"{policy.min_pattern_literals} known characters)"
+            )
+        if request.near is not None and request.near[2] > policy.max_radius_m:
+            return (
+                f"an area of radius {request.near[2]:g} m is too broad (the policy allows "
+                f"{policy.max_radius_m:g} m)"
+            )
+        if request.polygon is not None:
+            import shapely
+
+            shape = shapely.Polygon(request.polygon)
+            if not shape.is_valid:
+                return "the area's outline crosses itself; give a simple polygon"
+            lat0 = math.radians(shape.centroid.y)
+            area_km2 = (
+                shape.area
+                * _KM_PER_DEGREE_LAT
+                * _KM_PER_DEGREE_LON_AT_EQUATOR
+                * max(math.cos(lat0), 0.0)
+            )
+            if area_km2 > policy.max_polygon_area_km2:
+                return (
+                    f"an area of {area_km2:,.1f} km² is too broad (the policy allows "
+                    f"{policy.max_polygon_area_km2:g} km²)"
+                )
+        if len(request.camera_ids) > policy.max_cameras_per_search:
+            return (
+                f"{len(request.camera_ids)} cameras are too many for one search (the policy "
+                f"allows {policy.max_cameras_per_search})"
+            )
+        return None
+
+    def _approval_problem(self, user: User, request: SearchRequest, now: dt.datetime) -> str | None:
+        """Why ``request.approved_by`` may not approve a larger result, or None."""
+        if request.approved_by is None:
+            return None
+        approver = get_user(self._store, request.approved_by)
+        if approver is None or approver.user_id == user.user_id:
+            return f"{request.approved_by!r} may not approve this search (unknown or the searcher)"
+        standing = user_problem(approver, policy=self.policy, now=now)
+        if standing is not None:
+            return f"approver {request.approved_by!r} may not approve: {standing}"
+        if approver.organization != user.organization or not self.policy.may(
+            approver.role, "approve"
+        ):
+            return f"{request.approved_by!r} is not a supervisor who may approve this search"
+        return None
 
     def _run(
         self,
@@ -323,7 +472,7 @@ class Gate:
                 min(lats), max(lats)
             )
         wanted = [request.plate] if request.plate else []
-        plates = [normalize_plate(p) for p in (*wanted, *request.plates)] or None
+        plates = [*wanted, *request.plates] or None
         rows = self._store.reads.query(
             window_from.date(), window_to.date(), where=where, plates=plates
         )
@@ -382,7 +531,7 @@ class Gate:
             for c, t in result.rows.schema.items()
             if isinstance(t, pl.List)
         )
-        atomic_write_bytes(Path(path), frame.write_csv().encode())
+        atomic_write_bytes(Path(path), csv_bytes(frame))
         self._audit.append({**base, "outcome": "allowed", "row_count": result.rows.height})
         return Path(path)
 
@@ -466,6 +615,38 @@ class Gate:
             "window_to": window_to,
             "query_json": request.model_dump_json(),
         }
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _check_point(lon: float, lat: float) -> None:
+    if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise ValueError(f"({lon!r}, {lat!r}) is not a (lon, lat) point on Earth")
+
+
+def _is_keyboard_run(word: str) -> bool:
+    return len(word) >= 3 and any(word in row or word in row[::-1] for row in _KEYBOARD_ROWS)
+
+
+def _is_specific(text: str | None, *, policy: Policy) -> bool:
+    """True when a free-text reason says something: long enough, real words, no key mash.
+
+    A real word has 2+ letters, more than one distinct letter, a vowel, and is not a run of
+    keys along one keyboard row ("asdf", "qwer").
+    """
+    if text is None or is_vague_reason(text, policy=policy):
+        return False
+    words = {
+        w
+        for w in re.findall(r"[a-z]+", text.lower())
+        if len(set(w)) > 1 and re.search(r"[aeiouy]", w) and not _is_keyboard_run(w)
+    }
+    return (
+        len(text.strip()) >= policy.reason_text_min_chars
+        and len(words) >= policy.reason_text_min_words
+    )
 
 
 def _haversine_m(lat: float, lon: float) -> pl.Expr:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
-import re
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -99,6 +98,6 @@ def user_problem(user: User | None, *, policy: Policy, now: dt.datetime) -> str 
         return f"{user.user_id!r} has no recorded ALPR training"
     if now - user.trained_at > dt.timedelta(days=policy.training_refresh_days):
         return f"{user.user_id!r} is overdue for refresher training"
-    if re.fullmatch(r"(patrol|admin|shared|generic|user|test)\d*", user.user_id):
+    if policy.is_generic_account(user.user_id, user.full_name):
         return f"{user.user_id!r} looks like a shared or generic account"
     return None

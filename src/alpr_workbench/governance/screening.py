@@ -1,51 +1,41 @@
 """Screen the free text given with a search for purposes the department's policy prohibits.
 
 The term lists live in the policy file (``prohibited_terms``, ``review_terms``,
-``review_context_allowed``, ``vague_reasons``); this module only knows how to match them.
+``review_context_allowed``, ``prohibited_false_friends``, ``crime_against_terms``,
+``surveillance_terms``, ``vague_reasons``); this module only knows how to judge the matches.
+Folding and matching (look-alike letters, zero-width characters, accents, acronyms,
+misspellings) are those of :mod:`alpr_workbench.termmatch`, shared with the hotlist's
+never-alert categories. See [policy](../../../docs/policy.md#prohibited-purpose-screening).
 
-Matching rules
---------------
-* Case-insensitive and on whole words: the text is split into words of letters and digits, so
-  punctuation, hyphens, slashes and extra spaces never matter ("gender-affirming" and
-  "gender  affirming" are the same text; "police", "justice" or "notice" never match "ice").
-* A term word ending in ``*`` matches any word starting with it; the last word of a term
-  without ``*`` also matches its plural in ``s``/``es``.
-* Simple obfuscation is undone: dotted, hyphenated or spaced-out acronyms ("I.C.E.", "h.s.i",
-  "E-R-O", "i c e") are read as the word, and in a word of at least three letters, digits that
-  stand for letters ("dep0rt", "1mmigration") are read as those letters. The spelled-out form
-  is kept too, so a policy term written with dots ("i.c.e.") matches only a spelled-out
-  acronym: nobody spells the drug "I.C.E.", so that is refused while a bare "ice" is reviewed.
-* Refuse beats review beats pass. A text is held for review when it holds a ``review_terms``
-  word (a bare "ice", which can mean the drug) and none of the texts screened together holds
-  a ``review_context_allowed`` term ("meth", "narcotics", "ice cream"...).
+Verdicts
+--------
+* ``"refuse"`` when a text holds a prohibited term. Refuse beats review beats pass.
+* ``"review"`` (held for a supervisor) when every prohibited term found is of a category listed
+  in ``crime_against_terms``, the texts name a crime against the protected place or group
+  ("hate crime vandalism at the mosque") and hold no ``surveillance_terms`` word ("monitor who
+  attends the mosque" is refused).
+* ``"review"`` also when a text holds a ``review_terms`` word (a bare "ice", which can mean the
+  drug) that no ``review_context_allowed`` term explains: one within ``review_context_window``
+  words in the same text, or in another text screened with it when the ice text is that short.
+  A context word only explains the review term next to it; it never unlocks a prohibited term
+  ("ICE asked us ..., drug case" is refused).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from alpr_workbench.policy import Policy
+from alpr_workbench.termmatch import Hit, TermIndex, policy_terms, text_words
 
 __all__ = ["ScreenResult", "is_vague_reason", "screen_text"]
 
 Verdict = Literal["pass", "review", "refuse"]
 
-# A dotted acronym ("i.c.e.", "u.s") or a hyphenated one of three letters or more ("i-c-e"),
-# then any word of letters and digits. Term words may end in "*".
-_WORD = re.compile(
-    r"(?<![a-z0-9])[a-z](?:\.[a-z])+\.?(?![a-z0-9])"
-    r"|(?<![a-z0-9])[a-z](?:-[a-z]){2,}(?![a-z0-9])"
-    r"|[a-z0-9]+\*?"
-)
-# Digits read as letters in obfuscated words; "1" may stand for "i" or "l".
-_LEET: tuple[dict[str, str], ...] = (
-    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t"},
-    {"0": "o", "1": "l", "3": "e", "4": "a", "5": "s", "7": "t"},
-)
 _MAX_CACHED_POLICIES = 8
 
 
@@ -74,18 +64,14 @@ class ScreenResult:
 
 
 @dataclass(frozen=True)
-class _Term:
-    text: str  # as written in the policy
-    category: str | None
-    words: tuple[tuple[str, bool], ...]  # (word, is_prefix)
-
-
-@dataclass(frozen=True)
 class _Matcher:
-    refuse: tuple[_Term, ...]
-    review: tuple[_Term, ...]
-    context: tuple[_Term, ...]
+    refuse: TermIndex
+    review: TermIndex
+    context: TermIndex
+    crime_against: TermIndex
+    surveillance: TermIndex
     review_category: dict[str, str | None]
+    window: int
     vague: frozenset[str]
     case_number: re.Pattern[str] | None
 
@@ -93,91 +79,23 @@ class _Matcher:
 _CACHE: dict[int, tuple[Policy, _Matcher]] = {}
 
 
-def _normalise(text: str) -> str:
-    """Lower-case, accents dropped, punctuation other than ``.-*`` made a space."""
-    text = unicodedata.normalize("NFKD", text).lower()
-    return "".join(
-        " " if unicodedata.category(ch)[0] in "PSZC" and ch not in ".-*" else ch
-        for ch in text
-        if not unicodedata.combining(ch)
-    )
-
-
-def _word_forms(word: str) -> frozenset[str]:
-    """Every reading of one word of text: as written, without acronym dots, de-obfuscated."""
-    if "." in word or "-" in word:
-        letters = word.replace(".", "").replace("-", "")
-        return frozenset({letters, ".".join(letters) + "."})
-    forms = {word}
-    n_letters = sum(ch.isalpha() for ch in word)
-    n_digits = len(word) - n_letters
-    if n_digits and n_letters >= 3 and n_digits <= n_letters:
-        for table in _LEET:
-            forms.add("".join(table.get(ch, ch) for ch in word))
-    return frozenset(forms)
-
-
-def _text_words(text: str) -> list[frozenset[str]]:
-    words = [m.group().rstrip("*") for m in _WORD.finditer(_normalise(text)) if m.group() != "*"]
-    # Three or more letters spelled out one by one ("i c e") are read as one acronym.
-    merged: list[str] = []
-    run: list[str] = []
-    for word in [*words, ""]:
-        if len(word) == 1 and word.isalpha():
-            run.append(word)
-            continue
-        merged.extend([".".join(run) + "."] if len(run) >= 3 else run)
-        run = []
-        if word:
-            merged.append(word)
-    return [_word_forms(word) for word in merged]
-
-
-def _term_words(term: str) -> tuple[tuple[str, bool], ...]:
-    words: list[tuple[str, bool]] = []
-    for m in _WORD.finditer(_normalise(term)):
-        word = m.group()
-        if "." in word or "-" in word:
-            letters = word.replace(".", "").replace("-", "")
-            words.append((".".join(letters) + ".", False))
-        elif word != "*":
-            words.append((word.rstrip("*"), word.endswith("*")))
-    return tuple(words)
-
-
-def _compile_terms(terms: Iterable[str], category: str | None) -> list[_Term]:
-    out = []
-    for term in terms:
-        words = _term_words(term)
-        if words:
-            out.append(_Term(text=term, category=category, words=words))
-    return out
-
-
 def _matcher(policy: Policy) -> _Matcher:
     cached = _CACHE.get(id(policy))
     if cached is not None and cached[0] is policy:
         return cached[1]
-    refuse: list[_Term] = []
-    for category, terms in policy.prohibited_terms.items():
-        refuse.extend(_compile_terms(terms, category))
-    review = _compile_terms(policy.review_terms, None)
-    # A review term takes the category of the prohibited terms that start with it ("ice" ->
-    # the category of "ice detainer"), so the caller learns why the text is held.
-    review_category: dict[str, str | None] = {}
-    for term in review:
-        review_category[term.text] = next(
-            (t.category for t in refuse if t.words[0][0] == term.words[0][0]), None
-        )
+    terms = policy_terms(policy)
     try:
         case_number = re.compile(policy.case_number_pattern.strip("^$"), re.IGNORECASE)
     except re.error:
         case_number = None
     matcher = _Matcher(
-        refuse=tuple(refuse),
-        review=tuple(review),
-        context=tuple(_compile_terms(policy.review_context_allowed, None)),
-        review_category=review_category,
+        refuse=terms.refuse,
+        review=terms.review,
+        context=TermIndex({"": policy.review_context_allowed}),
+        crime_against=TermIndex(policy.crime_against_terms),
+        surveillance=TermIndex({"": policy.surveillance_terms}),
+        review_category=terms.review_category,
+        window=policy.review_context_window,
         vague=frozenset(_vague_key(v, None) for v in policy.vague_reasons),
         case_number=case_number,
     )
@@ -189,35 +107,6 @@ def _matcher(policy: Policy) -> _Matcher:
 
 # Screening is pure, and the same reason and case title come back search after search.
 _RESULTS: dict[tuple[int, tuple[tuple[str, str | None], ...]], tuple[Policy, ScreenResult]] = {}
-
-
-def _word_matches(forms: frozenset[str], word: str, is_prefix: bool, is_last: bool) -> bool:
-    if is_prefix:
-        return any(f.startswith(word) for f in forms)
-    if word in forms:
-        return True
-    return is_last and len(word) >= 3 and (word + "s" in forms or word + "es" in forms)
-
-
-def _find(term: _Term, words: list[frozenset[str]]) -> int | None:
-    """Index of the first word where ``term`` matches, or ``None``."""
-    n = len(term.words)
-    for start in range(len(words) - n + 1):
-        if all(
-            _word_matches(words[start + i], w, p, i == n - 1) for i, (w, p) in enumerate(term.words)
-        ):
-            return start
-    return None
-
-
-def _first_hit(terms: Iterable[_Term], words: list[frozenset[str]]) -> _Term | None:
-    """The term matching earliest in the text (the longest one on a tie)."""
-    best: tuple[int, int, _Term] | None = None
-    for term in terms:
-        at = _find(term, words)
-        if at is not None and (best is None or (at, -len(term.words)) < best[:2]):
-            best = (at, -len(term.words), term)
-    return best[2] if best else None
 
 
 def screen_text(texts: Mapping[str, str | None], *, policy: Policy) -> ScreenResult:
@@ -266,23 +155,43 @@ def screen_text(texts: Mapping[str, str | None], *, policy: Policy) -> ScreenRes
 
 def _screen_uncached(texts: Mapping[str, str | None], *, policy: Policy) -> ScreenResult:
     matcher = _matcher(policy)
-    tokenised = {
-        label: _text_words(text)
+    words = {
+        label: text_words(text)
         for label, text in texts.items()
         if text is not None and text.strip()
     }
-    for label, words in tokenised.items():
-        hit = _first_hit(matcher.refuse, words)
-        if hit is not None:
-            return ScreenResult("refuse", hit.category, hit.text, label)
-    for label, words in tokenised.items():
-        hit = _first_hit(matcher.review, words)
-        if hit is None:
-            continue
-        if any(_first_hit(matcher.context, w) is not None for w in tokenised.values()):
-            return ScreenResult("pass")
-        return ScreenResult("review", matcher.review_category.get(hit.text), hit.text, label)
+    refused = [(label, hit) for label, w in words.items() for hit in matcher.refuse.find(w)]
+    if refused:
+        label, hit = refused[0]
+        if _crime_against(refused, words, matcher):
+            return ScreenResult("review", hit.term.category, hit.term.text, label)
+        return ScreenResult("refuse", hit.term.category, hit.term.text, label)
+    context = {label: matcher.context.find(w) for label, w in words.items()}
+    for label, w in words.items():
+        for hit in matcher.review.find(w):
+            if not _explained(hit, label, len(w), context, matcher.window):
+                category = matcher.review_category.get(hit.term.text)
+                return ScreenResult("review", category, hit.term.text, label)
     return ScreenResult("pass")
+
+
+def _crime_against(
+    refused: list[tuple[str, Hit]], words: Mapping[str, list[frozenset[str]]], matcher: _Matcher
+) -> bool:
+    """True when every prohibited term names a protected place or group that a crime targets."""
+    if any(matcher.surveillance.find(w) for w in words.values()):
+        return False
+    crimes = {h.term.category for w in words.values() for h in matcher.crime_against.find(w)}
+    return all(hit.term.category in crimes for _, hit in refused)
+
+
+def _explained(
+    hit: Hit, label: str, n_words: int, context: Mapping[str, list[Hit]], window: int
+) -> bool:
+    """True when a context term stands next to this review term, or beside a short text."""
+    if any(c.start - window <= hit.start and hit.end <= c.end + window for c in context[label]):
+        return True
+    return n_words <= window and any(context[other] for other in context if other != label)
 
 
 def _vague_key(text: str, case_number: re.Pattern[str] | None) -> str:

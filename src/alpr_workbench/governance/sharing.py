@@ -1,8 +1,11 @@
 """Sharing grants between networks: who may search which network, and drift detection.
 
 Only California public agencies may receive a grant (Civil Code 1798.90.55, AG bulletin
-2023-DLE-06). Private networks are invisible to the police until their owner grants access,
-and a revocation takes effect on the very next query.
+2023-DLE-06), and a recipient's type comes from the registry of known agencies
+(:mod:`alpr_workbench.agencies`), never from whoever records the grant. Only users whose role
+holds ``manage_grants`` may change grants or the registry. Private networks are invisible to
+the police until their owner grants access, and a revocation takes effect on the very next
+query.
 """
 
 from __future__ import annotations
@@ -15,13 +18,18 @@ from collections.abc import Callable
 from typing import Any
 
 import polars as pl
+import yaml
 
+from alpr_workbench._fsutil import atomic_write_bytes
+from alpr_workbench.agencies import AGENCIES_FILE, find_agency, load_agencies
 from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.governance.admin import actor_problem
 from alpr_workbench.policy import Policy
 from alpr_workbench.store import Store
 
 __all__ = [
     "SharingRefused",
+    "add_agency",
     "add_grant",
     "grants_digest",
     "revoke_grant",
@@ -60,9 +68,13 @@ def visible_networks(
     """Networks ``organization`` may search at ``at``.
 
     Its own networks (for the department: the networks it operates) plus networks whose owner
-    granted it access, only through grants to an allowed recipient type.
+    granted it access, only when the registry of known agencies lists ``organization`` as an
+    allowed recipient type. The ``recipient_type`` stored with a grant is never trusted: a row
+    claiming "local" for a federal agency grants nothing.
     """
     visible = set()
+    agency = find_agency(load_agencies(store.home), organization)
+    grantable = agency is not None and agency.organization_type in policy.allowed_recipient_types
     if organization == policy.agency_name:
         networks = store.tables.read("networks")
         visible.update(networks.filter(pl.col("is_department_owned"))["network_id"].to_list())
@@ -70,8 +82,8 @@ def visible_networks(
     for grant in store.tables.read("sharing_grants").iter_rows(named=True):
         revoked = grant["revoked_at"]
         if (
-            grant["recipient_org"] == organization
-            and grant["recipient_type"] in policy.allowed_recipient_types
+            grantable
+            and grant["recipient_org"] == organization
             and grant["scope"] in ("search", "search_and_alerts")
             and grant["granted_at"] <= at
             and (revoked is None or revoked > at)
@@ -87,15 +99,18 @@ def add_grant(
     actor: str,
     network_id: str,
     recipient_org: str,
-    recipient_type: str,
     scope: str,
     approved_by: str,
     basis: str,
     review_by_date: dt.date,
     policy: Policy,
     now: dt.datetime,
+    recipient_type: str | None = None,
 ) -> str:
     """Record an owner's grant; refuse (and audit) any recipient the law does not allow.
+
+    The actor needs the ``manage_grants`` permission. The recipient must be in the registry of
+    known agencies, which gives its type; ``recipient_type``, when given, must agree with it.
 
     Returns
     -------
@@ -105,8 +120,9 @@ def add_grant(
     Raises
     ------
     SharingRefused
-        For a federal, out-of-state or private recipient, an unknown network or a grant
-        without an approver or basis.
+        For an actor who may not manage grants, a recipient not in the registry (or of another
+        type than claimed), a federal, out-of-state or private recipient, an unknown network or
+        a grant without an approver or basis.
     """
     query = {
         "action": "add_grant",
@@ -118,11 +134,28 @@ def add_grant(
         "basis": basis,
         "review_by_date": review_by_date.isoformat(),
     }
-    problem = None
-    if recipient_type not in policy.allowed_recipient_types:
+    problem = actor_problem(
+        store, actor=actor, permission="manage_grants", action="manage grants", policy=policy,
+        now=now,
+    )
+    agency = find_agency(load_agencies(store.home), recipient_org)
+    if problem is not None:
+        pass
+    elif agency is None:
         problem = (
-            f"recipient type {recipient_type!r} may not receive ALPR data; only "
+            f"{recipient_org!r} is not a known agency; a grant names an agency from the "
+            "registry (add it with `alpr-workbench grants add-agency`)"
+        )
+    elif agency.organization_type not in policy.allowed_recipient_types:
+        problem = (
+            f"{agency.name!r} is listed as {agency.organization_type} in the registry of known "
+            f"agencies and may not receive ALPR data; only "
             f"{', '.join(policy.allowed_recipient_types)} may (Civil Code 1798.90.55)"
+        )
+    elif recipient_type is not None and recipient_type != agency.organization_type:
+        problem = (
+            f"{agency.name!r} is listed as {agency.organization_type} in the registry of known "
+            f"agencies, not {recipient_type}"
         )
     elif network_id not in store.tables.read("networks")["network_id"].to_list():
         problem = f"unknown network {network_id!r}"
@@ -131,13 +164,14 @@ def add_grant(
     if problem is not None:
         audit(_event(actor, query, "refused", problem, now))
         raise SharingRefused(problem)
+    assert agency is not None  # refused above otherwise
     grant_id = f"grant-{uuid.uuid4().hex[:12]}"
     row = pl.DataFrame(
         {
             "grant_id": [grant_id],
             "network_id": [network_id],
-            "recipient_org": [recipient_org],
-            "recipient_type": [recipient_type],
+            "recipient_org": [agency.name],
+            "recipient_type": [agency.organization_type],
             "scope": [scope],
             "approved_by": [approved_by],
             "basis": [basis],
@@ -153,21 +187,32 @@ def add_grant(
 
 
 def revoke_grant(
-    store: Store, audit: AuditAppend, *, actor: str, grant_id: str, now: dt.datetime
+    store: Store,
+    audit: AuditAppend,
+    *,
+    actor: str,
+    grant_id: str,
+    policy: Policy,
+    now: dt.datetime,
 ) -> None:
-    """Revoke a grant; it stops applying on the next query."""
+    """Revoke a grant; it stops applying on the next query.
+
+    Raises
+    ------
+    SharingRefused
+        When the actor lacks ``manage_grants`` or the grant is unknown (audited).
+    """
     grants = store.tables.read("sharing_grants")
-    if grant_id not in grants["grant_id"].to_list():
-        audit(
-            _event(
-                actor,
-                {"action": "revoke_grant", "grant_id": grant_id},
-                "refused",
-                "unknown grant",
-                now,
-            )
-        )
-        raise SharingRefused(f"unknown grant {grant_id!r}")
+    problem = actor_problem(
+        store, actor=actor, permission="manage_grants", action="manage grants", policy=policy,
+        now=now,
+    )
+    if problem is None and grant_id not in grants["grant_id"].to_list():
+        problem = f"unknown grant {grant_id!r}"
+    if problem is not None:
+        query = {"action": "revoke_grant", "grant_id": grant_id}
+        audit(_event(actor, query, "refused", problem, now))
+        raise SharingRefused(problem)
     updated = grants.with_columns(
         pl.when((pl.col("grant_id") == grant_id) & pl.col("revoked_at").is_null())
         .then(pl.lit(now, dtype=pl.Datetime("us", "UTC")))
@@ -180,6 +225,67 @@ def revoke_grant(
         "grant_id": grant_id,
         "grants_digest": grants_digest(store.tables.read("sharing_grants")),
     }
+    audit(_event(actor, query, "allowed", None, now))
+
+
+def add_agency(
+    store: Store,
+    audit: AuditAppend,
+    *,
+    actor: str,
+    name: str,
+    organization_type: str,
+    state: str,
+    policy: Policy,
+    now: dt.datetime,
+) -> None:
+    """Add an agency to the department's registry (``<data dir>/agencies.yaml``), audited.
+
+    Parameters
+    ----------
+    store, audit
+        The store (its data directory holds the file) and the audit sink.
+    actor
+        The acting user; needs ``manage_grants``.
+    name, organization_type, state
+        The agency: its official name, its kind (``ca_local_agency``, ``federal``...) and
+        its state (two letters, ``US`` for a federal body).
+    policy
+        The policy giving the roles.
+    now
+        Current time (UTC).
+
+    Raises
+    ------
+    SharingRefused
+        When the actor may not manage grants, the name is already known or a field is blank
+        (audited).
+    """
+    query = {
+        "action": "add_agency",
+        "name": name,
+        "organization_type": organization_type,
+        "state": state,
+    }
+    agencies = load_agencies(store.home)
+    problem = actor_problem(
+        store, actor=actor, permission="manage_grants", action="manage grants", policy=policy,
+        now=now,
+    )
+    if problem is None and find_agency(agencies, name) is not None:
+        problem = f"{name!r} is already a known agency"
+    if problem is None and not (name.strip() and organization_type.strip() and state.strip()):
+        problem = "an agency needs a name, a type and a state"
+    if problem is not None:
+        audit(_event(actor, query, "refused", problem, now))
+        raise SharingRefused(problem)
+    path = store.home / AGENCIES_FILE
+    current = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    rows = list(current.get("agencies") or [])
+    rows.append({"name": name.strip(), "organization_type": organization_type, "state": state})
+    text = yaml.safe_dump({"agencies": rows}, sort_keys=False).encode()
+    atomic_write_bytes(path, text)
+    query["registry_digest"] = hashlib.sha256(text).hexdigest()
     audit(_event(actor, query, "allowed", None, now))
 
 

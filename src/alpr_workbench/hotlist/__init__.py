@@ -29,6 +29,7 @@ from alpr_workbench.hotlist._hits import (
 )
 from alpr_workbench.hotlist._manage import (
     CHANGEABLE_FIELDS,
+    HotlistLoad,
     add_entry,
     change_entry,
     create_custom_hotlist,
@@ -51,6 +52,7 @@ __all__ = [
     "AuditAppend",
     "HotlistFileError",
     "HotlistImport",
+    "HotlistLoad",
     "HotlistRefusedError",
     "active_entries",
     "add_entry",

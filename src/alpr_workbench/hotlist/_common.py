@@ -11,6 +11,7 @@ from typing import Any
 
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.policy import Policy
+from alpr_workbench.termmatch import fold_text, policy_terms
 
 #: Callable that appends one audit event (fields of ``data_schema/audit_events.yaml``).
 AuditAppend = Callable[[dict[str, Any]], object]
@@ -82,21 +83,28 @@ def is_never_alert(category: str | None, policy: Policy) -> bool:
     """True when ``category`` must never alert (SB 54).
 
     A category is barred when, after :func:`normalize_category`, it equals a policy category
-    or extends one (``immigration_violator_civil`` extends ``immigration_violator``), so a
-    feed's spelling variant cannot slip an immigration record past the list.
+    or extends one (``immigration_violator_civil`` extends ``immigration_violator``), or when
+    the screening matcher (:mod:`alpr_workbench.termmatch`, the one that screens free text)
+    finds in it a term of the policy's ``never_alert_term_categories``: ``ice_hold``,
+    ``removal_order``, ``hsi``, look-alike letters, zero-width characters and misspellings
+    included. So a feed's spelling of an immigration record cannot slip past the list.
 
     Examples
     --------
     >>> from alpr_workbench.policy import load_policy
     >>> is_never_alert("Immigration Violator - Civil", load_policy())
     True
+    >>> is_never_alert("ICE Hold", load_policy())
+    True
     >>> is_never_alert("stolen_vehicle", load_policy())
     False
     """
     if category is None:
         return False
-    cat = normalize_category(category)
-    return any(cat == c or cat.startswith(c + "_") for c in policy.never_alert_categories)
+    cat = normalize_category(fold_text(category))
+    if any(cat == c or cat.startswith(c + "_") for c in policy.never_alert_categories):
+        return True
+    return policy_terms(policy).names_category(category, policy.never_alert_term_categories)
 
 
 def never_alert_values(categories: Iterable[str | None], policy: Policy) -> list[str]:

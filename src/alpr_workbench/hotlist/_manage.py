@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -40,6 +41,28 @@ CHANGEABLE_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class HotlistLoad:
+    """What :func:`load_hotlist` did to a list.
+
+    Attributes
+    ----------
+    hotlist_id
+        The list.
+    entries_loaded
+        Entries now on the list.
+    entries_removed
+        Entries the list held before that the new content does not (they stop alerting).
+    entries_replaced
+        Entries the list held before the load (0 for a new list).
+    """
+
+    hotlist_id: str
+    entries_loaded: int
+    entries_removed: int
+    entries_replaced: int
+
+
 def load_hotlist(
     store: Store,
     audit_append: AuditAppend,
@@ -48,12 +71,15 @@ def load_hotlist(
     actor: str,
     now: dt.datetime,
     policy: Policy | None = None,
-) -> int:
+) -> HotlistLoad:
     """Make ``imported`` the whole content of its list, replacing that list's entries.
 
+    This layer does not know users: an actor's ``manage_hotlists`` permission is checked by
+    :func:`alpr_workbench.governance.admin.import_hotlist`, the way users load lists.
     Entries of other lists are untouched. Rows in never-alert categories are removed here
     too (whoever built ``imported``) and, with those dropped on reading, counted in the
-    audit event (``hotlist_add`` for a new list, ``hotlist_change`` for a reload).
+    audit event (``hotlist_add`` for a new list, ``hotlist_change`` for a reload), with the
+    number of entries the reload removed.
 
     Parameters
     ----------
@@ -72,8 +98,8 @@ def load_hotlist(
 
     Returns
     -------
-    int
-        Entries now on the list.
+    HotlistLoad
+        Entries now on the list, and those removed and replaced.
     """
     policy = policy if policy is not None else load_policy()
     now = require_utc(now, "now")
@@ -102,7 +128,8 @@ def load_hotlist(
             pl.lit(old["created_at"][0]).cast(pl.Datetime("us", "UTC")).alias("created_at")
         )
     all_entries = store.tables.read("hotlist_entries")
-    removed = all_entries.filter(pl.col("hotlist_id") == hotlist_id).height
+    previous = all_entries.filter(pl.col("hotlist_id") == hotlist_id)["entry_id"]
+    removed = int((~previous.is_in(entries["entry_id"])).sum())
     new_entries = pl.concat([all_entries.filter(pl.col("hotlist_id") != hotlist_id), entries])
     new_entries = validate_frame("hotlist_entries", new_entries)  # checks ids before writing
     # The list row first: until the entries are written, the old entries keep alerting.
@@ -122,13 +149,14 @@ def load_hotlist(
             "source": hotlist["source"][0],
             "rows_read": imported.rows_read,
             "entries_loaded": entries.height,
-            "entries_replaced": removed,
+            "entries_replaced": previous.len(),
+            "entries_removed": removed,
             "dropped_never_alert": dropped,
             "dropped_never_alert_total": sum(dropped.values()),
         },
         reason_text=hotlist["reason"][0],
     )
-    return entries.height
+    return HotlistLoad(hotlist_id, entries.height, removed, previous.len())
 
 
 def _normalize_reason(text: str) -> str:

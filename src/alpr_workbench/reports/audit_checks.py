@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -82,21 +81,19 @@ JOKE_NAME_TERMS: tuple[str, ...] = (
     "crush", "girlfriend*", "boyfriend*", "wife", "husband", "idiot*", "jerk*", "enemies",
     "annoying", "personal",
 )  # fmt: skip
-_GENERIC_ID_STEMS = frozenset(
-    {
-        "patrol", "dispatch", "records", "admin", "administrator", "user", "test", "guest",
-        "shared", "generic", "unit", "desk", "watch", "ops", "temp", "demo", "training",
-        "detective", "detectives", "officer", "investigations", "frontdesk", "team", "sro",
-    }
-)  # fmt: skip
-_GENERIC_NAME_WORDS = frozenset(
-    {"shared", "generic", "login", "account", "team", "group", "desk", "unit", "office"}
-)
 _CATEGORY_PATTERN = {
     "immigration_enforcement": "immigration_term",
     "protected_activity": "protected_activity",
     "civil_or_personal": "civil_use",
     "personal_characteristics": "personal_characteristics",
+}
+#: Flag pattern of a text the screening holds for review, by the screening's category: a bare
+#: "ice" (immigration) or a crime against a protected place or group.
+_REVIEW_PATTERN = {
+    "immigration_enforcement": "ambiguous_ice",
+    "protected_activity": "protected_activity_review",
+    "personal_characteristics": "personal_characteristics_review",
+    "civil_or_personal": "civil_use_review",
 }
 
 #: Titles of the checks, by id.
@@ -317,7 +314,8 @@ def _screen_flags(
         if result.verdict == "refuse" and result.category in _CATEGORY_PATTERN:
             rows.append((text, _CATEGORY_PATTERN[result.category], f"term {result.term!r}"))
         elif result.verdict == "review":
-            rows.append((text, "ambiguous_ice", f"term {result.term!r} needs review"))
+            pattern = _REVIEW_PATTERN.get(result.category or "", "held_for_review")
+            rows.append((text, pattern, f"term {result.term!r} needs review"))
         elif extra is not None:
             more = screen_text({"reason_text": text}, policy=extra)
             if more.verdict == "refuse" and more.category in _CATEGORY_PATTERN:
@@ -479,10 +477,12 @@ volume_min_per_day, volume_factor
         One row per flagged (``event_id``, ``pattern``) with ``detail`` and the search's
         context columns, sorted by time. Patterns: ``blank_reason``, ``vague_reason``,
         ``other_without_text``, ``reason_not_on_list``, ``immigration_term``,
-        ``ambiguous_ice``, ``protected_activity``, ``civil_use``,
+        ``ambiguous_ice`` (and ``protected_activity_review``,
+        ``personal_characteristics_review``: a crime against a protected place or group held
+        for review), ``protected_activity``, ``civil_use``,
         ``personal_characteristics``, ``federal_searcher``, ``out_of_state_searcher``,
         ``private_searcher``, ``missing_case_number``, ``malformed_case_number``,
-        ``closed_case``, ``oversized_scope``, ``lookback_past_retention``,
+        ``closed_case``, ``oversized_scope``, ``broad_search``, ``lookback_past_retention``,
         ``repeat_tracking``, ``off_hours_burst``, ``per_user_volume``.
 
     Notes
@@ -631,6 +631,20 @@ volume_min_per_day, volume_factor
             pl.lit(policy.max_networks_per_search),
         ),
     )
+    # A wildcard-only or few-literal partial plate, or a very large result (P2).
+    literals = pl.col("plate_queried").str.to_uppercase().str.count_matches(r"[A-Z0-9]")
+    is_pattern = pl.col("plate_queried").str.contains(r"[*?%]").fill_null(False)
+    few_literals = is_pattern & (literals < policy.min_pattern_literals)
+    many_rows = pl.col("row_count").fill_null(0) > policy.broad_search_rows
+    add(
+        frame.filter(few_literals | many_rows),
+        "broad_search",
+        pl.when(few_literals)
+        .then(pl.format("partial plate {} has fewer than {} known characters",
+                        pl.col("plate_queried"), pl.lit(policy.min_pattern_literals)))
+        .otherwise(pl.format("{} rows returned (policy flags over {})", pl.col("row_count"),
+                             pl.lit(policy.broad_search_rows))),
+    )  # fmt: skip
     lookback = pl.col("occurred_at") - pl.col("window_from")
     add(
         frame.filter(lookback > pl.duration(days=retention_days)),
@@ -1442,16 +1456,12 @@ def _check_u2(inputs: AuditInputs, policy: Policy) -> CheckResult:
     )
 
 
-def _is_generic(user_id: str | None, full_name: str | None) -> bool:
-    stem = re.sub(r"[\d._-]+$", "", (user_id or "").lower())
-    words = set(re.findall(r"[a-z]+", (full_name or "").lower()))
-    return stem in _GENERIC_ID_STEMS or bool(words & _GENERIC_NAME_WORDS)
-
-
 def _check_u3(inputs: AuditInputs, policy: Policy) -> CheckResult:
     users = inputs.users
     generic = [
-        u for u, name in users.select("user_id", "full_name").iter_rows() if _is_generic(u, name)
+        u
+        for u, name in users.select("user_id", "full_name").iter_rows()
+        if policy.is_generic_account(u, name)
     ]
     parts = [
         _offending(users.filter(pl.col("user_id").is_in(generic)), table="users",
@@ -1596,12 +1606,15 @@ def run_checks(
         _check_from_flags(
             "P1", events, flags,
             ["immigration_term", "protected_activity", "civil_use",
-             "personal_characteristics", "ambiguous_ice"],
+             "personal_characteristics", "ambiguous_ice", "protected_activity_review",
+             "personal_characteristics_review", "civil_use_review", "held_for_review"],
             "for prohibited purposes in the reason text",
         ),
         _check_from_flags(
             "P2", events, flags,
-            ["oversized_scope", "repeat_tracking", "off_hours_burst", "per_user_volume"],
-            "for oversized scope, repeated tracking, off-hours bursts and outlying volume",
+            ["oversized_scope", "broad_search", "repeat_tracking", "off_hours_burst",
+             "per_user_volume"],
+            "for oversized scope, broad searches, repeated tracking, off-hours bursts and "
+            "outlying volume",
         ),
     ]  # fmt: skip

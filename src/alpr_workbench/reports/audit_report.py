@@ -3,12 +3,19 @@
 The report is one self-contained HTML file (inline CSS and SVG, no script, no external
 resource), so it can be archived, mailed and opened offline. Every value from the data is
 escaped by Jinja2's autoescaping.
+
+Plates are personal data: the report masks them (:func:`mask_plate`, e.g. ``7AB•••3``) unless
+a user allowed to audit asks for them in full, which is itself an audited export. By default
+the report is written to ``<data dir>/reports/`` (folder mode 0700, file mode 0600), never to
+the current folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +26,10 @@ from markupsafe import Markup, escape
 
 from alpr_workbench._fsutil import atomic_write_bytes
 from alpr_workbench.config import Settings, load_settings
+from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.governance.admin import configured_retention_days
 from alpr_workbench.governance.audit_log import AuditLog, AuditLogError, SignedDigest
+from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.policy import Policy, load_policy
 from alpr_workbench.reports.audit_checks import (
     SEARCH_EVENT_TYPES,
@@ -30,7 +40,20 @@ from alpr_workbench.reports.audit_checks import (
 from alpr_workbench.schema import empty_frame
 from alpr_workbench.store import Store
 
-__all__ = ["collect_audit_inputs", "render_audit_report", "write_audit_report"]
+__all__ = [
+    "REPORTS_DIR",
+    "ReportRefused",
+    "collect_audit_inputs",
+    "default_report_path",
+    "mask_plate",
+    "render_audit_report",
+    "write_audit_report",
+]
+
+#: Where reports go by default, relative to the data directory (mode 0700).
+REPORTS_DIR = Path("reports")
+#: What stands for the hidden characters of a masked plate.
+PLATE_MASK = "•••"
 
 _TABLES = (
     "users",
@@ -43,6 +66,80 @@ _TABLES = (
     "outcomes",
 )
 _MAX_ROWS = 50
+
+
+class ReportRefused(WorkbenchError):
+    """The report may not be produced as asked (e.g. whole plates for a non-auditor).
+
+    Attributes
+    ----------
+    reason
+        Why, in words the user can act on.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"audit report refused: {reason}")
+        self.reason = reason
+
+
+def mask_plate(plate: str) -> str:
+    """Mask a plate (or plate pattern) so rows stay apart but the plate cannot be read.
+
+    Seven characters or more keep the first three and the last; five or six keep the first
+    two and the last; shorter ones keep only the first. The number of hidden characters is
+    not shown either.
+
+    Examples
+    --------
+    >>> mask_plate("7abc123")
+    '7AB•••3'
+    >>> mask_plate("AB12C"), mask_plate("AB1")
+    ('AB•••C', 'A•••')
+    """
+    text = str(plate).strip().upper()
+    if not text:
+        return text
+    if len(text) >= 7:
+        return f"{text[:3]}{PLATE_MASK}{text[-1]}"
+    if len(text) >= 5:
+        return f"{text[:2]}{PLATE_MASK}{text[-1]}"
+    return f"{text[0]}{PLATE_MASK}"
+
+
+_MIN_MASKED_IN_TEXT = 4
+
+
+def _is_plate_column(name: str) -> bool:
+    return "plate" in name.lower()
+
+
+def _plate_masker(results: Sequence[CheckResult]) -> Any:
+    """A function that masks, in any text, every plate found in a plate column of the rows."""
+    plates: set[str] = set()
+    for r in results:
+        for name in r.offending.columns:
+            if _is_plate_column(name) and r.offending.schema[name] == pl.String:
+                for value in r.offending[name].drop_nulls().unique().to_list():
+                    text = str(value).strip()
+                    plates.add(text)
+                    plates.add(re.sub(r"[^A-Za-z0-9]", "", text))
+    # Shorter fragments would mask unrelated words; the plate columns are masked whole.
+    plates = {p for p in plates if len(p) >= _MIN_MASKED_IN_TEXT}
+    if not plates:
+        return lambda text: text
+    alternatives = "|".join(re.escape(p) for p in sorted(plates, key=lambda p: (-len(p), p)))
+    pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
+    return lambda text: pattern.sub(lambda m: mask_plate(m.group(0)), text)
+
+
+def default_report_path(home: Path, year: int) -> Path:
+    """Where the annual audit of ``year`` goes by default: ``<home>/reports/alpr-audit-Y.html``."""
+    return Path(home) / REPORTS_DIR / f"alpr-audit-{year}.html"
+
+
+def _private_folder(folder: Path) -> None:
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    folder.chmod(0o700)
 
 
 def _table(store: Store, name: str) -> pl.DataFrame:
@@ -74,7 +171,8 @@ def collect_audit_inputs(
     year
         Calendar year audited (UTC).
     settings
-        Workbench settings (retention); default: those of the store's home.
+        Workbench settings (unused: retention is the store's signed department setting,
+        :func:`~alpr_workbench.governance.configured_retention_days`).
     as_of
         When the audit is taken (UTC): default the end of ``year`` or now, whichever is
         earlier.
@@ -85,7 +183,6 @@ def collect_audit_inputs(
         The year's events, every sharing event up to ``as_of``, the tables, the chain's
         verification, the stored days and hold partitions.
     """
-    settings = settings if settings is not None else load_settings(store.home)
     as_of = as_of if as_of is not None else _default_as_of(year)
     verification = audit_log.verify()
     events = empty_frame("audit_events")
@@ -116,7 +213,7 @@ def collect_audit_inputs(
         hits=tables["hits"],
         chain_ok=verification.ok,
         chain_problem=verification.problem,
-        retention_days=settings.retention_days,
+        retention_days=configured_retention_days(store),
         days_stored=store.reads.days(),
         as_of=as_of,
         hold_partitions=tuple(store.reads.hold_ids()),
@@ -184,6 +281,14 @@ pre { background: #f6f6f6; padding: .6em; overflow-x: auto; font-size: 12px; }
 <p>{{ agency }} &mdash; audit of calendar year {{ year }} (UTC), taken {{ as_of }}.
 Retention: {{ retention_days }} days. {{ n_failed }} of {{ n_applicable }} applicable checks
 failed; {{ n_na }} did not apply.</p>
+{% if plates_shown_to %}
+<p class="fail">Plates are shown in full in this report, at the request of
+{{ plates_shown_to }} (an audited export). Keep it as you would the reads themselves.</p>
+{% else %}
+<p>Plates are masked (e.g. 7AB&bull;&bull;&bull;3: enough to tell rows apart, never the
+whole plate). An auditor may ask for them in full with <code>--show-plates</code>, which is
+audited.</p>
+{% endif %}
 
 <h2>Summary</h2>
 <table>
@@ -212,8 +317,9 @@ failed; {{ n_na }} did not apply.</p>
 (seq {{ digest.first_seq }} to {{ digest.last_seq }}), chain hash
 <code>{{ digest.chain_hash }}</code>, signed {{ digest.signed_at }}.</p>
 <p>To verify: save the JSON below as <code>digest-{{ year }}.json</code> and run
-<code>alpr-workbench audit verify-digest digest-{{ year }}.json</code>. It checks the Ed25519
-signature with the public key alone and, given the encrypted records file, recomputes the
+<code>alpr-workbench audit verify-digest digest-{{ year }}.json --public-key
+public_key.pem</code>, with the department's published public key (below). It checks the
+Ed25519 signature with that public key alone and, given the encrypted records file, recomputes the
 chain to show the log was not rewritten.</p>
 <h3>Public key</h3>
 <pre>{{ digest.public_key_pem }}</pre>
@@ -261,6 +367,7 @@ def render_audit_report(
     title: str = "Annual ALPR audit",
     max_rows: int = _MAX_ROWS,
     agency: str | None = None,
+    plates_shown_to: str | None = None,
 ) -> str:
     """Render the audit as one self-contained HTML page.
 
@@ -279,6 +386,9 @@ def render_audit_report(
         Offending rows shown per check (the counts give the full number).
     agency
         Agency named under the title (default: the department in the policy).
+    plates_shown_to
+        The user for whom plates are shown in full (the caller has checked and audited the
+        request); default None: every plate is masked (:func:`mask_plate`).
 
     Returns
     -------
@@ -289,6 +399,7 @@ def render_audit_report(
     from jinja2 import Environment  # lazy: only the report needs it
 
     env = Environment(autoescape=True)
+    mask = _plate_masker(results) if plates_shown_to is None else (lambda text: text)
     rows = []
     patterns: Counter[str] = Counter()
     for r in results:
@@ -301,19 +412,27 @@ def render_audit_report(
                 for p, n in off.group_by("pattern").len().sort("pattern").iter_rows()
             ]
             patterns.update(dict(by_pattern))
+            by_pattern = [(mask(p), n) for p, n in by_pattern]
         shown = off.head(max_rows)
+        plate_cols = [plates_shown_to is None and _is_plate_column(c) for c in shown.columns]
         rows.append(
             {
                 "check_id": r.check_id,
                 "title": r.title,
                 "verdict": verdict,
                 "css": css,
-                "counts": [(k, _fmt(v)) for k, v in r.counts.items()],
+                "counts": [(k, mask(_fmt(v))) for k, v in r.counts.items()],
                 "n_offending": off.height,
-                "explanation": r.explanation,
+                "explanation": mask(r.explanation),
                 "patterns": by_pattern,
                 "columns": shown.columns,
-                "rows": [[_fmt(v) for v in row] for row in shown.iter_rows()],
+                "rows": [
+                    [
+                        mask_plate(_fmt(v)) if hide and v is not None else mask(_fmt(v))
+                        for hide, v in zip(plate_cols, row, strict=True)
+                    ]
+                    for row in shown.iter_rows()
+                ],
                 "shown": shown.height,
             }
         )
@@ -351,8 +470,42 @@ def render_audit_report(
         chain_css=chain_css,
         digest=digest,
         digest_json=digest.to_json() if digest is not None else "",
+        plates_shown_to=plates_shown_to,
     )
     return html
+
+
+def _authorise_plates(
+    store: Store,
+    audit_log: AuditLog,
+    *,
+    user_id: str | None,
+    year: int,
+    out: Path,
+    policy: Policy,
+) -> str:
+    """Check and audit a request to show whole plates; return the user, or raise."""
+    now = dt.datetime.now(dt.UTC)
+    user = get_user(store, user_id) if user_id else None
+    problem = user_problem(user, policy=policy, now=now) if user_id else "no acting user given"
+    if problem is None and user is not None and not policy.may(user.role, "audit"):
+        problem = f"role {user.role!r} may not audit, so may not see whole plates in the report"
+    event = {
+        "event_type": "export",
+        "occurred_at": now,
+        "user_id": user_id or None,
+        "organization": user.organization if user else None,
+        "reason_text": f"annual audit report {year} with whole plates",
+        "query_json": json.dumps(
+            {"export": "audit_report", "year": year, "show_plates": True, "out": str(out)}
+        ),
+    }
+    if problem is not None:
+        audit_log.append({**event, "outcome": "refused", "refusal_reason": problem})
+        raise ReportRefused(f"whole plates need a user allowed to audit: {problem}")
+    audit_log.append({**event, "outcome": "allowed"})
+    assert user_id is not None
+    return user_id
 
 
 def write_audit_report(
@@ -360,11 +513,13 @@ def write_audit_report(
     audit_log: AuditLog,
     *,
     year: int,
-    out: Path,
+    out: Path | None = None,
     policy: Policy | None = None,
     as_of: dt.datetime | None = None,
+    show_plates: bool = False,
+    user_id: str | None = None,
 ) -> list[CheckResult]:
-    """Run the annual audit of ``year`` and write its HTML report to ``out`` atomically.
+    """Run the annual audit of ``year`` and write its HTML report atomically (mode 0600).
 
     Parameters
     ----------
@@ -373,21 +528,42 @@ def write_audit_report(
     year
         Calendar year audited (UTC).
     out
-        The HTML file written (replaced atomically; mode 0600, as it names users and plates).
+        The HTML file written (replaced atomically; mode 0600, as it names users). Default:
+        :func:`default_report_path`, in a folder of mode 0700 inside the data directory.
     policy
         The policy audited against (default: the settings' ``policy_file`` or the
         department policy).
     as_of
         When the audit is taken (default: the end of ``year`` or now, whichever is earlier).
+    show_plates
+        Show plates in full instead of masked (:func:`mask_plate`). Only for ``user_id``, who
+        must be in good standing and allowed to audit; the request is audited as an export,
+        and so is its refusal.
+    user_id
+        The acting user (needed with ``show_plates``).
 
     Returns
     -------
     list of CheckResult
         The results rendered.
+
+    Raises
+    ------
+    ReportRefused
+        When whole plates are asked for by a user who may not see them (nothing is written).
     """
     settings = load_settings(store.home)
     if policy is None:
         policy = load_policy(settings.policy_file) if settings.policy_file else load_policy()
+    if out is None:
+        out = default_report_path(store.home, year)
+        _private_folder(out.parent)
+    out = Path(out)
+    shown_to = None
+    if show_plates:
+        shown_to = _authorise_plates(
+            store, audit_log, user_id=user_id, year=year, out=out, policy=policy
+        )
     inputs = collect_audit_inputs(store, audit_log, year=year, settings=settings, as_of=as_of)
     results = run_checks(inputs, policy=policy)
     digest = audit_log.digest(year) if inputs.chain_ok else None
@@ -397,8 +573,9 @@ def write_audit_report(
         digest=digest,
         title=f"Annual ALPR audit {year}",
         agency=policy.agency_name,
+        plates_shown_to=shown_to,
     )
-    atomic_write_bytes(Path(out), html.encode("utf-8"))
+    atomic_write_bytes(out, html.encode("utf-8"), mode=0o600)
     return results
 
 

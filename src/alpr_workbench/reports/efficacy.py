@@ -39,7 +39,7 @@ def build_efficacy_report(
     first, last = default_period(store)
     start, end = start or first, end or last
     settings = load_settings(store.home)
-    gate = gate or Gate(store, audit, settings=settings)
+    gate = gate or Gate(store, audit)
     summary = gate.read_summary(user_id, start=start, end=end)
     return efficacy_report(
         reads_daily=summary.reads_daily,

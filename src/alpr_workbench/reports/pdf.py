@@ -1,4 +1,8 @@
-"""Print a self-contained HTML report to PDF with Debian's headless Chromium."""
+"""Print a self-contained HTML report to PDF with Debian's headless Chromium.
+
+The PDF holds what the HTML holds, so it gets the same mode (0600): Chromium prints into a
+private temporary folder, and the workbench writes the file itself.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from alpr_workbench._fsutil import atomic_write_bytes
 from alpr_workbench.errors import WorkbenchError
 
 __all__ = ["find_chromium", "html_to_pdf"]
@@ -33,8 +38,8 @@ def find_chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def html_to_pdf(html: Path, pdf: Path, *, timeout_s: float = 120) -> Path:
-    """Render ``html`` (a local, self-contained file) to ``pdf``.
+def html_to_pdf(html: Path, pdf: Path, *, timeout_s: float = 120, mode: int = 0o600) -> Path:
+    """Render ``html`` (a local, self-contained file) to ``pdf``, written with ``mode``.
 
     Raises
     ------
@@ -46,8 +51,9 @@ def html_to_pdf(html: Path, pdf: Path, *, timeout_s: float = 120) -> Path:
         raise WorkbenchError(
             "PDF needs Chromium (Debian package `chromium`); the HTML report was written"
         )
-    with tempfile.TemporaryDirectory(prefix="alpr-pdf-") as profile:
-        tmp = pdf.with_name(f".{pdf.name}.tmp")
+    with tempfile.TemporaryDirectory(prefix="alpr-pdf-") as private:
+        profile = Path(private) / "profile"
+        tmp = Path(private) / "print.pdf"  # the folder is 0700: nobody else sees the file
         cmd = [
             chromium,
             *_FLAGS,
@@ -58,9 +64,8 @@ def html_to_pdf(html: Path, pdf: Path, *, timeout_s: float = 120) -> Path:
         try:
             subprocess.run(cmd, capture_output=True, timeout=timeout_s, check=True)
         except (subprocess.SubprocessError, OSError) as exc:
-            tmp.unlink(missing_ok=True)
             raise WorkbenchError(f"Chromium could not print {html.name} to PDF: {exc}") from exc
         if not tmp.is_file() or tmp.stat().st_size == 0:
             raise WorkbenchError(f"Chromium produced no PDF for {html.name}")
-        os.replace(tmp, pdf)
+        atomic_write_bytes(Path(pdf), tmp.read_bytes(), mode=mode)
     return pdf

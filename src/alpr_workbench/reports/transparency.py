@@ -32,9 +32,15 @@ from typing import Any
 import polars as pl
 
 from alpr_workbench._fsutil import atomic_write_bytes
+from alpr_workbench.agencies import Agency, find_agency, load_agencies
 from alpr_workbench.analytics.efficacy import SEARCH_EVENT_TYPES
 from alpr_workbench.config import Settings, load_settings
-from alpr_workbench.governance import Gate, SignedDigest, screen_text
+from alpr_workbench.governance import (
+    Gate,
+    SignedDigest,
+    configured_retention_days,
+    screen_text,
+)
 from alpr_workbench.governance.sharing import active_grants
 from alpr_workbench.hotlist import is_never_alert
 from alpr_workbench.policy import Policy, load_policy
@@ -292,9 +298,26 @@ def _cameras_in_service(cameras: pl.DataFrame, networks: Sequence[str], day: dt.
     ).height
 
 
-def _grant_problems(row: Mapping[str, Any], *, policy: Policy, day: dt.date) -> list[str]:
+def _recipient_type(row: Mapping[str, Any], agencies: dict[str, Agency]) -> str:
+    """The recipient's type as the registry of known agencies says (the table's if unknown)."""
+    agency = find_agency(agencies, row["recipient_org"])
+    return agency.organization_type if agency is not None else str(row["recipient_type"])
+
+
+def _grant_problems(
+    row: Mapping[str, Any], *, policy: Policy, day: dt.date, agencies: dict[str, Agency]
+) -> list[str]:
     problems = []
-    kind = row["recipient_type"]
+    agency = find_agency(agencies, row["recipient_org"])
+    if agency is None:
+        problems.append("recipient not in the registry of known agencies")
+    elif agency.organization_type != row["recipient_type"]:
+        problems.append(
+            f"recorded as {_RECIPIENT_LABELS.get(row['recipient_type'], row['recipient_type'])}"
+            f", but the registry of known agencies lists a "
+            f"{_RECIPIENT_LABELS.get(agency.organization_type, agency.organization_type)}"
+        )
+    kind = _recipient_type(row, agencies)
     if kind not in policy.allowed_recipient_types:
         problems.append(
             f"{_RECIPIENT_LABELS.get(kind, kind)}: may not receive California ALPR data "
@@ -311,25 +334,31 @@ def _grant_problems(row: Mapping[str, Any], *, policy: Policy, day: dt.date) -> 
 
 
 def _organizations(
-    grants: pl.DataFrame, networks: pl.DataFrame, *, policy: Policy, day: dt.date
+    grants: pl.DataFrame,
+    networks: pl.DataFrame,
+    *,
+    policy: Policy,
+    day: dt.date,
+    agencies: dict[str, Agency],
 ) -> tuple[OrganizationAccess, ...]:
     names = dict(networks.select("network_id", "name").iter_rows())
     outside = grants.filter(pl.col("recipient_org") != policy.agency_name)
     found: dict[str, dict[str, Any]] = {}
     for row in outside.sort("recipient_org", "grant_id").iter_rows(named=True):
+        kind = _recipient_type(row, agencies)  # the registry's word, not the grant's
         entry = found.setdefault(
             row["recipient_org"],
-            {"type": row["recipient_type"], "networks": [], "scopes": [], "problems": []},
+            {"type": kind, "networks": [], "scopes": [], "problems": []},
         )
-        if row["recipient_type"] not in policy.allowed_recipient_types:
-            entry["type"] = row["recipient_type"]  # the worst kind named by any grant
+        if kind not in policy.allowed_recipient_types:
+            entry["type"] = kind  # the worst kind named by any grant
         for key, value in (
             ("networks", names.get(row["network_id"], row["network_id"])),
             ("scopes", row["scope"]),
         ):
             if value not in entry[key]:
                 entry[key].append(value)
-        for problem in _grant_problems(row, policy=policy, day=day):
+        for problem in _grant_problems(row, policy=policy, day=day, agencies=agencies):
             if problem not in entry["problems"]:
                 entry["problems"].append(problem)
     orgs = [
@@ -453,9 +482,10 @@ def collect_transparency(
         raise ValueError("give as_of with a time zone (UTC)")
     settings = settings or load_settings(store.home)
     policy = policy or load_policy(settings.policy_file)
+    retention_days = configured_retention_days(store)
     start, end = _period(as_of)
     day = as_of.astimezone(dt.UTC).date()
-    gate = Gate(store, audit_log, policy=policy, settings=settings)
+    gate = Gate(store, audit_log)
     summary = gate.read_summary(user_id, start=start, end=end)
     own = _department_networks(store)
     daily = summary.reads_daily
@@ -482,13 +512,15 @@ def collect_transparency(
         policy=policy,
         at=as_of,
     )
-    organizations = _organizations(grants, networks, policy=policy, day=day)
+    organizations = _organizations(
+        grants, networks, policy=policy, day=day, agencies=load_agencies(store.home)
+    )
     department = {
         "cameras": _cameras_in_service(cameras, own, day),
         "reads": reads_own,
         "hits": hits_own,
         "searches": run,
-        "retention_days": settings.retention_days,
+        "retention_days": retention_days,
         "outside_agencies": len(organizations),
     }
     portal_dir = portal_dir if portal_dir is not None else default_portal_dir()
@@ -499,7 +531,7 @@ def collect_transparency(
         as_of=as_of.astimezone(dt.UTC),
         period_start=start,
         period_end=end,
-        retention_days=settings.retention_days,
+        retention_days=retention_days,
         reason_codes=policy.reason_codes,
         job_titles=policy.job_titles,
         prohibited_categories=tuple(policy.prohibited_terms),
@@ -920,11 +952,13 @@ of the log for {_e(d.year)}: {_e(f"{d.records:,}")} records (sequence {_e(d.firs
 {_e(d.last_seq)}), chain hash <code>{_e(d.chain_hash)}</code>, signed {_e(d.signed_at)}.
 If a record were later removed or rewritten, the chain would no longer reach this hash.</p>
 <p><strong>How to verify it.</strong> Save the digest below as <code>digest.json</code> and
-run <code>alpr-workbench audit verify-digest digest.json</code> (no password or key is needed).
-Compare the public key with the one the department publishes elsewhere (its SHA-256
-fingerprint: <code>{_e(data.public_key_fingerprint)}</code>). Anyone given the encrypted log
-file can also recompute the chain: <code>alpr-workbench audit verify-digest digest.json
---log records.bin</code>.</p>
+save the department's public key below as <code>public_key.pem</code>, compare it with the
+one the department publishes elsewhere (its SHA-256 fingerprint:
+<code>{_e(data.public_key_fingerprint)}</code>), and run <code>alpr-workbench audit verify-digest
+digest.json --public-key public_key.pem</code> (no password is needed; a digest signed with any
+other key is refused). Anyone given the encrypted log file can also recompute the chain:
+<code>alpr-workbench audit verify-digest digest.json --public-key public_key.pem --log
+records.bin</code>.</p>
 <pre id="digest-json">{_e(d.to_json())}</pre>
 <p>Public key:</p>
 <pre id="public-key">{_e(d.public_key_pem)}</pre>"""

@@ -2,8 +2,10 @@
 
 Parquet Modular Encryption (AES-256-GCM, encrypted footer), one column key per column wrapped
 under per-partition master keys (personal vs operational), external key material so master
-keys rotate without rewriting data, atomic manifest commits, crypto-shredding retention and
-legal holds.
+keys rotate without rewriting data, each file bound to its partition and name, authenticated
+manifests and index of partitions committed through one journal (see
+``docs/decisions/0002-authenticated-partitions.md``), crypto-shredding retention and legal
+holds.
 """
 
 from alpr_workbench.store._reads import IngestReport, PurgeReport, ReadStore

@@ -1,9 +1,13 @@
 """Our Parquet KMS client: data keys wrapped with AES-256-GCM master keys from the key store.
 
-Master key identifiers given to Parquet name one column each,
-``<key_id>#<column>`` (``reads/2026-10-01/pii#plate``), so the key material Parquet stores beside
-each file tells us, column by column, which data key to hand to Polars' native reader. A Java
-KMS client for Spark implements the same two functions over the same key store.
+Master key identifiers given to Parquet name the master key, the file and the column,
+``<key_id>#<file id>#<column>`` (``reads/2026-10-01/pii#part-3f2a…#plate``), so the key
+material Parquet stores beside each file tells us, column by column, which data key to hand to
+Polars' native reader. The identifier is the AEAD's associated data when a data key is
+wrapped, so it binds each file to its partition and its name: a file (with its key material)
+moved to another partition, or put under another file's name, is refused before it is
+decrypted (:func:`read_data_keys` with ``key_prefix``). A Java KMS client for Spark implements
+the same two functions over the same key store.
 """
 
 from __future__ import annotations
@@ -24,11 +28,22 @@ FOOTER = "__footer__"
 KEY_MATERIAL_PREFIX = "_KEY_MATERIAL_FOR_"
 
 
-def split_identifier(master_key_identifier: str) -> tuple[str, str]:
-    """Split ``key_id#column`` into its key id and column name."""
-    key_id, sep, column = master_key_identifier.rpartition("#")
-    if not sep or not key_id or not column:
+def make_identifier(key_id: str, file_id: str, column: str) -> str:
+    """The master key identifier of one column of one file."""
+    return f"{key_id}#{file_id}#{column}"
+
+
+def parse_identifier(master_key_identifier: str) -> tuple[str, str, str]:
+    """Split ``key_id#file_id#column`` into its key id, file id and column name."""
+    parts = master_key_identifier.split("#")
+    if len(parts) != 3 or not all(parts):
         raise KeyStoreError(f"malformed master key identifier {master_key_identifier!r}")
+    return parts[0], parts[1], parts[2]
+
+
+def split_identifier(master_key_identifier: str) -> tuple[str, str]:
+    """Split ``key_id#file_id#column`` into its key id and column name."""
+    key_id, _, column = parse_identifier(master_key_identifier)
     return key_id, column
 
 
@@ -86,8 +101,20 @@ def key_material_path(parquet_path: Path) -> Path:
     return parquet_path.with_name(KEY_MATERIAL_PREFIX + parquet_path.name + ".json")
 
 
-def read_data_keys(keystore: KeyStore, parquet_path: Path) -> tuple[bytes, dict[str, bytes]]:
+def read_data_keys(
+    keystore: KeyStore, parquet_path: Path, *, key_prefix: str | None = None
+) -> tuple[bytes, dict[str, bytes]]:
     """Unwrap the footer key and every column key of one file from its key material.
+
+    Parameters
+    ----------
+    keystore
+        Where the master keys live.
+    parquet_path
+        The data file.
+    key_prefix
+        The master-key prefix of the partition the file is read from (``reads/2026-10-01``);
+        every key must then be bound to that partition and to this file's name.
 
     Returns
     -------
@@ -108,6 +135,8 @@ def read_data_keys(keystore: KeyStore, parquet_path: Path) -> tuple[bytes, dict[
         if material.get("doubleWrapping"):
             raise KeyStoreError("double-wrapped key material is not supported")
         identifier = material["masterKeyID"]
+        if key_prefix is not None:
+            _check_binding(identifier, key_prefix, parquet_path)
         data_key = unwrap_data_key(keystore, material["wrappedDEK"], identifier)
         _, column = split_identifier(identifier)
         if material.get("isFooterKey"):
@@ -117,3 +146,13 @@ def read_data_keys(keystore: KeyStore, parquet_path: Path) -> tuple[bytes, dict[
     if footer is None:
         raise KeyStoreError(f"key material for {parquet_path.name} has no footer key")
     return footer, columns
+
+
+def _check_binding(identifier: str, key_prefix: str, parquet_path: Path) -> None:
+    key_id, file_id, _ = parse_identifier(identifier)
+    owner = key_id.rpartition("/")[0]
+    if owner != key_prefix or file_id != parquet_path.stem:
+        raise KeyStoreError(
+            f"{parquet_path.name} is bound to {owner} file {file_id}, not to this partition "
+            "and name: a file moved or swapped from elsewhere"
+        )

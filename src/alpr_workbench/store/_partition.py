@@ -3,13 +3,14 @@
 A file becomes visible only when the manifest that lists it is renamed into place, so a
 process killed at any moment leaves the partition as it was before, or with the new file
 complete. Files not listed in the manifest are leftovers of an interrupted write and are
-ignored, then removed by :meth:`Partition.remove_orphans`.
+ignored, then removed by :meth:`Partition.remove_orphans`. The manifest is authenticated and
+listed in the store's index (``store/_index.py``), and each file is bound to its partition
+and name by its key material (``store/_kms.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import struct
@@ -31,14 +32,22 @@ from alpr_workbench.errors import KeyDestroyedError, KeyStoreError, StoreError
 from alpr_workbench.keys import KeyStore
 from alpr_workbench.schema import TableSpec
 from alpr_workbench.store._bloom import build_filter, may_contain_any
+from alpr_workbench.store._commit import (
+    ManifestUpdate,
+    PartitionDrop,
+    commit_lock,
+    consistent,
+    publish,
+)
+from alpr_workbench.store._index import MANIFEST, check_manifest, load_index
 from alpr_workbench.store._kms import (
     FOOTER,
     WorkbenchKmsClient,
     key_material_path,
+    make_identifier,
     read_data_keys,
 )
 
-MANIFEST = "_manifest.json"
 STAGING = ".staging"
 ROW_GROUP_ROWS = 16_384
 _LOW_CARDINALITY = {
@@ -108,13 +117,15 @@ class Partition:
         """Master key ids of this partition."""
         return [f"{self.key_prefix}/pii", f"{self.key_prefix}/ops"]
 
-    def _encryption_config(self) -> pqe.EncryptionConfiguration:
+    def _encryption_config(self, file_id: str) -> pqe.EncryptionConfiguration:
         column_keys: dict[str, list[str]] = {}
         for field in self.spec.fields:
             kind = "pii" if field.sensitivity == "personal" else "ops"
-            column_keys[f"{self.key_prefix}/{kind}#{field.name}"] = [field.name]
+            column_keys[make_identifier(f"{self.key_prefix}/{kind}", file_id, field.name)] = [
+                field.name
+            ]
         return pqe.EncryptionConfiguration(
-            footer_key=f"{self.key_prefix}/ops#{FOOTER}",
+            footer_key=make_identifier(f"{self.key_prefix}/ops", file_id, FOOTER),
             column_keys=column_keys,
             encryption_algorithm="AES_GCM_V1",
             plaintext_footer=False,
@@ -125,18 +136,40 @@ class Partition:
         )
 
     # -- manifest ------------------------------------------------------------------------
-    def manifest(self) -> dict[str, Any]:
-        """The committed manifest (an empty one when the partition has none)."""
-        path = self.root / MANIFEST
-        if not path.is_file():
-            return {"format": 1, "table": self.spec.name, "files": []}
-        try:
-            doc: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.label}: manifest is unreadable or corrupted") from exc
-        if doc.get("table") != self.spec.name or not isinstance(doc.get("files"), list):
-            raise StoreError(f"{self.label}: manifest is corrupted")
-        return doc
+    @property
+    def rel(self) -> str:
+        """The partition's name in the store's index (``reads/day=2026-10-01``)."""
+        return self.root.relative_to(self.store_root).as_posix()
+
+    def manifest(self, index: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The committed, authenticated manifest (an empty one when the partition has none).
+
+        Parameters
+        ----------
+        index
+            The store's index, already loaded and checked; loaded here when ``None``.
+
+        Raises
+        ------
+        StoreError
+            Naming the partition, when its manifest is missing, altered, moved, swapped or an
+            older copy (see ``store/_index.py``).
+        """
+
+        def load(idx: dict[str, Any] | None) -> dict[str, Any]:
+            if idx is None:
+                idx = load_index(self.store_root, self.keystore)
+            return check_manifest(
+                self.keystore, idx, self.rel, self.spec.name, self.root / MANIFEST, self.label
+            )
+
+        if index is not None:
+            return load(index)
+        return consistent(self.store_root, self.keystore, lambda: load(None))
+
+    def drop(self) -> PartitionDrop:
+        """What a commit needs to crypto-shred this partition."""
+        return PartitionDrop(self.root, tuple(self.key_ids))
 
     def files(self) -> list[Path]:
         """Committed data files."""
@@ -161,20 +194,48 @@ class Partition:
         replace
             Commit the new file in place of every existing one (small tables).
         """
-        with exclusive_lock(self.root.parent / f".{self.root.name}.lock"):
-            self._write_locked(frame, replace=replace)
+        with commit_lock(self.store_root, self.keystore), self.lock():
+            entry = self.stage(frame)
+            publish(self.store_root, self.keystore, [self.update([entry], replace=replace)])
 
-    def _write_locked(self, frame: pl.DataFrame, *, replace: bool) -> None:
+    @property
+    def store_root(self) -> Path:
+        """The store folder (``<data dir>/store``) whose journal commits this partition."""
+        return self.root.parent.parent
+
+    def lock(self) -> contextlib.AbstractContextManager[None]:
+        """Lock this partition alone (writers and key rotation)."""
+        return exclusive_lock(self.root.parent / f".{self.root.name}.lock")
+
+    def update(self, entries: Sequence[dict[str, Any]], *, replace: bool) -> ManifestUpdate:
+        """The manifest that lists ``entries`` too (or only them, with ``replace``)."""
+        doc = self.manifest()
+        old = [item["name"] for item in doc["files"]] if replace else []
+        doc["files"] = [*entries] if replace else [*doc["files"], *entries]
+        remove = [
+            p.name
+            for name in old
+            for p in (self.root / name, key_material_path(self.root / name),
+                      index_path(self.root / name))
+        ]
+        return ManifestUpdate(self.root, doc, tuple(remove))
+
+    def stage(self, frame: pl.DataFrame) -> dict[str, Any]:
+        """Encrypt ``frame`` into a new file, not yet listed; return its manifest entry.
+
+        The file stays invisible (a leftover, later removed) until a manifest lists it.
+        """
         self.keystore.ensure_keys(self.key_ids)
         staging = self.root / STAGING
         staging.mkdir(parents=True, exist_ok=True)
-        name = f"part-{uuid.uuid4().hex}.parquet"
+        file_id = f"part-{uuid.uuid4().hex}"
+        name = f"{file_id}.parquet"
         tmp_path = staging / name
         table = frame.to_arrow().cast(self.spec.arrow_schema)
         factory = pqe.CryptoFactory(lambda _config: WorkbenchKmsClient(self.keystore))
         props = factory.file_encryption_properties(
             pqe.KmsConnectionConfig(),
-            self._encryption_config(),
+            self._encryption_config(file_id),
             str(tmp_path),
             pafs.LocalFileSystem(),
         )
@@ -205,13 +266,7 @@ class Partition:
         with contextlib.suppress(OSError):
             staging.rmdir()
         fsync_dir(self.root)
-        doc = self.manifest()
-        old = [item["name"] for item in doc["files"]] if replace else []
-        entry = {"name": name, "rows": table.num_rows, "bytes": final.stat().st_size}
-        doc["files"] = [entry] if replace else [*doc["files"], entry]
-        atomic_write_bytes(self.root / MANIFEST, json.dumps(doc, indent=1).encode())
-        for old_name in old:
-            self._remove_file(self.root / old_name)
+        return {"name": name, "rows": table.num_rows, "bytes": final.stat().st_size}
 
     def _statistics_columns(self) -> list[str] | bool:
         # Statistics cost write time; keep those that let readers skip row groups.
@@ -221,24 +276,33 @@ class Partition:
         return [c for c in self.spec.columns if c in useful]
 
     # -- reading ------------------------------------------------------------------------
-    def scan(self, plates: list[tuple[int, int]] | None = None) -> list[pl.LazyFrame]:
+    def scan(
+        self,
+        plates: list[tuple[int, int]] | None = None,
+        *,
+        manifest: dict[str, Any] | None = None,
+    ) -> list[pl.LazyFrame]:
         """One lazy, natively decrypted scan per committed file.
 
         ``plates`` (from :func:`plate_hashes`) skips files whose plate filter rules them out.
+        ``manifest`` is the partition's checked manifest, when the caller already has it.
 
         Raises
         ------
         KeyDestroyedError
             If the partition was crypto-shredded.
         StoreError
-            If a listed file is missing or truncated.
+            If a listed file is missing, truncated, or bound to another partition or name.
         """
         frames = []
-        for path in self.files():
+        for item in (manifest if manifest is not None else self.manifest())["files"]:
+            path = self.root / item["name"]
             try:
                 size = path.stat().st_size
             except FileNotFoundError as exc:
                 raise StoreError(f"{self.label}: data file {path.name} is missing") from exc
+            if size != item["bytes"]:
+                raise StoreError(f"{self.label}: {path.name} has the wrong size (truncated?)")
             if plates is not None and not self._may_contain(path, plates):
                 continue
             footer, columns = self._data_keys(path, size)
@@ -253,7 +317,7 @@ class Partition:
         if hit is not None:
             return hit
         try:
-            footer, by_column = read_data_keys(self.keystore, path)
+            footer, by_column = read_data_keys(self.keystore, path, key_prefix=self.key_prefix)
             keys = (footer, self._leaf_paths(by_column))
         except KeyDestroyedError as exc:
             raise KeyDestroyedError(
@@ -326,10 +390,20 @@ class Partition:
         except pl.exceptions.PolarsError as exc:
             raise StoreError(f"{self.label}: cannot read: {_clean(exc)}") from exc
 
-    def verify(self) -> list[str]:
-        """Check every committed file decrypts and authenticates; return the problems found."""
+    def verify(self, index: dict[str, Any] | None = None) -> list[str]:
+        """Check the manifest, and that every committed file decrypts and authenticates.
+
+        Returns
+        -------
+        list of str
+            The problems found, each naming the partition (empty when sound).
+        """
         problems = []
-        for item in self.manifest()["files"]:
+        try:
+            manifest = self.manifest(index)
+        except StoreError as exc:
+            return [str(exc)]
+        for item in manifest["files"]:
             path = self.root / item["name"]
             if not path.is_file():
                 problems.append(f"{self.label}: {item['name']} is missing")
@@ -338,7 +412,7 @@ class Partition:
                 problems.append(f"{self.label}: {item['name']} has the wrong size (truncated?)")
                 continue
             try:
-                footer, columns = read_data_keys(self.keystore, path)
+                footer, columns = read_data_keys(self.keystore, path, key_prefix=self.key_prefix)
                 props = pl.ParquetDecryptionProperties(
                     footer_key=footer, column_keys=self._leaf_paths(columns)
                 )
@@ -398,13 +472,9 @@ class Partition:
             path.unlink(missing_ok=True)
         return removed
 
-    def destroy(self) -> None:
-        """Crypto-shred the partition: destroy its master keys, then delete its files."""
-        self.keystore.destroy(self.key_ids)
+    def forget_keys(self) -> None:
+        """Drop this process's cached data keys and plate filters of the partition."""
         _forget_keys(self.root)
-        shutil.rmtree(self.root, ignore_errors=True)
-        with contextlib.suppress(FileNotFoundError):
-            (self.root.parent / f".{self.root.name}.lock").unlink()
 
     @staticmethod
     def _remove_file(path: Path) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -15,6 +16,14 @@ from alpr_workbench.errors import StoreError
 from alpr_workbench.keys import KeyStore
 from alpr_workbench.schema import load_table, validate_frame
 from alpr_workbench.store._bloom import plate_hashes
+from alpr_workbench.store._commit import (
+    ManifestUpdate,
+    commit_lock,
+    consistent,
+    publish,
+    recover,
+)
+from alpr_workbench.store._index import MANIFEST, load_index
 from alpr_workbench.store._partition import Partition
 
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
@@ -30,6 +39,7 @@ class IngestReport:
     rows_added: int
     rows_already_stored: int
     days: tuple[dt.date, ...]
+    added_by_day: tuple[tuple[dt.date, int], ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class ReadStore:
     def __init__(self, root: Path, keystore: KeyStore) -> None:
         self.spec = load_table("reads")
         self.keystore = keystore
+        self.root = root
         self.days_root = root / "reads"
         self.holds_root = root / "holds"
 
@@ -82,30 +93,54 @@ class ReadStore:
             index_column="plate",
         )
 
-    def days(self) -> list[dt.date]:
-        """Days that have committed reads, oldest first."""
-        if not self.days_root.is_dir():
-            return []
+    def _index(self) -> dict[str, Any]:
+        """The store's checked index of partitions (see ``store/_index.py``)."""
+        recover(self.root, self.keystore)
+        return consistent(self.root, self.keystore, lambda: load_index(self.root, self.keystore))
+
+    @staticmethod
+    def _days_in(index: dict[str, Any]) -> list[dt.date]:
         out = []
-        for path in self.days_root.iterdir():
-            m = _DAY_DIR.match(path.name)
-            if m and (path / "_manifest.json").is_file():
+        for rel in index["partitions"]:
+            folder, _, name = rel.partition("/")
+            if folder == "reads" and (m := _DAY_DIR.match(name)):
                 out.append(dt.date.fromisoformat(m.group(1)))
         return sorted(out)
 
+    @staticmethod
+    def _holds_in(index: dict[str, Any]) -> list[str]:
+        out = []
+        for rel in index["partitions"]:
+            folder, _, name = rel.partition("/")
+            if folder == "holds" and (m := _HOLD_DIR.match(name)):
+                out.append(m.group(1))
+        return sorted(out)
+
+    def days(self) -> list[dt.date]:
+        """Days that have committed reads, oldest first (from the authenticated index).
+
+        Raises
+        ------
+        StoreError
+            If the store's index is missing, altered or an older copy.
+        """
+        return self._days_in(self._index())
+
     def hold_ids(self) -> list[str]:
-        """Ids of live legal-hold partitions."""
-        if not self.holds_root.is_dir():
-            return []
-        return sorted(
-            m.group(1)
-            for p in self.holds_root.iterdir()
-            if (m := _HOLD_DIR.match(p.name)) and (p / "_manifest.json").is_file()
-        )
+        """Ids of live legal-hold partitions (from the authenticated index)."""
+        return self._holds_in(self._index())
 
     def row_count(self) -> int:
         """Reads stored in day partitions (from the manifests; decrypts nothing)."""
-        return sum(self.partition(day).row_count() for day in self.days())
+        return sum(self.day_row_counts().values())
+
+    def day_row_counts(self) -> dict[dt.date, int]:
+        """Reads stored per day, oldest first (from the manifests; decrypts nothing).
+
+        Counts are metadata, not reads: a purge plan or a summary may use them without
+        going through the gate.
+        """
+        return {day: self.partition(day).row_count() for day in self.days()}
 
     # -- ingest --------------------------------------------------------------------------
     def ingest(
@@ -135,9 +170,23 @@ class ReadStore:
         StoreError
             If the batch reaches into a day already purged under retention.
         """
+        with commit_lock(self.root, self.keystore):
+            report, updates = self.stage_ingest(frame)
+            publish(self.root, self.keystore, updates)
+        if on_day_done is not None:
+            for day, added in report.added_by_day:
+                on_day_done(day, added)
+        return report
+
+    def stage_ingest(self, frame: pl.DataFrame) -> tuple[IngestReport, list[ManifestUpdate]]:
+        """Write the new reads of a batch into unlisted files; return the manifests to publish.
+
+        Nothing is visible until the caller, holding :func:`commit_lock`, publishes the
+        returned updates (with any others of the same ingest) in one commit.
+        """
         batch = validate_frame("reads", frame)
         if batch.height == 0:
-            return IngestReport(0, 0, 0, ())
+            return IngestReport(0, 0, 0, ()), []
         # Group rows by day with a cheap integer sort (skipped when already in day order);
         # each day is then a zero-copy slice, sorted by plate in the writer threads.
         batch = batch.with_columns(pl.col("captured_at").dt.date().alias("_day"))
@@ -159,21 +208,29 @@ class ReadStore:
             )
         self.keystore.ensure_keys([k for day in days for k in self.partition(day).key_ids])
 
-        def store_day(day: dt.date) -> int:
+        def stage_day(day: dt.date) -> tuple[int, ManifestUpdate | None]:
             partition = self.partition(day)
             rows = by_day[day]
             if partition.exists():
                 stored = partition.read(["read_id"]).get_column("read_id")
                 rows = rows.filter(~pl.col("read_id").is_in(stored.implode()))
-            if rows.height:
-                partition.write(rows.sort(self._sort_keys()))
-            if on_day_done is not None:
-                on_day_done(day, rows.height)
-            return rows.height
+            if not rows.height:
+                return 0, None
+            entry = partition.stage(rows.sort(self._sort_keys()))
+            return rows.height, partition.update([entry], replace=False)
 
         with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
-            added = sum(pool.map(store_day, days))
-        return IngestReport(batch.height, added, batch.height - added, tuple(days))
+            staged = list(pool.map(stage_day, days))
+        added = sum(n for n, _ in staged)
+        updates = [u for _, u in staged if u is not None]
+        report = IngestReport(
+            batch.height,
+            added,
+            batch.height - added,
+            tuple(days),
+            tuple((day, n) for day, (n, _) in zip(days, staged, strict=True)),
+        )
+        return report, updates
 
     def _sort_keys(self) -> list[pl.Expr]:
         # Bytewise order equals text order for plates (ASCII) and sorts several times faster.
@@ -192,11 +249,22 @@ class ReadStore:
     ) -> tuple[list[pl.LazyFrame], bool]:
         """Per-file lazy scans for the window, and whether hold copies are among them."""
         hashes = plate_hashes(list(plates)) if plates is not None else None
+
+        def snapshot() -> tuple[list[tuple[Partition, dict[str, Any]]], ...]:
+            # One checked index, and the checked manifest of every partition in the window.
+            index = load_index(self.root, self.keystore)
+            days = [
+                self.partition(day)
+                for day in self._days_in(index)
+                if (start is None or day >= start) and (end is None or day <= end)
+            ]
+            holds = [self.hold_partition(h) for h in self._holds_in(index)] if include_holds else []
+            return [(p, p.manifest(index)) for p in days], [(p, p.manifest(index)) for p in holds]
+
+        recover(self.root, self.keystore)
+        in_window, held_parts = consistent(self.root, self.keystore, snapshot)
         scans = [
-            scan
-            for day in self.days()
-            if (start is None or day >= start) and (end is None or day <= end)
-            for scan in self.partition(day).scan(hashes)
+            scan for part, manifest in in_window for scan in part.scan(hashes, manifest=manifest)
         ]
         held = False
         if include_holds:
@@ -205,8 +273,8 @@ class ReadStore:
                 window &= pl.col("captured_at").dt.date() >= start
             if end is not None:
                 window &= pl.col("captured_at").dt.date() <= end
-            for hold_id in self.hold_ids():
-                for scan in self.hold_partition(hold_id).scan(hashes):
+            for part, manifest in held_parts:
+                for scan in part.scan(hashes, manifest=manifest):
                     scans.append(scan.filter(window))
                     held = True
         if plates is not None:
@@ -305,26 +373,37 @@ class ReadStore:
         return rows.height
 
     def release_hold(self, hold_id: str) -> None:
-        """Crypto-shred the reads kept by a released hold."""
-        self.hold_partition(hold_id).destroy()
+        """Crypto-shred the reads kept by a released hold.
+
+        One commit removes the hold from the store's index and destroys its master keys;
+        then its files are deleted.
+        """
+        partition = self.hold_partition(hold_id)
+        with commit_lock(self.root, self.keystore):
+            publish(self.root, self.keystore, [], [partition.drop()])
+        partition.forget_keys()
 
     def purge(self, *, as_of: dt.date, retention_days: int) -> PurgeReport:
         """Crypto-shred every day older than the retention period.
 
-        A day ``d`` is purged when ``d < as_of - retention_days``. Its master keys are
-        destroyed first (from then on no copy of its files can be decrypted), then its files
-        are deleted. Reads under legal hold live on in their hold partitions.
+        A day ``d`` is purged when ``d < as_of - retention_days``. One commit removes the
+        purged days from the store's index (so they are never reported missing) and destroys
+        their master keys (from then on no copy of their files can be decrypted); then their
+        files are deleted. Reads under legal hold live on in their hold partitions.
         """
         if retention_days < 1:
             raise StoreError("retention_days must be at least 1")
         cutoff = as_of - dt.timedelta(days=retention_days)
         purged, destroyed = [], 0
-        for day in self.days():
-            if day < cutoff:
-                partition = self.partition(day)
-                destroyed += partition.row_count()
-                partition.destroy()
-                purged.append(day)
+        with commit_lock(self.root, self.keystore):
+            index = load_index(self.root, self.keystore)
+            partitions = [self.partition(day) for day in self._days_in(index) if day < cutoff]
+            for partition in partitions:
+                destroyed += sum(int(f["rows"]) for f in partition.manifest(index)["files"])
+            publish(self.root, self.keystore, [], [p.drop() for p in partitions])
+        for partition in partitions:
+            partition.forget_keys()
+            purged.append(dt.date.fromisoformat(partition.key_prefix.split("/")[1]))
         held = sum(self.hold_partition(h).row_count() for h in self.hold_ids())
         return PurgeReport(
             as_of, retention_days, tuple(purged), destroyed, held, tuple(self.hold_ids())
@@ -336,13 +415,37 @@ class ReadStore:
         return total + sum(self.hold_partition(h).rotate_keys() for h in self.hold_ids())
 
     # -- integrity -----------------------------------------------------------------------
-    def verify(self) -> list[str]:
-        """Decrypt and authenticate every file; return the problems found (empty when sound)."""
+    def verify(self, index: dict[str, Any] | None = None) -> list[str]:
+        """Check the index, every manifest, and that every file decrypts and authenticates.
+
+        A partition the index lists whose manifest is missing, altered, moved or an older
+        copy is a problem; so is a partition folder with a manifest the index does not list.
+
+        Returns
+        -------
+        list of str
+            The problems found, each naming its partition (empty when sound).
+        """
+        if index is None:
+            try:
+                index = self._index()
+            except StoreError as exc:
+                return [str(exc)]
+        days = set(self._days_in(index))
+        holds = set(self._holds_in(index))
+        if self.days_root.is_dir():
+            for path in self.days_root.iterdir():
+                if (m := _DAY_DIR.match(path.name)) and (path / MANIFEST).is_file():
+                    days.add(dt.date.fromisoformat(m.group(1)))
+        if self.holds_root.is_dir():
+            for path in self.holds_root.iterdir():
+                if (m := _HOLD_DIR.match(path.name)) and (path / MANIFEST).is_file():
+                    holds.add(m.group(1))
         problems: list[str] = []
-        for day in self.days():
-            problems.extend(self.partition(day).verify())
-        for hold_id in self.hold_ids():
-            problems.extend(self.hold_partition(hold_id).verify())
+        for day in sorted(days):
+            problems.extend(self.partition(day).verify(index))
+        for hold_id in sorted(holds):
+            problems.extend(self.hold_partition(hold_id).verify(index))
         return problems
 
     def remove_orphans(self) -> int:
@@ -352,7 +455,7 @@ class ReadStore:
             removed += self.partition(day).remove_orphans()
         if self.days_root.is_dir():
             for path in self.days_root.glob("day=*"):
-                if not (path / "_manifest.json").is_file():
+                if not (path / MANIFEST).is_file():
                     m = _DAY_DIR.match(path.name)
                     if m:
                         removed += self.partition(

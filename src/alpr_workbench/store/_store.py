@@ -6,8 +6,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
+from alpr_workbench.errors import StoreError
 from alpr_workbench.keys import KeyStore
-from alpr_workbench.store._reads import ReadStore
+from alpr_workbench.store._commit import commit_lock, publish, recover
+from alpr_workbench.store._index import initialise, load_index
+from alpr_workbench.store._reads import IngestReport, ReadStore
 from alpr_workbench.store._tables import TableStore
 
 
@@ -44,6 +49,32 @@ class Store:
         self.keystore = keystore
         self.reads = ReadStore(paths.data, keystore)
         self.tables = TableStore(paths.data, keystore)
+        initialise(paths.data, keystore)
+        recover(paths.data, keystore)
+
+    def ingest(
+        self, reads: pl.DataFrame, *, hits: pl.DataFrame | None = None
+    ) -> tuple[IngestReport, int]:
+        """Store a batch of reads and the hits it raised, visible as one unit or not at all.
+
+        Every new file is written unlisted first; one journal then commits every day's
+        manifest and the hits table together (see ``store/_commit.py``). A process killed at
+        any moment leaves the whole batch, with its hits, or none of it.
+
+        Returns
+        -------
+        tuple
+            The read store's :class:`IngestReport` and the number of hits added.
+        """
+        with commit_lock(self.reads.root, self.keystore):
+            report, updates = self.reads.stage_ingest(reads)
+            added = 0
+            if hits is not None and hits.height:
+                added, update = self.tables.stage_append("hits", hits)
+                if update is not None:
+                    updates.append(update)
+            publish(self.reads.root, self.keystore, updates)
+        return report, added
 
     @classmethod
     def create(cls, home: Path, *, passphrase: str | None = None, demo: bool = False) -> Store:
@@ -64,5 +95,16 @@ class Store:
         return self.reads.rotate_keys() + self.tables.rotate_keys()
 
     def verify(self) -> list[str]:
-        """Decrypt and authenticate every stored file; return the problems found."""
-        return self.reads.verify() + self.tables.verify()
+        """Check the index, every manifest and every file; return the problems found.
+
+        Runs under the commit lock, so a concurrent writer is never mistaken for damage. A
+        missing, emptied, altered, moved, swapped or replayed partition, manifest or index is
+        a problem naming it; crypto-shredded (purged) partitions are not, since the purge
+        removed them from the index in the same commit.
+        """
+        with commit_lock(self.reads.root, self.keystore):
+            try:
+                index = load_index(self.reads.root, self.keystore)
+            except StoreError as exc:
+                return [str(exc)]
+            return self.reads.verify(index) + self.tables.verify(index)

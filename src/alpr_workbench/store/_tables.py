@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from alpr_workbench.errors import StoreError
 from alpr_workbench.keys import KeyStore
 from alpr_workbench.schema import list_tables, load_table, validate_frame
+from alpr_workbench.store._commit import ManifestUpdate, commit_lock, publish, recover
+from alpr_workbench.store._index import INDEX, MANIFEST, WITNESS
 from alpr_workbench.store._partition import Partition
 
 
@@ -16,9 +19,10 @@ class TableStore:
     """Every declared table except ``reads``, each replaced atomically as a whole."""
 
     def __init__(self, root: Path, keystore: KeyStore) -> None:
+        self.store_root = root
         self.root = root / "tables"
         self.keystore = keystore
-        self._cache: dict[str, tuple[tuple[int, int, int], pl.DataFrame]] = {}
+        self._cache: dict[str, tuple[tuple[int, ...], pl.DataFrame]] = {}
 
     def _partition(self, table: str) -> Partition:
         if table == "reads":
@@ -42,6 +46,18 @@ class TableStore:
         int
             Rows added.
         """
+        with commit_lock(self.store_root, self.keystore):
+            added, update = self.stage_append(table, frame)
+            if update is not None:
+                publish(self.store_root, self.keystore, [update])
+        return added
+
+    def stage_append(self, table: str, frame: pl.DataFrame) -> tuple[int, ManifestUpdate | None]:
+        """Stage the table with ``frame``'s new rows added; return rows added and the update.
+
+        The caller holds :func:`commit_lock` and publishes the update (``None`` when nothing
+        is new).
+        """
         spec = load_table(table)
         batch = validate_frame(table, frame)
         current = self.read(table)
@@ -49,23 +65,40 @@ class TableStore:
             batch = batch.join(
                 current.select(spec.primary_key), on=list(spec.primary_key), how="anti"
             )
-        if batch.height:
-            self.write(table, pl.concat([current, batch], how="vertical"))
-        return batch.height
+        if not batch.height:
+            return 0, None
+        partition = self._partition(table)
+        whole = validate_frame(table, pl.concat([current, batch], how="vertical"))
+        entry = partition.stage(whole)
+        return batch.height, partition.update([entry], replace=True)
 
     def read(self, table: str) -> pl.DataFrame:
         """Decrypt and return a whole table (empty with its schema when never written).
 
-        Results are cached until the table's manifest changes, so a revoked grant or a closed
-        case is seen by the very next read, in this process or any other.
+        Results are cached until the table's manifest or the store's index changes, so a
+        revoked grant or a closed case is seen by the very next read, in this process or any
+        other.
+
+        Raises
+        ------
+        StoreError
+            If the table's manifest is missing, altered, moved or an older copy.
         """
+        recover(self.store_root, self.keystore)
         partition = self._partition(table)
-        manifest = partition.root / "_manifest.json"
-        try:
-            stat = manifest.stat()
-            stamp = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
-        except FileNotFoundError:
-            stamp = None
+        stamp: tuple[int, ...] | None = ()
+        for path in (
+            partition.root / MANIFEST,
+            self.store_root / INDEX,
+            self.keystore.witness_path(WITNESS),
+        ):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                stamp = None
+                break
+            assert stamp is not None
+            stamp = (*stamp, stat.st_mtime_ns, stat.st_size, stat.st_ino)
         cached = self._cache.get(table)
         if stamp is not None and cached is not None and cached[0] == stamp:
             return cached[1]
@@ -82,10 +115,21 @@ class TableStore:
         """Rotate the master keys of every table; return files re-wrapped."""
         return sum(self._partition(t).rotate_keys() for t in list_tables() if t != "reads")
 
-    def verify(self) -> list[str]:
-        """Decrypt and authenticate every table; return the problems found."""
+    def verify(self, index: dict[str, Any] | None = None) -> list[str]:
+        """Check every table's manifest, and that its file decrypts and authenticates.
+
+        Parameters
+        ----------
+        index
+            The store's index, already loaded and checked; loaded here when ``None``.
+
+        Returns
+        -------
+        list of str
+            The problems found, each naming its table (empty when sound).
+        """
         problems: list[str] = []
         for table in list_tables():
             if table != "reads":
-                problems.extend(self._partition(table).verify())
+                problems.extend(self._partition(table).verify(index))
         return problems
