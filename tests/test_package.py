@@ -38,7 +38,7 @@ LAYERS = {
     "reports": 7,
     "dashboard": 7,
     "demo": 7,
-    "cli": 7,
+    "cli": 7,  # the cli/ package: every module in it
     "workspace": 7,
 }
 

@@ -1,0 +1,48 @@
+"""The ``alpr-workbench`` command line.
+
+One module per area; this one builds ``app`` and registers their commands, in the order the
+help lists them. Heavy imports (recognition, the dashboard) stay inside the commands, so
+``alpr-workbench --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from alpr_workbench.cli import dashboard, recognition, reports, search, store
+from alpr_workbench.cli.audit import audit_app
+from alpr_workbench.cli.grants import grants_app
+from alpr_workbench.cli.hotlist import hotlist_app
+from alpr_workbench.cli.keys import keys_app
+from alpr_workbench.cli.settings import settings_app
+
+app = typer.Typer(
+    help="ALPR Workbench: an auditable workbench for a license plate reader program.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+app.command()(store.demo)
+app.command()(store.purge)
+app.command()(store.verify)
+app.command()(search.search)
+app.command()(reports.efficacy)
+app.command()(store.ingest)
+app.command()(reports.transparency)
+app.command()(dashboard.serve)
+app.command()(recognition.recognize)
+app.command("ingest-frames")(recognition.ingest_frames)
+
+app.add_typer(audit_app, name="audit")
+app.add_typer(grants_app, name="grants")
+app.add_typer(settings_app, name="settings")
+app.add_typer(keys_app, name="keys")
+app.add_typer(hotlist_app, name="hotlist")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    """Run the command line."""
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,221 @@
+"""The ``audit`` commands: the tamper-evident audit log and the annual audit."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from alpr_workbench.cli._common import DataDir, _fail, _open, console, err
+from alpr_workbench.errors import WorkbenchError
+
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+
+
+@audit_app.command("verify")
+def audit_verify(data_dir: DataDir = None) -> None:
+    """Check the whole hash chain; name the first bad record (exit 1) if any."""
+    from alpr_workbench.governance.audit_log import AuditLogError
+
+    try:
+        _, audit = _open(data_dir)
+        report = audit.verify()
+    except AuditLogError as exc:  # e.g. the log was deleted: tampering, never "intact"
+        err.print(f"[bold red]audit log damaged:[/] {exc}")
+        raise typer.Exit(code=1) from exc
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if not report.ok:
+        err.print(f"[bold red]audit log damaged:[/] {report.problem}")
+        raise typer.Exit(code=1)
+    console.print(f"Audit log intact: {report.records:,} records, hash chain verifies.")
+
+
+@audit_app.command("digest")
+def audit_digest(
+    year: Annotated[int, typer.Option("--year", help="Calendar year (UTC).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Write the signed digest here.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Sign the year's digest with Ed25519; anyone can check it with the public key alone."""
+    try:
+        _, audit = _open(data_dir)
+        digest = audit.digest(year)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    text = digest.to_json()
+    if out is not None:
+        out.write_text(text + "\n")
+        console.print(f"Signed digest for {year} ({digest.records:,} records) written to {out}")
+    else:
+        typer.echo(text)
+
+
+@audit_app.command("verify-digest")
+def audit_verify_digest(
+    digest_file: Annotated[Path, typer.Argument(help="A digest written by `audit digest`.")],
+    public_key: Annotated[
+        Path,
+        typer.Option(
+            "--public-key",
+            help="The department's published public key (PEM), obtained independently of the "
+            "digest (never the key the digest itself carries).",
+        ),
+    ],
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Encrypted log file to recompute.")
+    ] = None,
+) -> None:
+    """Verify a signed digest with the department's published public key (no secrets needed)."""
+    from alpr_workbench.governance.audit_log import SignedDigest, verify_digest
+
+    try:
+        digest = SignedDigest.from_json(digest_file.read_text())
+        ok = verify_digest(digest, public_key.read_text(), log_path=log)
+    except (OSError, ValueError, WorkbenchError) as exc:
+        raise _fail(WorkbenchError(f"cannot read digest: {exc}")) from exc
+    if not ok:
+        err.print("[bold red]digest does NOT verify[/]")
+        raise typer.Exit(code=1)
+    console.print(f"Digest for {digest.year} verifies ({digest.records:,} records).")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    out: Annotated[Path | None, typer.Option("--out", help="Also write it here.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Verify the log, then sign a checkpoint (kept in <home>/audit/checkpoints/); publish it."""
+    try:
+        _, audit = _open(data_dir)
+        checkpoint = audit.checkpoint()
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    text = checkpoint.to_json()
+    if out is not None:
+        out.write_text(text + "\n")
+        console.print(f"Signed checkpoint at record {checkpoint.seq:,} written to {out}")
+    else:
+        typer.echo(text)
+
+
+@audit_app.command("verify-checkpoint")
+def audit_verify_checkpoint(
+    checkpoint_file: Annotated[Path, typer.Argument(help="A published signed checkpoint.")],
+    public_key: Annotated[
+        Path,
+        typer.Option("--public-key", help="The log's public key (PEM), obtained independently."),
+    ],
+    log: Annotated[
+        Path | None, typer.Option("--log", help="Records file (or home) to check it against.")
+    ] = None,
+) -> None:
+    """Check a published checkpoint with the public key alone (exit 1 if it does not verify)."""
+    from alpr_workbench.governance.audit_log import SignedCheckpoint, verify_checkpoint
+
+    try:
+        checkpoint = SignedCheckpoint.from_json(checkpoint_file.read_text())
+        ok = verify_checkpoint(checkpoint, public_key.read_text(), log_path=log)
+    except (OSError, ValueError, WorkbenchError) as exc:
+        raise _fail(WorkbenchError(f"cannot check the checkpoint: {exc}")) from exc
+    if not ok:
+        where = "" if log is None else f" against {log}"
+        err.print(f"[bold red]checkpoint does NOT verify{where}[/]")
+        raise typer.Exit(code=1)
+    console.print(f"Checkpoint at record {checkpoint.seq:,} verifies.")
+
+
+@audit_app.command("import-vendor")
+def audit_import_vendor(
+    file: Annotated[Path, typer.Argument(help="Vendor search-audit CSV export.")],
+    organization: Annotated[
+        str | None, typer.Option(help="Organization, when the file does not name it.")
+    ] = None,
+    user: Annotated[str | None, typer.Option("--user", help="Acting auditor.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Import a vendor's exported search log into the audit log; every row is accounted for."""
+    from alpr_workbench.governance.admin import import_vendor_audit
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.governance.vendor_import import read_vendor_audit
+    from alpr_workbench.policy import load_policy
+
+    try:
+        imported = read_vendor_audit(file, organization=organization)
+        store, audit = _open(data_dir)
+        fresh = import_vendor_audit(
+            store,
+            audit,
+            imported,
+            actor=current_username(user),
+            policy=load_policy(),
+            now=dt.datetime.now(dt.UTC),
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    console.print(
+        f"{file.name}: {imported.format}, {imported.rows_read:,} rows read, "
+        f"{imported.events.height:,} imported ({fresh:,} new), "
+        f"{imported.rejected.height:,} rejected."
+    )
+    for line, reason in imported.rejected.select("line", "reason").head(20).iter_rows():
+        err.print(f"  line {line}: {reason}")
+
+
+@audit_app.command("report")
+def audit_report(
+    year: Annotated[int, typer.Option("--year", help="Calendar year to audit (UTC).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: <data dir>/reports/)."),
+    ] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] = False,
+    show_plates: Annotated[
+        bool,
+        typer.Option(
+            "--show-plates",
+            help="Show plates in full instead of masked (auditors only; audited).",
+        ),
+    ] = False,
+    user: Annotated[
+        str | None, typer.Option("--user", help="Acting user (needed with --show-plates).")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The annual audit: every docs/policy.md check, offending rows, signed digest."""
+    from alpr_workbench.governance import current_username
+    from alpr_workbench.reports.audit_report import default_report_path, write_audit_report
+
+    try:
+        store, audit = _open(data_dir)
+        target = out or default_report_path(store.home, year)
+        results = write_audit_report(
+            store,
+            audit,
+            year=year,
+            out=out,
+            show_plates=show_plates,
+            user_id=current_username(user) if show_plates else None,
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    table = Table(title=f"Annual audit {year}")
+    for column in ("check", "title", "result", "flagged"):
+        table.add_column(column)
+    for r in results:
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[r.passed]
+        table.add_row(r.check_id, r.title, verdict, str(r.offending.height))
+    console.print(table)
+    plates = "plates shown in full (audited)" if show_plates else "plates masked"
+    console.print(f"Report written to {target} (mode 0600, {plates})")
+    if pdf:
+        from alpr_workbench.reports.pdf import html_to_pdf
+
+        try:
+            written = html_to_pdf(target, target.with_suffix(".pdf"))
+        except WorkbenchError as exc:
+            raise _fail(exc) from exc
+        console.print(f"PDF written to {written} (mode 0600)")

@@ -1,0 +1,214 @@
+"""The store commands: ``demo``, ``purge``, ``verify`` and ``ingest``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from alpr_workbench.cli._common import DataDir, _fail, _home, _open, console, err
+from alpr_workbench.cli.dashboard import _serve
+from alpr_workbench.errors import WorkbenchError
+
+
+def demo(
+    data_dir: DataDir = None,
+    days: Annotated[int, typer.Option(min=1, max=3660, help="Days of traffic to simulate.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic city.")] = 7,
+    scale: Annotated[float, typer.Option(min=0.001, max=10.0, help="Traffic multiplier.")] = 1.0,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard.")] = True,
+    end_date: Annotated[
+        str | None, typer.Option("--end-date", help="Last simulated day (default: yesterday).")
+    ] = None,
+    frames: Annotated[
+        int,
+        typer.Option(
+            "--frames",
+            min=0,
+            max=10_000,
+            help="Reads of the last day that the recognition models read from rendered frames.",
+        ),
+    ] = 24,
+    retention_days: Annotated[
+        int,
+        typer.Option(
+            "--retention-days",
+            help="Retention signed into a new store's department settings (default 30).",
+        ),
+    ] = 30,
+) -> None:
+    """Build the synthetic city (the embedded default) in an encrypted data directory."""
+    from alpr_workbench.demo import build_demo
+
+    home = _home(data_dir)
+    try:
+        last_day = dt.date.fromisoformat(end_date) if end_date else None
+    except ValueError as exc:
+        raise _fail(WorkbenchError(f"--end-date {end_date!r} is not a date (YYYY-MM-DD)")) from exc
+
+    console.print(f"Building the synthetic city in [bold]{home}[/] ({days} days, seed {seed})")
+    try:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("Encrypting and storing reads (days)", total=days)
+            summary = build_demo(
+                home,
+                days=days,
+                seed=seed,
+                scale=scale,
+                end_date=last_day,
+                recognized_frames=frames,
+                retention_days=retention_days,
+                on_progress=lambda done, total: progress.update(task, completed=done),
+            )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    table = Table(title="Synthetic city built", show_header=False)
+    for label, value in [
+        ("Period", f"{summary.start_date} .. {summary.end_date}"),
+        ("Networks / cameras", f"{summary.networks} / {summary.cameras}"),
+        ("Reads stored (added now)", f"{summary.reads_stored:,} ({summary.reads_added:,})"),
+        ("Hotlist hits", f"{summary.hits:,}"),
+        ("Vehicles recovered", f"{summary.recoveries}"),
+        ("Users / cases", f"{summary.users} / {summary.cases}"),
+        ("Searches logged", f"{summary.searches:,}"),
+        ("Improper items planted for the audit", f"{summary.planted_improper}"),
+        (
+            "Reads from rendered frames (read exactly)",
+            f"{summary.recognized_frames} ({summary.recognized_exact})",
+        ),
+    ]:
+        table.add_row(label, value)
+    console.print(table)
+    if summary.example_search:
+        console.print(f"Try a case-gated search (it is audited):\n  {summary.example_search}")
+    if summary.passphrase_file is not None:
+        console.print(
+            f"[yellow]Demo mode:[/] the key store passphrase was generated at random and kept in "
+            f"{summary.passphrase_file} (mode 0600). Demo mode is not for real data: for real "
+            "data set ALPR_WORKBENCH_PASSPHRASE (or ALPR_WORKBENCH_KEK) before creating a store."
+        )
+    if serve:
+        _serve(home, port=5006, address="127.0.0.1", show=False, tiles=False)
+
+
+def purge(
+    data_dir: DataDir = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of", help="Purge relative to this date (YYYY-MM-DD; default today, UTC)."
+        ),
+    ] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(min=1, max=3650, help="A longer retention than configured (never shorter)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the days and reads it would shred; shred none.")
+    ] = False,
+    user: Annotated[str | None, typer.Option("--user", help="Acting administrator.")] = None,
+) -> None:
+    """Crypto-shred every day of reads older than the retention period (legal holds stay)."""
+    from alpr_workbench.governance.admin import PurgePlan, plan_purge, purge_expired
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.policy import load_policy
+
+    now = dt.datetime.now(dt.UTC)
+    try:
+        day = dt.date.fromisoformat(as_of) if as_of else now.date()
+    except ValueError as exc:
+        raise _fail(WorkbenchError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")) from exc
+    try:
+        store, audit = _open(data_dir)
+        action = plan_purge if dry_run else purge_expired
+        done = action(
+            store,
+            audit.append,
+            actor=current_username(user),
+            as_of=day,
+            retention_days=retention_days,
+            policy=load_policy(),
+            now=now,
+        )
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    if isinstance(done, PurgePlan):
+        plan = done
+        table = Table(
+            title=f"Dry run: days older than {plan.retention_days} days before {plan.as_of}"
+        )
+        table.add_column("day")
+        table.add_column("reads", justify="right")
+        for when, reads in plan.days:
+            table.add_row(when.isoformat(), f"{reads:,}")
+        console.print(table)
+        console.print(
+            f"{len(plan.days)} day(s), {plan.reads:,} reads would be shredded; "
+            "nothing was shredded."
+        )
+        return
+    report = done
+    console.print(
+        f"Purged {len(report.days_purged)} day(s) older than {report.retention_days} days before "
+        f"{report.as_of}: {report.rows_destroyed:,} reads crypto-shredded "
+        f"({report.rows_kept_under_hold:,} kept under {len(report.hold_ids)} legal hold(s))."
+    )
+    if report.days_purged:
+        console.print(f"Days: {report.days_purged[0]} .. {report.days_purged[-1]}")
+
+
+def verify(data_dir: DataDir = None) -> None:
+    """Check the store's index, every manifest and every file; exit non-zero on any problem.
+
+    A day or table whose manifest is missing, emptied, altered, moved, swapped or an older
+    copy is named; so is an index older than the key store's witness. Purged days are not
+    missing: the purge removed them from the index.
+    """
+    from rich.markup import escape
+
+    from alpr_workbench.store import Store
+
+    try:
+        store = Store.open(_home(data_dir))
+        problems = store.verify()
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    for problem in problems:
+        err.print(f"[red]{escape(problem)}[/]")
+    if problems:
+        raise typer.Exit(code=1)
+    console.print(
+        f"Store sound: {len(store.reads.days())} day partition(s), "
+        f"{len(store.reads.hold_ids())} legal hold(s); the index, every manifest and every "
+        "file authenticate."
+    )
+
+
+def ingest(
+    file: Annotated[Path, typer.Argument(help="CSV of reads (columns as in data_schema/reads).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Store reads from a camera or vendor CSV export and match them against the hotlists."""
+    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.ingest import ingest_csv
+
+    try:
+        store, audit = _open(data_dir)
+        result = ingest_csv(store, file, audit_append=audit.append, actor=current_username())
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    r = result.report
+    console.print(
+        f"{file.name}: {r.rows_received:,} reads, {r.rows_added:,} stored, "
+        f"{r.rows_already_stored:,} already stored; {result.hits_added:,} new hit(s)."
+    )
