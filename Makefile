@@ -29,7 +29,8 @@ browser:  ## Install Debian's chromium for the browser test, if missing (needs r
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "WARNING: chromium missing and cannot be installed here; the browser test will skip"; fi; }
 
-STRICT := src/alpr_workbench/keys.py src/alpr_workbench/store src/alpr_workbench/governance
+STRICT := src/alpr_workbench/keys.py src/alpr_workbench/store src/alpr_workbench/governance \
+          src/alpr_workbench/service src/alpr_workbench/client.py
 
 test: $(STAMP) browser  ## Lint, type-check the security-critical modules, run every test, check the wheel
 	$(BIN)/ruff check src tests benchmarks dashboards scripts

@@ -38,8 +38,10 @@ LAYERS = {
     "reports": 7,
     "dashboard": 7,
     "demo": 7,
-    "cli": 7,  # the cli/ package: every module in it
+    "cli": 8,  # the cli/ package, every module in it: a client of the service (issue #15)
     "workspace": 7,
+    "service": 8,
+    "client": 8,
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from alpr_workbench.cli import dashboard, recognition, reports, search, store
+from alpr_workbench.cli import dashboard, recognition, reports, search, service, store
 from alpr_workbench.cli.audit import audit_app
 from alpr_workbench.cli.grants import grants_app
 from alpr_workbench.cli.hotlist import hotlist_app
@@ -32,6 +32,15 @@ app.command()(reports.transparency)
 app.command()(dashboard.serve)
 app.command()(recognition.recognize)
 app.command("ingest-frames")(recognition.ingest_frames)
+
+# The service (issue #15): `service` beside the dashboard's `serve` until the dashboard moves
+# behind it.
+app.command()(service.init)
+app.command()(service.service)
+app.command()(service.enroll)
+app.command()(service.login)
+app.command()(service.logout)
+app.command()(service.whoami)
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(grants_app, name="grants")

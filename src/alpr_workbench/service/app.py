@@ -1,0 +1,554 @@
+"""The service's HTTP API: sign-in, sessions, and the gate behind them.
+
+Every route but ``/v1/health``, ``/v1/enroll`` and ``/v1/login`` needs a session token
+(``Authorization: Bearer <token>``). Identity comes from the session only: no route takes the
+acting user from the request. Each request re-checks the session's user in the store's
+``users`` table, so a disabled or separated user is cut off on the next request. Results are
+Arrow IPC streams (``application/vnd.apache.arrow.stream``); errors are JSON objects
+``{"error": <code>, "detail": <words>, "event_id": <audit record, when audited>}``. See
+``docs/decisions/0003-service-boundary.md``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import re
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from alpr_workbench.governance.admin import actor_problem
+from alpr_workbench.governance.audit_log import AuditLog
+from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
+from alpr_workbench.governance.registry import User, get_user, user_problem
+from alpr_workbench.service.accounts import AccountError, AccountStore
+from alpr_workbench.service.sessions import Session, SessionProblem, SessionStore
+from alpr_workbench.service.throttle import LoginThrottle, make_throttle
+from alpr_workbench.store import Store
+
+__all__ = ["ARROW_STREAM", "MAX_BODY_BYTES", "create_app"]
+
+#: The media type of result bodies.
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: Larger request bodies are refused (413) before they are read.
+MAX_BODY_BYTES = 64 * 1024
+_USER_ID = re.compile(r"^[a-z0-9._-]{2,40}$")
+_WRONG_LOGIN = "invalid user name, password or authentication code"
+_WRONG_CODE = "invalid, used or expired enrolment code"
+
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+_ASGIApp = Callable[[_Scope, _Receive, _Send], Awaitable[None]]
+
+
+class ServiceError(Exception):
+    """An error answered as JSON: HTTP status, a stable code, words, the audit record."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        event_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.event_id = event_id
+        self.headers = headers
+
+
+class _BodyTooLarge(Exception):
+    """A request body grew past the limit while it was read."""
+
+
+def _error_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    event_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "detail": detail}
+    if event_id is not None:
+        body["event_id"] = event_id
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+class _BodyLimit:
+    """ASGI middleware: refuse bodies over ``max_bytes`` (by header, and while reading)."""
+
+    def __init__(self, app: _ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = -1
+                if declared < 0 or declared > self.max_bytes:
+                    response = _error_response(
+                        413,
+                        "body_too_large",
+                        f"request bodies are limited to {self.max_bytes} bytes",
+                    )
+                    await response(scope, receive, send)
+                    return
+        received = 0
+
+        async def limited() -> _Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        await self.app(scope, limited, send)
+
+
+class _EnrollBody(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    user_id: str = Field(max_length=64)
+    code: str = Field(max_length=128)
+    new_password: str = Field(max_length=1024)
+
+
+class _LoginBody(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    user_id: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+    totp: str = Field(max_length=16)
+
+
+@dataclass
+class _Service:
+    """What the routes share: the store, its gate and audit log, credentials, sessions."""
+
+    store: Store
+    gate: Gate
+    audit: AuditLog
+    accounts: AccountStore
+    sessions: SessionStore
+    throttle: LoginThrottle
+    lock: threading.Lock
+
+    # -- helpers -------------------------------------------------------------------------
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC)
+
+    def record(
+        self,
+        event_type: str,
+        *,
+        action: str,
+        source: str,
+        user_id: str | None,
+        problem: str | None,
+        details: dict[str, Any] | None = None,
+        case_number: str | None = None,
+    ) -> str:
+        user = get_user(self.store, user_id) if user_id and _USER_ID.match(user_id) else None
+        event = {
+            "event_type": event_type,
+            "occurred_at": self.now(),
+            "user_id": user_id[:128] if user_id else None,
+            "organization": user.organization if user else None,
+            "organization_type": user.organization_type if user else None,
+            "case_number": case_number[:128] if case_number else None,
+            "outcome": "allowed" if problem is None else "refused",
+            "refusal_reason": problem,
+            "query_json": json.dumps(
+                {"service": action, "source": source, **(details or {})}, default=str
+            ),
+        }
+        return self.audit.append(event).event_id
+
+    def backoff_check(self, source: str) -> None:
+        wait = self.throttle.wait_s(source)
+        if wait > 0:
+            raise ServiceError(
+                429,
+                "too_many_failures",
+                f"too many failed attempts from your address: try again in {wait:.0f} s",
+                headers={"Retry-After": str(max(1, round(wait)))},
+            )
+
+    def authenticate(self, request: Request, source: str) -> tuple[User, Session]:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ServiceError(
+                401,
+                "unauthenticated",
+                "sign in first: this request carries no session token",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        self.backoff_check(source)
+        found = self.sessions.check(token)
+        if isinstance(found, SessionProblem):
+            delay = self.throttle.failed(source)
+            reason = found.reason if delay == 0 else f"{found.reason}; back off {delay:.0f} s"
+            event_id = self.record(
+                "login",
+                action="session",
+                source=source,
+                user_id=found.user_id,
+                problem=reason,
+                details={"path": request.url.path},
+            )
+            raise ServiceError(
+                401,
+                "invalid_session",
+                found.reason,
+                event_id=event_id,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        user = get_user(self.store, found.user_id)
+        problem = user_problem(user, policy=self.gate.policy, now=self.now())
+        if problem is not None or user is None:
+            self.sessions.revoke_user(found.user_id)
+            reason = f"your session was ended: {problem}"
+            event_id = self.record(
+                "login",
+                action="session",
+                source=source,
+                user_id=found.user_id,
+                problem=reason,
+                details={"path": request.url.path, "session_id": found.session_id},
+            )
+            raise ServiceError(403, "account_refused", reason, event_id=event_id)
+        return user, found
+
+
+def _source(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"the body is not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise ValueError("the body must be a JSON object")
+    return doc
+
+
+def _validation_words(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "body"
+    return f"{where}: {first['msg']}"
+
+
+def create_app(
+    store: Store,
+    *,
+    audit: AuditLog | None = None,
+    accounts: AccountStore | None = None,
+    sessions: SessionStore | None = None,
+    throttle: LoginThrottle | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The service's FastAPI application over an opened store.
+
+    Parameters
+    ----------
+    store
+        The store, opened by the service with the key-encryption secret.
+    audit
+        The store's audit log (default: opened here).
+    accounts, sessions, throttle
+        Credentials, live sessions and the per-source back-off (defaults: the store's
+        credentials, a fresh in-memory session table, :func:`make_throttle`).
+    max_body_bytes
+        Larger request bodies are refused with 413.
+
+    Returns
+    -------
+    fastapi.FastAPI
+        The application (its OpenAPI description is at ``/openapi.json``).
+    """
+    audit = audit or AuditLog.open(store.home, store.keystore)
+    svc = _Service(
+        store=store,
+        gate=Gate(store, audit),
+        audit=audit,
+        accounts=accounts or AccountStore(store.home, store.keystore),
+        sessions=sessions or SessionStore(),
+        throttle=throttle or make_throttle(),
+        lock=threading.Lock(),
+    )
+    app = FastAPI(
+        title="ALPR Workbench service",
+        version="1",
+        description="Authenticated data API: the only holder of the keys (issue #15).",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+
+    async def _service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        return _error_response(
+            exc.status, exc.code, exc.detail, event_id=exc.event_id, headers=exc.headers
+        )
+
+    async def _too_large(request: Request, exc: Exception) -> Response:
+        return _error_response(
+            413, "body_too_large", f"request bodies are limited to {max_body_bytes} bytes"
+        )
+
+    async def _http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return _error_response(exc.status_code, "http_error", str(exc.detail))
+
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(_BodyTooLarge, _too_large)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+
+    async def _run(fn: Callable[[], Response]) -> Response:
+        def locked() -> Response:
+            with svc.lock:
+                return fn()
+
+        return await run_in_threadpool(locked)
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, str]:
+        """Readiness: the service is up (no session needed, nothing about the data)."""
+        return {"status": "ok", "service": "alpr-workbench"}
+
+    @app.post("/v1/enroll")
+    async def enroll(request: Request) -> Response:
+        """Consume an enrolment code: set a password, receive the TOTP secret."""
+        raw = await request.body()
+        source = _source(request)
+
+        def work() -> Response:
+            svc.backoff_check(source)
+            try:
+                body = _EnrollBody(**_json_body(raw))
+            except (ValueError, TypeError) as exc:
+                words = _validation_words(exc) if isinstance(exc, ValidationError) else str(exc)
+                raise ServiceError(422, "malformed_request", words) from exc
+            user = get_user(svc.store, body.user_id) if _USER_ID.match(body.user_id) else None
+            problem = user_problem(user, policy=svc.gate.policy, now=svc.now())
+            result = None
+            if problem is None:
+                try:
+                    result = svc.accounts.enroll(body.user_id, body.code, body.new_password)
+                except AccountError as exc:
+                    problem = str(exc)
+            if result is None:
+                delay = svc.throttle.failed(source)
+                event_id = svc.record(
+                    "user_change",
+                    action="enroll",
+                    source=source,
+                    user_id=body.user_id,
+                    problem=problem if delay == 0 else f"{problem}; back off {delay:.0f} s",
+                )
+                shown = problem if problem and problem.startswith("choose a password") else None
+                raise ServiceError(
+                    400, "enrolment_refused", shown or _WRONG_CODE, event_id=event_id
+                )
+            svc.throttle.succeeded(source)
+            svc.record("user_change", action="enroll", source=source, user_id=body.user_id,
+                       problem=None)
+            return JSONResponse(
+                {
+                    "user_id": result.user_id,
+                    "totp_secret": result.totp_secret,
+                    "otpauth_uri": result.otpauth_uri,
+                }
+            )
+
+        return await _run(work)
+
+    @app.post("/v1/login")
+    async def login(request: Request) -> Response:
+        """Sign in with a password and a TOTP code; receive a session token."""
+        raw = await request.body()
+        source = _source(request)
+
+        def work() -> Response:
+            svc.backoff_check(source)
+            try:
+                body = _LoginBody(**_json_body(raw))
+            except (ValueError, TypeError) as exc:
+                words = _validation_words(exc) if isinstance(exc, ValidationError) else str(exc)
+                raise ServiceError(422, "malformed_request", words) from exc
+            ok = svc.accounts.check_credentials(body.user_id, body.password, body.totp)
+            problem: str | None = _WRONG_LOGIN
+            user = None
+            if ok:
+                user = get_user(svc.store, body.user_id)
+                problem = user_problem(user, policy=svc.gate.policy, now=svc.now())
+            if problem is not None or user is None:
+                delay = svc.throttle.failed(source)
+                audited = problem if delay == 0 else f"{problem}; back off {delay:.0f} s"
+                event_id = svc.record(
+                    "login", action="login", source=source, user_id=body.user_id,
+                    problem=audited,
+                )
+                shown = _WRONG_LOGIN if not ok else f"sign-in refused: {problem}"
+                if delay:
+                    shown += f"; too many failed attempts: try again in {delay:.0f} s"
+                raise ServiceError(401, "login_refused", shown, event_id=event_id)
+            svc.throttle.succeeded(source)
+            token, session = svc.sessions.open(user.user_id)
+            svc.record(
+                "login", action="login", source=source, user_id=user.user_id, problem=None,
+                details={"session_id": session.session_id},
+            )
+            return JSONResponse(
+                {
+                    "token": token,
+                    "user_id": user.user_id,
+                    "role": user.role,
+                    "expires_at": session.expires_at.isoformat(),
+                }
+            )
+
+        return await _run(work)
+
+    @app.post("/v1/logout")
+    async def logout(request: Request) -> Response:
+        """End this session (its token stops working at once)."""
+        source = _source(request)
+
+        def work() -> Response:
+            user, session = svc.authenticate(request, source)
+            token = request.headers["authorization"].partition(" ")[2].strip()
+            svc.sessions.revoke(token)
+            svc.record(
+                "login", action="logout", source=source, user_id=user.user_id, problem=None,
+                details={"session_id": session.session_id},
+            )
+            return JSONResponse({"status": "signed out", "user_id": user.user_id})
+
+        return await _run(work)
+
+    @app.get("/v1/whoami")
+    async def whoami(request: Request) -> Response:
+        """Who this session belongs to (from the session, never from the request)."""
+        source = _source(request)
+
+        def work() -> Response:
+            user, session = svc.authenticate(request, source)
+            return JSONResponse(
+                {
+                    "user_id": user.user_id,
+                    "full_name": user.full_name,
+                    "role": user.role,
+                    "organization": user.organization,
+                    "session_id": session.session_id,
+                    "session_expires_at": session.expires_at.isoformat(),
+                }
+            )
+
+        return await _run(work)
+
+    @app.post("/v1/search")
+    async def search(request: Request) -> Response:
+        """A case-gated search through the gate: an Arrow IPC stream of the allowed rows."""
+        raw = await request.body()
+        source = _source(request)
+
+        def work() -> Response:
+            user, session = svc.authenticate(request, source)
+            try:
+                search_request = SearchRequest(**_json_body(raw))
+            except (ValueError, TypeError) as exc:
+                words = _validation_words(exc) if isinstance(exc, ValidationError) else str(exc)
+                event_id = svc.record(
+                    "search", action="search", source=source, user_id=user.user_id,
+                    problem=f"malformed request: {words}",
+                    details={"body": raw[:4096].decode("utf-8", "replace")},
+                )
+                raise ServiceError(
+                    422, "malformed_request", words, event_id=event_id
+                ) from exc
+            try:
+                result = svc.gate.search(user.user_id, search_request)
+            except SearchRefused as exc:
+                raise ServiceError(
+                    403, "search_refused", exc.reason, event_id=exc.event_id
+                ) from exc
+            sink = io.BytesIO()
+            result.rows.write_ipc_stream(sink)
+            return Response(
+                sink.getvalue(),
+                media_type=ARROW_STREAM,
+                headers={
+                    "X-Audit-Event-Id": result.event_id,
+                    "X-Total-Rows": str(result.total_rows),
+                    "X-Truncated": "true" if result.truncated else "false",
+                    "X-Window-From": result.window_from.isoformat(),
+                    "X-Window-To": result.window_to.isoformat(),
+                },
+            )
+
+        return await _run(work)
+
+    @app.post("/v1/users/{user_id}/enrolment")
+    async def issue_enrolment(user_id: str, request: Request) -> Response:
+        """Administrators: issue a one-time enrolment code for a user in good standing."""
+        source = _source(request)
+
+        def work() -> Response:
+            actor, _ = svc.authenticate(request, source)
+            now = svc.now()
+            problem = actor_problem(
+                svc.store, actor=actor.user_id, permission="administer",
+                action="enrol users", policy=svc.gate.policy, now=now,
+            )
+            status, code = 403, "forbidden"
+            if problem is None:
+                target = get_user(svc.store, user_id) if _USER_ID.match(user_id) else None
+                standing = user_problem(target, policy=svc.gate.policy, now=now)
+                if standing is not None:
+                    problem = f"{user_id!r} may not be enrolled: {standing}"
+                    status, code = 409, "not_enrollable"
+            details = {"target_user_id": user_id[:64]}
+            if problem is not None:
+                event_id = svc.record(
+                    "user_change", action="issue_enrolment", source=source,
+                    user_id=actor.user_id, problem=problem, details=details,
+                )
+                raise ServiceError(status, code, problem, event_id=event_id)
+            enrolment_code = svc.accounts.issue_enrolment(user_id, issued_by=actor.user_id)
+            event_id = svc.record(
+                "user_change", action="issue_enrolment", source=source, user_id=actor.user_id,
+                problem=None, details=details,
+            )
+            return JSONResponse({"user_id": user_id, "code": enrolment_code,
+                                 "event_id": event_id})
+
+        return await _run(work)
+
+    return app
