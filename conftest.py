@@ -5,9 +5,11 @@ which on a developer's machine may be ``$ALPR_WORKBENCH_HOME`` or a real store i
 ``~/.local/share/alpr-workbench``. So that ``pytest`` is deterministic and reads nobody's data,
 before the first notebook's kernel starts this builds one demo city
 (``build_demo(days=30, scale=0.1)``, once per test session, in a temporary folder), removes every
-``ALPR_WORKBENCH_*`` variable (passphrases, retention, user) from the environment and sets
-``ALPR_WORKBENCH_HOME`` to the city. Kernels inherit the environment when they start (nbval
-items take no fixtures), so every notebook opens that city and says so in its first output.
+``ALPR_WORKBENCH_*`` variable (passphrases, retention, user) from the environment, sets
+``ALPR_WORKBENCH_HOME`` to the city and ``ALPR_WORKBENCH_SESSION`` to a file that does not
+exist (so notebook 01 searches in-process, never through a developer's saved session).
+Kernels inherit the environment when they start (nbval items take no fixtures), so every
+notebook opens that city and says so in its first output.
 The environment is restored after the last notebook; the city is removed at the session's end.
 """
 
@@ -52,12 +54,15 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         _Session.city = tempfile.TemporaryDirectory(prefix="alpr-workbench-nbval-")
         build_demo(Path(_Session.city.name) / "city", days=30, scale=0.1)
     os.environ[_PREFIX + "HOME"] = str(Path(_Session.city.name) / "city")
+    # No service session: a developer's saved sign-in is never used (notebooks search in-process).
+    os.environ[_PREFIX + "SESSION"] = str(Path(_Session.city.name) / "no-session.json")
 
 
 def _restore() -> None:
     if _Session.saved is None:
         return
     os.environ.pop(_PREFIX + "HOME", None)
+    os.environ.pop(_PREFIX + "SESSION", None)
     os.environ.update(_Session.saved)
     _Session.saved = None
 

@@ -1,8 +1,9 @@
 """Command-staff dashboard: the app shell only (docs/conventions.md §13).
 
-``alpr-workbench serve`` serves the same page with the workbench's login. Served directly
-with ``panel serve dashboards/command.py`` there is no login, so the app refuses everyone:
-it checks the logged-in user's role itself and shows aggregates only.
+``alpr-workbench serve`` serves the same page from the service process, signed in with the
+service's accounts (password and TOTP). Served directly with ``panel serve
+dashboards/command.py`` there is no login, so the app refuses everyone: it checks the
+logged-in user's role itself and shows aggregates only.
 """
 
 import panel as pn

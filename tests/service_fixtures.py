@@ -85,10 +85,14 @@ class Service:
         return httpx.Client(base_url=self.url, transport=transport, timeout=30)
 
 
-def start_service(home: Path, admin_code: str, cert: Path) -> Service:
+def start_service(
+    home: Path, admin_code: str, cert: Path, *, passphrase: str | None = PASSPHRASE
+) -> Service:
+    """Start the service on a free port; ``passphrase=None`` for a demo store (its own file)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_WORKBENCH_")}
-    env["ALPR_WORKBENCH_PASSPHRASE"] = PASSPHRASE
+    if passphrase is not None:
+        env["ALPR_WORKBENCH_PASSPHRASE"] = passphrase
     log = home.parent / "service.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

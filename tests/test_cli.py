@@ -5,12 +5,15 @@ import subprocess
 import sys
 
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
+from admin_fixtures import as_user, member, serve, sign_in
 from alpr_workbench.cli import app
 from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.policy import load_policy
 from alpr_workbench.store import Store
+from service_fixtures import stop_service
 
 runner = CliRunner()
 
@@ -29,6 +32,13 @@ def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "Synthetic city built" in out.stdout and "not for real data" in out.stdout
     assert "Try a case-gated search" in out.stdout
+    lines = out.stdout.splitlines()  # how each demo role signs in to the service, then searches
+    for role in ("analyst", "investigator", "supervisor", "command staff", "auditor", "admin"):
+        assert any(line.startswith(f"# {role}") for line in lines), role
+    enrol = [line for line in lines if line.startswith("alpr-workbench enroll --url https://")]
+    assert len(enrol) == 6 and all("--code " in line for line in enrol)
+    searches = [line for line in lines if line.startswith("alpr-workbench search --case ")]
+    assert searches and not any("--user" in line for line in searches)
     assert "Reads from rendered frames" in out.stdout  # the recognition models took part
     passphrase_file = home / "keys" / "DEMO-PASSPHRASE.txt"
     assert stat.S_IMODE(passphrase_file.stat().st_mode) == 0o600
@@ -40,19 +50,23 @@ def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     assert again.returncode == 0 and "(0)" in again.stdout
     assert _cli("verify", "--data-dir", str(home)).returncode == 0
     last = store.reads.days()[-1]
-    shown = _cli("settings", "show", "--data-dir", str(home))
-    assert shown.returncode == 0 and "30 days" in shown.stdout  # the demo signed its retention
     now = __import__("datetime").datetime.now(__import__("datetime").UTC)
     policy = load_policy()
     admin = next(
         u for u in store.tables.read("users").filter(pl.col("role") == "administrator")["user_id"]
         if user_problem(get_user(store, u), policy=policy, now=now) is None
     )
-    changed = _cli("settings", "set", "--retention-days", "1", "--user", admin, "--data-dir",
-                   str(home))  # fmt: skip
-    assert changed.returncode == 0, changed.stderr
-    purge = _cli("purge", "--data-dir", str(home), "--as-of", str(last), "--user", admin)
-    assert purge.returncode == 0, purge.stderr
+    service = serve(home)  # settings and purge act as the signed-in administrator
+    try:
+        session = {"ALPR_WORKBENCH_SESSION": str(sign_in(service, [admin], tmp_path)[admin])}
+        shown = _cli("settings", "show", env=session)
+        assert shown.returncode == 0 and "30 days" in shown.stdout  # the demo signed it
+        changed = _cli("settings", "set", "--retention-days", "1", env=session)
+        assert changed.returncode == 0, changed.stderr
+        purge = _cli("purge", "--as-of", str(last), env=session)
+        assert purge.returncode == 0, purge.stderr
+    finally:
+        stop_service(service)
     assert Store.open(home).reads.days() == [last - __import__("datetime").timedelta(days=1), last]
 
 
@@ -68,10 +82,11 @@ def test_data_dir_comes_from_the_environment(tmp_path):
 
 
 def test_purge_errors_are_clear(tmp_path):
-    result = runner.invoke(app, ["purge", "--data-dir", str(tmp_path), "--as-of", "yesterday"])
+    result = runner.invoke(app, ["purge", "--as-of", "yesterday"])
     assert result.exit_code == 2 and "is not a date" in result.output
-    result = runner.invoke(app, ["purge", "--data-dir", str(tmp_path / "none")])
-    assert result.exit_code == 2 and "no key store" in result.output
+    nowhere = {"ALPR_WORKBENCH_SESSION": str(tmp_path / "none.json")}
+    result = runner.invoke(app, ["purge"], env=nowhere)
+    assert result.exit_code == 2 and "alpr-workbench login" in " ".join(result.output.split())
 
 
 def test_verify_reports_a_damaged_file(tmp_path):
@@ -120,56 +135,54 @@ def test_ingest_csv_stores_and_matches(tmp_path):
         f"x-2,cam-001,bpd-city,{when},9ZZZ999,88,34.18,-118.31,camera\n"
     )
     hits_before = store.tables.read("hits").height
-    result = runner.invoke(app, ["ingest", str(csv), "--data-dir", str(home)])
-    assert result.exit_code == 0, result.output
-    assert "2 stored" in result.output and "1 new hit" in result.output
-    assert store.tables.read("hits").height == hits_before + 1
-    again = runner.invoke(app, ["ingest", str(csv), "--data-dir", str(home)])
-    assert "0 stored" in again.output and "0 new hit" in again.output
-    bad = tmp_path / "bad.csv"
-    bad.write_text("read_id,captured_at\nx-3,yesterday\n")
-    failed = runner.invoke(app, ["ingest", str(bad), "--data-dir", str(home)])
-    assert failed.exit_code == 2 and "line 2" in failed.output and "captured_at" in failed.output
+    admin = member(home, "administrator")
+    service = serve(home)  # ingest acts as the signed-in administrator, through the service
+    try:
+        session = sign_in(service, [admin], tmp_path)[admin]
+        result = as_user(session, "ingest", str(csv))
+        assert result.exit_code == 0, result.output
+        assert "2 stored" in result.output and "1 new hit" in result.output
+        assert store.tables.read("hits").height == hits_before + 1
+        again = as_user(session, "ingest", str(csv))
+        assert "0 stored" in again.output and "0 new hit" in again.output
+        bad = tmp_path / "bad.csv"
+        bad.write_text("read_id,captured_at\nx-3,yesterday\n")
+        failed = as_user(session, "ingest", str(bad))
+        words = " ".join(failed.output.split())
+        assert failed.exit_code == 2 and "line 2" in words and "captured_at" in words
+        analyst = member(home, "analyst")
+        refused = as_user(sign_in(service, [analyst], tmp_path)[analyst], "ingest", str(csv))
+        assert refused.exit_code == 2 and "may not ingest" in " ".join(refused.output.split())
+    finally:
+        stop_service(service)
 
 
-def test_serve_command_starts_the_dashboard_with_one_time_passwords(tmp_path):
-    import socket
-    import time
+def test_serve_starts_the_api_and_the_dashboard_in_one_process_over_tls(tmp_path):
+    """``serve``: one process (the keys') answers the API and the dashboard, both over TLS."""
+    import http.client
+    import ssl
     import urllib.request
 
+    from dashboard_fixtures import start_workbench
+    from service_fixtures import PASSPHRASE, build_home
+
     home = tmp_path / "home"
-    assert (
-        runner.invoke(
-            app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve"]
-        ).exit_code
-        == 0
-    )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = shutil.which("alpr-workbench", path=os.path.dirname(sys.executable))
-    proc = subprocess.Popen(
-        [exe, "serve", "--data-dir", str(home), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    _, cert = build_home(home)
+    bench = start_workbench(home, cert, passphrase=PASSPHRASE)
     try:
-        deadline, status = time.monotonic() + 60, None
-        while time.monotonic() < deadline and status is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as r:
-                    status = r.status
-            except OSError:
-                time.sleep(0.5)
-        assert status == 200
+        context = ssl.create_default_context(cafile=str(cert))
+        with urllib.request.urlopen(f"{bench.dashboard_url}/login", context=context) as page:
+            html = page.read().decode()
+        assert 'name="totp"' in html and 'name="password"' in html
+        with urllib.request.urlopen(f"{bench.url}/v1/health", context=context) as health:
+            assert health.status == 200
+        # Plain HTTP is not served on the dashboard's port.
+        plain = f"http://{bench.dashboard_url.removeprefix('https://')}/login"
+        with pytest.raises((OSError, http.client.HTTPException)):
+            urllib.request.urlopen(plain, timeout=5)
     finally:
-        proc.terminate()
-        out, _ = proc.communicate(timeout=20)
-    assert "passwords issued now" in out and "scrypt" in out
-    stored = (home / "dashboard" / "passwords.json").read_text()
-    issued = [line.split()[-1] for line in out.splitlines() if line.startswith("  ")]
-    assert issued and not any(p in stored for p in issued)
+        bench.stop()
+    assert not (home / "dashboard" / "passwords.json").exists()
 
 
 def test_recognize_prints_one_json_object_per_image_and_survives_bad_files(tmp_path):

@@ -64,54 +64,39 @@ def _member(home: Path, role: str) -> str:
     )
 
 
-def test_search_allowed_and_refused(home):
-    case, user, plate = _case_and_user(home)
-    ok = _run(
-        home,
-        "search",
-        "--case",
-        case,
-        "--reason",
-        "motor_vehicle_theft",
-        "--reason-text",
-        "stolen vehicle seen on Olive",
-        "--plate",
-        plate,
-        "--user",
-        user,
-        "--json",
-    )
+@pytest.fixture(scope="module")
+def served(home):
+    from demo_service_fixtures import start_demo_service
+    from service_fixtures import stop_service
+
+    running = start_demo_service(home)
+    yield running
+    stop_service(running.service)
+
+
+def test_search_allowed_and_refused(home, served, tmp_path):
+    session = tmp_path / "session.json"
+    account = served.sign_in("investigator", session)
+    case = account.search[account.search.index("--case") + 1]
+    plate = Store.open(home).reads.query(columns=["plate"])["plate"][0]  # test-side truth
+
+    def search(*args: str):
+        return runner.invoke(app, ["search", "--session-file", str(session), "--case", case,
+                                   "--plate", plate, *args])  # fmt: skip
+
+    ok = search("--reason", "motor_vehicle_theft", "--reason-text",
+                "stolen vehicle seen on Olive", "--json")  # fmt: skip
     assert ok.exit_code == 0, ok.output
     rows = [json.loads(line) for line in ok.stdout.splitlines() if line.startswith("{")]
     assert rows and {r["plate"] for r in rows} == {plate}
-    refused = _run(
-        home,
-        "search",
-        "--case",
-        case,
-        "--reason",
-        "other",
-        "--reason-text",
-        "deportation case for HSI",
-        "--plate",
-        plate,
-        "--user",
-        user,
-    )
+    refused = search("--reason", "other", "--reason-text", "deportation case for HSI")
     assert refused.exit_code == 3 and "prohibited purpose" in refused.output
-    nobody = _run(
-        home,
-        "search",
-        "--case",
-        case,
-        "--reason",
-        "robbery",
-        "--plate",
-        plate,
-        "--user",
-        "not-a-user",
-    )
-    assert nobody.exit_code == 3 and "unknown user" in nobody.output
+    assert "audit record evt-" in refused.output
+    table = search("--reason", "motor_vehicle_theft", "--reason-text", "seen on Olive")
+    assert table.exit_code == 0 and f"case {case}" in table.output
+    no_session = runner.invoke(app, ["search", "--session-file", str(tmp_path / "none.json"),
+                                     "--case", case, "--reason", "robbery", "--plate", plate])
+    assert no_session.exit_code == 2 and "alpr-workbench login" in no_session.output
 
 
 def test_audit_verify_digest_and_tamper_detection(home, tmp_path):
@@ -133,11 +118,30 @@ def test_audit_verify_digest_and_tamper_detection(home, tmp_path):
     assert forged_check.exit_code == 1
 
 
-def test_grants_cli(home):
-    listed = _run(home, "grants", "list")
+@pytest.fixture(scope="module")
+def signed_in(home, served, tmp_path_factory):
+    """Session files of an administrator, an auditor and an investigator (added for these
+    tests, so the demo's own accounts stay for the tests that sign them in).
+    """
+    from admin_fixtures import add_users, sign_in
+
+    roles = {"t.cli-admin": "administrator", "t.cli-auditor": "auditor",
+             "t.cli-investigator": "investigator"}
+    add_users(home, roles)
+    sessions = sign_in(served.service, roles, tmp_path_factory.mktemp("cli-sessions"))
+    return {role: sessions[user] for user, role in roles.items()}
+
+
+def _as(session: Path, *args: str):
+    return runner.invoke(app, [*args, "--session-file", str(session)])
+
+
+def test_grants_cli(signed_in):
+    admin = signed_in["administrator"]
+    listed = _as(admin, "grants", "list")
     assert listed.exit_code == 0 and "Sharing grants" in listed.output
-    refused = _run(
-        home,
+    refused = _as(
+        admin,
         "grants",
         "add",
         "--network",
@@ -150,13 +154,11 @@ def test_grants_cli(home):
         "y",
         "--review-by",
         "2027-01-01",
-        "--user",
-        _member(home, "administrator"),
     )
     assert refused.exit_code == 2 and "may not receive" in " ".join(refused.output.split())
 
 
-def test_import_vendor_csv_into_the_audit_log(home, tmp_path):
+def test_import_vendor_csv_into_the_audit_log(home, signed_in, tmp_path):
     csv = tmp_path / "export.csv"
     csv.write_text(
         "ID,Name,Org Name,Total Networks Searched,Time Frame,License Plate,Reason,Case #,"
@@ -165,28 +167,26 @@ def test_import_vendor_csv_into_the_audit_log(home, tmp_path):
         "2026-10-01 10:00:00,plate,,\n"
         "a2,jdoe,Glendale PD,3,7 days,,investigation,,,not a time,plate,,\n"
     )
-    auditor = _member(home, "auditor")
-    result = _run(home, "audit", "import-vendor", str(csv), "--user", auditor)
+    auditor = signed_in["auditor"]
+    result = _as(auditor, "audit", "import-vendor", str(csv))
     assert result.exit_code == 0, result.output
     assert "2 rows read" in result.output and "1 imported" in result.output
     assert "1 rejected" in result.output and "line 3" in result.output
-    again = _run(home, "audit", "import-vendor", str(csv), "--user", auditor)
+    again = _as(auditor, "audit", "import-vendor", str(csv))
     assert "(0 new)" in again.output
     assert _run(home, "audit", "verify").exit_code == 0
 
 
 @pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared datasets not present")
-def test_import_real_vendor_exports(home):
+def test_import_real_vendor_exports(home, signed_in):
     for path in sorted(SAMPLES.glob("*.csv")):
-        result = _run(
-            home,
+        result = _as(
+            signed_in["auditor"],
             "audit",
             "import-vendor",
             str(path),
             "--organization",
             "Eugene Police Department",
-            "--user",
-            _member(home, "auditor"),
         )
         assert result.exit_code == 0, result.output
         assert "0 rejected" in result.output
@@ -221,23 +221,23 @@ def test_efficacy_json_has_the_headline_figures(home):
     assert refused.exit_code == 3 and "unknown user" in refused.output
 
 
-def test_hotlist_import_drops_never_alert_categories(home, tmp_path):
+def test_hotlist_import_drops_never_alert_categories(home, signed_in, tmp_path):
     csv = tmp_path / "ncic.csv"
     csv.write_text(
         "Plate,State,VIN,Make,Model,Color,Theft Date,ORI,OCA,Category,Expiration\n"
         "7ABC123,CA,,Honda,Civic,silver,2026-09-30,LAPD,L1,stolen_vehicle,2027-12-31\n"
         "8XYZ999,CA,,Ford,F150,white,,ICE ERO,E9,Immigration Violator,2027-12-31\n"
     )
-    manager = _member(home, "investigator")
-    result = _run(home, "hotlist", "import", str(csv), "--source", "ncic", "--user", manager)
+    manager = signed_in["investigator"]
+    result = _as(manager, "hotlist", "import", str(csv), "--source", "ncic")
     assert result.exit_code == 0, result.output
     assert "1 entries loaded" in result.output and "1 never-alert" in result.output
     store = Store.open(home)
     assert "8XYZ999" not in store.tables.read("hotlist_entries")["plate"].to_list()
     bad = tmp_path / "bad.csv"
     bad.write_text("Plate,State,Category\n7AB$123,CA,stolen_vehicle\n")
-    failed = _run(home, "hotlist", "import", str(bad), "--source", "ncic")
-    assert failed.exit_code == 2 and "line 2" in failed.output
+    failed = _as(manager, "hotlist", "import", str(bad), "--source", "ncic")
+    assert failed.exit_code == 2 and "line 2" in " ".join(failed.output.split())
 
 
 def test_audit_report_command_writes_html(home, tmp_path):

@@ -1,9 +1,12 @@
-"""The dashboard's state object, without a browser: figures, filters, refusals, login."""
+"""The dashboard's state object, without a browser: figures, filters, refusals.
+
+Signing in (the service's accounts: password and TOTP) is tested against the real service in
+tests/attacks/test_attack_dashboard_service.py and tests/test_dashboard_browser.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import stat
 from pathlib import Path
 
 import polars as pl
@@ -16,10 +19,6 @@ from alpr_workbench.dashboard import (
     DashboardSource,
     DashboardState,
     allowed_dashboard_users,
-    check_login,
-    issue_passwords,
-    set_password,
-    verify_password,
 )
 from alpr_workbench.dashboard.views import DashboardApp, create_app
 from alpr_workbench.demo import build_demo
@@ -185,26 +184,6 @@ def test_allowed_users_are_the_three_roles_in_good_standing(source):
     roles = set(users.filter(pl.col("user_id").is_in(allowed))["role"])
     assert roles == {"command_staff", "auditor", "administrator"}
     assert COMMAND in allowed and "egarcia" not in allowed
-
-
-def test_passwords_are_random_hashed_and_checked(source):
-    home = source.home
-    issued = issue_passwords(home, [COMMAND, "egarcia"])
-    assert issued[COMMAND] != issued["egarcia"] and len(issued[COMMAND]) >= 20
-    text = (home / "dashboard" / "passwords.json").read_text()
-    assert issued[COMMAND] not in text and issued["egarcia"] not in text
-    mode = stat.S_IMODE((home / "dashboard" / "passwords.json").stat().st_mode)
-    assert mode == 0o600
-    assert check_login(source.store, COMMAND, issued[COMMAND]) is None
-    assert check_login(source.store, COMMAND, "wrong password!") == "invalid user name or password"
-    assert check_login(source.store, "nobody-here", issued[COMMAND]) is not None
-    # The right password for a disallowed role still does not let the analyst in.
-    assert "may not open" in check_login(source.store, "egarcia", issued["egarcia"])
-    with pytest.raises(Exception, match="at least 12"):
-        set_password(home, COMMAND, "short")
-    set_password(home, COMMAND, "a long chosen passphrase")
-    assert verify_password(home, COMMAND, "a long chosen passphrase")
-    assert not verify_password(home, COMMAND, issued[COMMAND])
 
 
 def test_the_page_assembles_for_an_allowed_user(source):

@@ -416,7 +416,7 @@ def test_hold_from_a_search_survives_the_audited_purge(private_env):
     store, audit, gate = private_env
     result = gate.search("t.analyst", _request(plate=_some_plate(store)))
     kwargs = dict(
-        actor="t.analyst",
+        actor="t.admin",
         hold_id="H-7",
         case_number=OPEN,
         reason="evidence",

@@ -19,6 +19,7 @@ SRC = ROOT / "src" / "alpr_workbench"
 LAYERS = {
     "errors": 0,
     "_fsutil": 0,
+    "_signed": 0,
     "_csvsafe": 0,
     "plates": 1,
     "policy": 1,
@@ -40,8 +41,8 @@ LAYERS = {
     "demo": 7,
     "cli": 8,  # the cli/ package, every module in it: a client of the service (issue #15)
     "workspace": 7,
-    "service": 8,
-    "client": 8,
+    "service": 7,  # the service process: serves the gate, accounts and the dashboard
+    "client": 7,
 }
 
 

@@ -291,6 +291,157 @@ class Client:
             truncated=response.headers["X-Truncated"] == "true",
         )
 
+    # -- administration (``/v1/admin/...``; the actor is always the session's user) ------
+    def _admin(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        csv: bytes | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """One administrative request; its JSON answer, or :class:`ServiceError`."""
+        headers = {"Authorization": f"Bearer {self._token}"}
+        if csv is not None:
+            headers["Content-Type"] = "text/csv"
+        try:
+            response = self._http.request(
+                method, f"/v1/admin{path}", headers=headers, params=params,
+                json=None if csv is not None else ({} if body is None and method != "GET"
+                                                   else body),
+                content=csv,
+            )
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        _raise_for(response)
+        doc: dict[str, Any] = response.json()
+        return doc
+
+    def list_users(self) -> pl.DataFrame:
+        """Administrators: every user."""
+        return pl.DataFrame(self._admin("GET", "/users")["users"])
+
+    def disable_user(self, user_id: str, reason: str = "") -> dict[str, Any]:
+        """Administrators: disable ``user_id``; their live sessions end at once (audited)."""
+        return self._admin("POST", f"/users/{user_id}/disable", {"reason": reason})
+
+    def enable_user(self, user_id: str, reason: str = "") -> dict[str, Any]:
+        """Administrators: enable ``user_id`` again (audited)."""
+        return self._admin("POST", f"/users/{user_id}/enable", {"reason": reason})
+
+    def list_grants(self) -> pl.DataFrame:
+        """Every sharing grant, in force or revoked."""
+        return pl.DataFrame(self._admin("GET", "/grants")["grants"])
+
+    def add_grant(self, **grant: Any) -> str:
+        """Record a grant; return its id.
+
+        Fields: ``network_id``, ``recipient_org``, ``approved_by``, ``basis``,
+        ``review_by_date``, optional ``scope`` and ``recipient_type``.
+        """
+        body = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in grant.items()}
+        return str(self._admin("POST", "/grants", body)["grant_id"])
+
+    def revoke_grant(self, grant_id: str) -> dict[str, Any]:
+        """Revoke a grant (audited)."""
+        return self._admin("POST", f"/grants/{grant_id}/revoke")
+
+    def snapshot_sharing(self) -> str | None:
+        """Record today's sharing settings (audited); the drift found, or None."""
+        drift = self._admin("POST", "/grants/snapshot")["drift"]
+        return None if drift is None else str(drift)
+
+    def add_agency(self, name: str, organization_type: str, state: str) -> dict[str, Any]:
+        """Add an agency to the registry of known agencies (audited)."""
+        return self._admin("POST", "/agencies", {"name": name,
+                                                 "organization_type": organization_type,
+                                                 "state": state})
+
+    def settings(self) -> dict[str, Any]:
+        """The department's signed settings."""
+        return self._admin("GET", "/settings")
+
+    def set_retention_days(self, retention_days: int) -> dict[str, Any]:
+        """Change the retention period (``configure``; audited)."""
+        return self._admin("POST", "/settings/retention", {"retention_days": retention_days})
+
+    def rotate_keys(self) -> dict[str, Any]:
+        """Rotate every master key (``rotate_keys``; audited)."""
+        return self._admin("POST", "/keys/rotate")
+
+    def purge(self, *, as_of: dt.date | None = None, retention_days: int | None = None,
+              dry_run: bool = False) -> dict[str, Any]:
+        """Crypto-shred expired days, or with ``dry_run`` list what would be shredded."""
+        body: dict[str, Any] = {"dry_run": dry_run}
+        if as_of is not None:
+            body["as_of"] = as_of.isoformat()
+        if retention_days is not None:
+            body["retention_days"] = retention_days
+        return self._admin("POST", "/purge", body)
+
+    def place_legal_hold(self, **hold: Any) -> dict[str, Any]:
+        """Place a legal hold (audited).
+
+        Fields: ``hold_id``, ``case_number``, ``approver_user_id``, ``reason``,
+        ``review_by_date``, ``read_ids``.
+        """
+        body = {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in hold.items()}
+        return self._admin("POST", "/holds", body)
+
+    def release_legal_hold(self, hold_id: str) -> dict[str, Any]:
+        """Release a hold: its reads are crypto-shredded (audited)."""
+        return self._admin("POST", f"/holds/{hold_id}/release")
+
+    def import_hotlist(self, csv: bytes, *, source: str,
+                       name: str | None = None) -> dict[str, Any]:
+        """Load a hotlist from CSV bytes (state stolen list or NCIC extract)."""
+        params = {"source": source, **({"name": name} if name else {})}
+        return self._admin("POST", "/hotlists/import", csv=csv, params=params)
+
+    def create_hotlist(self, *, name: str, case_number: str, reason: str,
+                       expires_at: dt.datetime) -> str:
+        """Create a custom list tied to a case; its id."""
+        return str(self._admin("POST", "/hotlists", {
+            "name": name, "case_number": case_number, "reason": reason,
+            "expires_at": _jsonable(expires_at)})["hotlist_id"])
+
+    def add_hotlist_entry(self, hotlist_id: str, plate: str, *, plate_state: str | None = None,
+                          reason: str | None = None) -> str:
+        """Add a plate to a custom list; the entry id."""
+        return str(self._admin("POST", f"/hotlists/{hotlist_id}/entries", {
+            "plate": plate, "plate_state": plate_state, "reason": reason})["entry_id"])
+
+    def change_hotlist_entry(self, entry_id: str, changes: dict[str, str]) -> dict[str, Any]:
+        """Change fields of an entry (audited before and after)."""
+        return self._admin("POST", f"/hotlist-entries/{entry_id}/change", {"changes": changes})
+
+    def delete_hotlist_entry(self, entry_id: str, reason: str) -> dict[str, Any]:
+        """Delete an entry (audited with the entry as it was)."""
+        return self._admin("POST", f"/hotlist-entries/{entry_id}/delete", {"reason": reason})
+
+    def verify_audit_log(self) -> dict[str, Any]:
+        """The service checks the whole hash chain (``ok``, ``records``, ``problem``)."""
+        return self._admin("POST", "/audit/verify")
+
+    def audit_checkpoint(self) -> dict[str, Any]:
+        """The service signs a checkpoint (``seq``, ``checkpoint`` JSON to publish)."""
+        return self._admin("POST", "/audit/checkpoint")
+
+    def import_vendor_audit(self, csv: bytes, *,
+                            organization: str | None = None) -> dict[str, Any]:
+        """Import a vendor's search-log CSV into the audit log."""
+        params = {"organization": organization} if organization else None
+        return self._admin("POST", "/audit/vendor-import", csv=csv, params=params)
+
+    def ingest(self, csv: bytes, *, source: str | None = None) -> dict[str, Any]:
+        """Store reads from a CSV export and match them against the hotlists.
+
+        ``source`` names the file in the audit record.
+        """
+        params = {"source": source} if source else None
+        return self._admin("POST", "/ingest", csv=csv, params=params)
+
 
 def connect(url: str | None = None, *, session_file: Path | None = None) -> Client:
     """The session saved by ``alpr-workbench login`` (or :meth:`Client.login`).

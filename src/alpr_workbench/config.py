@@ -6,8 +6,10 @@ Two kinds, kept apart on purpose:
   directory): conveniences of whoever runs the workbench.
 - :class:`DepartmentSettings`, the department's rules for its store (retention), kept in
   ``<home>/department_settings.json`` and authenticated with HMAC-SHA256 under the key store's
-  ``settings/hmac`` master key. Nobody changes them from the environment, an argument or a
-  text editor: :func:`load_department_settings` refuses a tampered or removed file.
+  ``settings/hmac`` master key, with a generation counter whose latest value a witness beside
+  the key store records. Nobody changes them from the environment, an argument, a text
+  editor or an older copy: :func:`load_department_settings` refuses a tampered, removed or
+  rolled-back file.
 
 Key material never lives here (see :mod:`alpr_workbench.keys`).
 """
@@ -20,11 +22,14 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from alpr_workbench._fsutil import atomic_write_bytes
+from alpr_workbench._signed import (
+    SignedDocumentKeys,
+    read_signed_document,
+    write_signed_document,
+)
 from alpr_workbench.errors import WorkbenchError
 
 __all__ = [
@@ -118,27 +123,8 @@ class DepartmentSettings(BaseModel):
     )
 
 
-class _MasterKey(Protocol):
-    @property
-    def version(self) -> int: ...
-    @property
-    def material(self) -> bytes: ...
-
-
-class SettingsKeys(Protocol):
-    """What the department settings need of a key store (a ``KeyStore``)."""
-
-    def key_ids(self, *, prefix: str = "", include_destroyed: bool = False) -> list[str]:
-        """Names of the keys starting with ``prefix``."""
-        ...
-
-    def ensure_key(self, key_id: str) -> _MasterKey:
-        """The current version of ``key_id``, created on first use."""
-        ...
-
-    def get_key(self, key_id: str, version: int) -> _MasterKey:
-        """One version of ``key_id``."""
-        ...
+SettingsKeys = SignedDocumentKeys
+_WITNESS = "settings"
 
 
 def _mac(key: bytes, body: bytes) -> str:
@@ -149,16 +135,31 @@ def _body(settings: DepartmentSettings) -> bytes:
     return json.dumps(settings.model_dump(), sort_keys=True, separators=(",", ":")).encode()
 
 
+def _legacy(path: Path, keystore: SettingsKeys, doc: dict[str, object]) -> DepartmentSettings:
+    """A settings file written before generations existed (its own MAC, no witness yet)."""
+    try:
+        settings = DepartmentSettings(**doc["settings"])  # type: ignore[arg-type]
+        key = keystore.get_key(_SETTINGS_KEY, int(doc["key_version"]))  # type: ignore[call-overload]
+        good = hmac.compare_digest(_mac(key.material, _body(settings)), str(doc["mac"]))
+    except (OSError, ValueError, KeyError, TypeError, WorkbenchError) as exc:
+        raise WorkbenchError(f"{path} is damaged or tampered with: {exc}") from exc
+    if not good:
+        raise WorkbenchError(f"{path} was tampered with: its MAC does not verify")
+    return settings
+
+
 def load_department_settings(home: Path, keystore: SettingsKeys) -> DepartmentSettings:
     """The department's authenticated settings for the store at ``home``.
 
     The defaults apply until :func:`write_department_settings` first writes the file; from
-    then on the file must be present and authenticate.
+    then on the file must be present, authenticate, and be the latest generation written (a
+    witness beside the key store records it), so an older copy put back is an error.
 
     Raises
     ------
     WorkbenchError
-        If the file was tampered with, removed, or does not validate.
+        If the file was tampered with, removed, restored from an older copy, or does not
+        validate.
 
     Examples
     --------
@@ -171,29 +172,25 @@ def load_department_settings(home: Path, keystore: SettingsKeys) -> DepartmentSe
     60
     """
     path = Path(home) / DEPARTMENT_SETTINGS_FILE
-    if not path.is_file():
-        if keystore.key_ids(prefix=_SETTINGS_KEY, include_destroyed=True):
-            raise WorkbenchError(
-                f"{path} is missing although the department's settings were written: "
-                "restore it from a backup"
-            )
+    payload = read_signed_document(
+        path, keystore, key_id=_SETTINGS_KEY, domain=_MAC_DOMAIN, witness=_WITNESS,
+        field="settings", legacy_mac=True,
+    )
+    if payload is None:
         return DepartmentSettings()
+    if "generation" not in json.loads(path.read_text()):
+        return _legacy(path, keystore, payload)
     try:
-        doc = json.loads(path.read_text())
-        settings = DepartmentSettings(**doc["settings"])
-        key = keystore.get_key(_SETTINGS_KEY, int(doc["key_version"]))
-        good = hmac.compare_digest(_mac(key.material, _body(settings)), str(doc["mac"]))
-    except (OSError, ValueError, KeyError, TypeError, WorkbenchError) as exc:
-        raise WorkbenchError(f"{path} is damaged or tampered with: {exc}") from exc
-    if not good:
-        raise WorkbenchError(f"{path} was tampered with: its MAC does not verify")
-    return settings
+        return DepartmentSettings(**payload)
+    except ValidationError as exc:
+        raise WorkbenchError(f"{path} is damaged: {exc.errors()[0]['msg']}") from exc
 
 
 def write_department_settings(home: Path, keystore: SettingsKeys, **values: int) -> None:
     """Set the department's settings (e.g. ``retention_days``), authenticated, durably.
 
-    Values not given keep their current setting. Call it from an audited admin action.
+    Values not given keep their current setting. Each write is a new generation, recorded in
+    the witness beside the key store. Call it from an audited admin action.
 
     Raises
     ------
@@ -205,10 +202,7 @@ def write_department_settings(home: Path, keystore: SettingsKeys, **values: int)
         settings = DepartmentSettings(**{**current.model_dump(), **values})
     except ValidationError as exc:
         raise WorkbenchError(f"invalid department setting: {exc.errors()[0]['msg']}") from exc
-    key = keystore.ensure_key(_SETTINGS_KEY)
-    doc = {
-        "settings": settings.model_dump(),
-        "key_version": key.version,
-        "mac": _mac(key.material, _body(settings)),
-    }
-    atomic_write_bytes(Path(home) / DEPARTMENT_SETTINGS_FILE, json.dumps(doc, indent=1).encode())
+    write_signed_document(
+        Path(home) / DEPARTMENT_SETTINGS_FILE, keystore, settings.model_dump(),
+        key_id=_SETTINGS_KEY, domain=_MAC_DOMAIN, witness=_WITNESS, field="settings",
+    )

@@ -14,7 +14,19 @@ import polars as pl
 from alpr_workbench.keys import DEMO_PASSPHRASE_FILE
 from alpr_workbench.store import Store, store_paths
 
-__all__ = ["DemoSummary", "build_demo", "open_or_create_demo_store"]
+__all__ = [
+    "DEMO_ROLES",
+    "DemoAccount",
+    "DemoService",
+    "DemoSummary",
+    "build_demo",
+    "open_or_create_demo_store",
+    "prepare_demo_service",
+]
+
+#: The roles the demo makes a service account for (one user of each).
+DEMO_ROLES = ("analyst", "investigator", "supervisor", "command_staff", "auditor", "administrator")
+_LOADER = "demo-loader"
 
 _REFERENCE_TABLES = (
     "networks",
@@ -259,7 +271,125 @@ def _example_search(city: Any, hits: pl.DataFrame | None) -> str | None:
         return None
     pair = pairs.row(0, named=True)
     return (
-        f"alpr-workbench search --user {pair['user_id']} --case {pair['case_number']} "
+        f"alpr-workbench search --case {pair['case_number']} "
         f"--reason {pair['reason_code']} --reason-text 'vehicle seen near the scene' "
         f"--plate {stolen['plate'][0]}"
     )
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    """A demo user of one role, with a one-time enrolment code for the service.
+
+    ``search`` is a case-gated search the gate allows this user (command-line arguments after
+    ``alpr-workbench search``), or None for a role that may not search or has no open case.
+    """
+
+    role: str
+    user_id: str
+    enrolment_code: str
+    search: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class DemoService:
+    """What :func:`prepare_demo_service` made: the certificate to pin and the accounts."""
+
+    certfile: Path
+    keyfile: Path
+    accounts: tuple[DemoAccount, ...]
+
+
+def _demo_plate(store: Store) -> str | None:
+    """A plate of a confirmed stolen-vehicle hit: a search on it finds reads."""
+    hits = store.tables.read("hits")
+    if hits.is_empty() or "listed_plate" not in hits.columns:
+        return None
+    stolen = hits.filter(
+        (pl.col("disposition") == "confirmed") & (pl.col("hotlist_source") == "state_stolen")
+    ).sort("read_id")
+    return None if stolen.is_empty() else str(stolen["listed_plate"][0])
+
+
+def prepare_demo_service(home: Path, *, now: dt.datetime | None = None) -> DemoService:
+    """Make a demo store serveable: the TLS certificate and one service account per role.
+
+    For each role of :data:`DEMO_ROLES` it picks a real user of the synthetic ``users`` table
+    in good standing (for the roles that search: one assigned to an open case the gate lets
+    them search) and issues a one-time enrolment code (audited as a ``user_change`` by
+    ``demo-loader``). A new run issues new codes, which replace the earlier ones. The
+    certificate is made once (clients pin it) and kept.
+
+    Parameters
+    ----------
+    home
+        A data directory built by :func:`build_demo`.
+    now
+        The time the users' standing is checked at (default: now, UTC).
+
+    Returns
+    -------
+    DemoService
+        The certificate, its key and the accounts (codes shown once; kept only as hashes).
+
+    Raises
+    ------
+    WorkbenchError
+        If ``home`` is not a demo store (real data gets accounts from ``init`` and an
+        administrator, never from the demo), or the city lacks a user of some role.
+    """
+    from alpr_workbench.analytics.patterns import eligible_case_assignments
+    from alpr_workbench.errors import WorkbenchError
+    from alpr_workbench.governance.audit_log import AuditLog
+    from alpr_workbench.governance.registry import get_user, user_problem
+    from alpr_workbench.policy import load_policy
+    from alpr_workbench.service.accounts import AccountStore
+    from alpr_workbench.service.tls import make_loopback_certificate, tls_files
+
+    store = Store.open(home)
+    if not store.keystore.is_demo:
+        raise WorkbenchError(f"{home} is not a demo store: demo accounts are for synthetic data")
+    policy = load_policy()
+    now = now or dt.datetime.now(dt.UTC)
+    users = store.tables.read("users").sort("user_id")
+    pairs = eligible_case_assignments(store.tables.read("cases"), users, policy=policy, now=now)
+    plate = _demo_plate(store)
+    chosen: list[tuple[str, str, tuple[str, ...] | None]] = []
+    for role in DEMO_ROLES:
+        mine = pairs.filter(pl.col("role") == role)
+        if not mine.is_empty() and plate is not None:
+            pair = mine.row(0, named=True)
+            args: tuple[str, ...] = (
+                "--case", str(pair["case_number"]), "--reason", str(pair["reason_code"]),
+                "--reason-text", "vehicle seen near the scene", "--plate", plate,
+            )  # fmt: skip
+            chosen.append((role, str(pair["user_id"]), args))
+            continue
+        good = [
+            u
+            for u in users.filter(pl.col("role") == role)["user_id"]
+            if user_problem(get_user(store, u), policy=policy, now=now) is None
+        ]
+        if not good:
+            raise WorkbenchError(f"the synthetic city has no {role} in good standing")
+        chosen.append((role, good[0], None))
+    files = tls_files(home)
+    if not files.certfile.is_file():
+        files = make_loopback_certificate(home)
+    accounts = AccountStore(home, store.keystore)
+    made = []
+    with AuditLog.open(home, store.keystore) as audit:
+        for role, user_id, search in chosen:
+            code = accounts.issue_enrolment(user_id, issued_by=_LOADER)
+            audit.append(
+                {
+                    "event_type": "user_change",
+                    "user_id": _LOADER,
+                    "outcome": "allowed",
+                    "query_json": json.dumps(
+                        {"service": "issue_enrolment", "target_user_id": user_id, "demo": True}
+                    ),
+                }
+            )
+            made.append(DemoAccount(role, user_id, code, search))
+    return DemoService(files.certfile, files.keyfile, tuple(made))

@@ -255,16 +255,20 @@ def ingest_csv(
     actor: str,
     policy: Policy | None = None,
     now: dt.datetime | None = None,
+    source: str | None = None,
 ) -> IngestResult:
     """Read a CSV export of reads (:func:`read_reads_csv`) and ingest it (:func:`ingest_reads`).
 
     A file that cannot be read is refused, and the refusal is audited like any other.
+    ``source`` names the file in the audit record (default: ``path``; the service passes the
+    name the client gave, not its own temporary copy).
     """
     now = now or dt.datetime.now(dt.UTC)
+    label = source if source is not None else str(path)
     try:
         reads = read_reads_csv(path)
     except WorkbenchError as exc:
-        _audit_ingest(audit_append, actor, now, str(path), None, refused=str(exc))
+        _audit_ingest(audit_append, actor, now, label, None, refused=str(exc))
         raise
     return ingest_reads(
         store,
@@ -273,7 +277,7 @@ def ingest_csv(
         actor=actor,
         policy=policy,
         now=now,
-        source=str(path),
+        source=label,
         first_line=2,
     )
 

@@ -30,6 +30,7 @@ Permission = Literal[
     "rotate_keys",
     "import_vendor_audit",
     "configure",
+    "manage_legal_holds",
 ]
 
 
@@ -49,6 +50,8 @@ class Policy(BaseModel):
     roles: dict[str, tuple[Permission, ...]]
     row_columns: dict[str, Literal["all"] | tuple[str, ...]]
     allowed_recipient_types: tuple[str, ...]
+    organization_type_states: dict[str, str]
+    agency_name_pattern: str
     prohibited_terms: dict[str, tuple[str, ...]]
     review_terms: tuple[str, ...]
     review_context_allowed: tuple[str, ...]
@@ -71,6 +74,7 @@ class Policy(BaseModel):
     max_rows_approved: int = Field(ge=1)
     max_radius_m: float = Field(gt=0, allow_inf_nan=False)
     max_polygon_area_km2: float = Field(gt=0, allow_inf_nan=False)
+    max_polygon_extent_m: float = Field(gt=0, allow_inf_nan=False)
     max_cameras_per_search: int = Field(ge=1)
     broad_search_rows: int = Field(ge=1)
     reason_text_min_chars: int = Field(ge=1)

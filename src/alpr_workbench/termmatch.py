@@ -35,7 +35,9 @@ from dataclasses import dataclass, field
 
 from alpr_workbench.policy import Policy
 
-__all__ = ["Hit", "PolicyTerms", "TermIndex", "fold_text", "policy_terms", "text_words"]
+__all__ = [
+    "Hit", "PolicyTerms", "TermIndex", "fold_text", "policy_terms", "text_words", "within_edits",
+]
 
 # Letters that render like Latin ones (Unicode confusables.txt, the common cases).
 _CONFUSABLE_PAIRS = (
@@ -55,7 +57,7 @@ _CONFUSABLES = str.maketrans({pair[0]: pair[1] for pair in _CONFUSABLE_PAIRS.spl
 _WORD = re.compile(
     r"(?<![a-z0-9])[a-z](?:\.[a-z])+\.?(?![a-z0-9])"
     r"|(?<![a-z0-9])[a-z](?:-[a-z]){2,}(?![a-z0-9])"
-    r"|[a-z0-9]+\*?"
+    r"|[^\W_]+\*?"
 )
 # Digits read as letters in obfuscated words; "1" may stand for "i" or "l".
 _LEET: tuple[dict[str, str], ...] = (
@@ -65,6 +67,7 @@ _LEET: tuple[dict[str, str], ...] = (
 _FUZZY_MIN_LETTERS = 5  # shorter term words match exactly ("ice", "ero", "migra" do not drift)
 _FUZZY_TWO_EDITS_LETTERS = 9
 _MAX_CACHED_WORDS = 20_000
+_JOIN_MIN_LETTERS = 4  # "immi gration" is read joined; "Dep. Ortiz" is not "deport..."
 
 WordKey = tuple[str, bool]  # (term word, is_prefix)
 
@@ -171,6 +174,17 @@ def _within(a: str, b: str, limit: int) -> bool:
     return prev[-1] <= limit
 
 
+def within_edits(a: str, b: str, limit: int = 1) -> bool:
+    """True when ``a`` and ``b`` are at most ``limit`` edits apart (the screening's measure).
+
+    Examples
+    --------
+    >>> within_edits("investigation", "lnvestigation"), within_edits("ice", "ero")
+    (True, False)
+    """
+    return _within(a, b, limit)
+
+
 def _fuzzy(form: str, word: str, is_prefix: bool) -> bool:
     """A misspelling of ``word`` (same first letter, 1 edit, or 2 from 9 letters)."""
     shortest = _FUZZY_MIN_LETTERS + is_prefix  # a 5-letter stem is too short ("hinds", "hindu*")
@@ -257,7 +271,7 @@ class TermIndex:
         cached = self._cache.get(form)
         if cached is not None:
             return cached
-        if any(form.startswith(w) if p else form == w for w, p in self._friends):
+        if self._is_friend(form):
             keys: frozenset[WordKey] = frozenset()
         else:
             keys = frozenset(
@@ -270,6 +284,32 @@ class TermIndex:
             self._cache.clear()
         self._cache[form] = keys
         return keys
+
+    def _is_friend(self, form: str) -> bool:
+        return any(form.startswith(w) if p else form == w for w, p in self._friends)
+
+    def _joined_keys(self, left: frozenset[str], right: frozenset[str]) -> set[WordKey]:
+        """The term words two neighbouring words of text spell together, exactly or as a prefix.
+
+        Both halves must be words of ``_JOIN_MIN_LETTERS`` letters or more, so an acronym
+        spelt out ("i c e") or an abbreviation ("Dep. Ortiz") is not joined.
+        """
+        found: set[WordKey] = set()
+        for a in left:
+            for b in right:
+                if min(len(a), len(b)) < _JOIN_MIN_LETTERS or not (a.isalpha() and b.isalpha()):
+                    continue
+                form = a + b
+                # A false friend on either side ("Deportes Martinez") is not a split term.
+                if self._is_friend(a) or self._is_friend(b) or self._is_friend(form):
+                    continue
+                found.update(
+                    (word, is_prefix)
+                    for word, is_prefix in self._by_letter.get(form[:1], ())
+                    if (form.startswith(word) if is_prefix
+                        else form in (word, word + "s", word + "es"))
+                )
+        return found
 
     def find(self, words: Sequence[frozenset[str]]) -> list[Hit]:
         """Every match of a term in a text split by :func:`text_words`, in text order.
@@ -288,6 +328,15 @@ class TermIndex:
                     end = start + len(term.words)
                     if end <= len(keys) and all(
                         w in keys[start + i] for i, w in enumerate(term.words[1:], 1)
+                    ):
+                        hits.append(Hit(term, start, end))
+        # A word split by one space ("immi gration") is read joined too, matched exactly.
+        for start in range(len(words) - 1):
+            for key in self._joined_keys(words[start], words[start + 1]):
+                for term in self._by_first.get(key, ()):
+                    end = start + 1 + len(term.words)
+                    if end <= len(keys) and all(
+                        w in keys[start + 1 + i] for i, w in enumerate(term.words[1:], 1)
                     ):
                         hits.append(Hit(term, start, end))
         hits.sort(key=lambda h: (h.start, -len(h.term.words), h.term.text))

@@ -22,7 +22,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
+
+import polars as pl
 
 from alpr_workbench.config import default_home
 from alpr_workbench.errors import KeyStoreError, WorkbenchError
@@ -30,7 +32,15 @@ from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.keys import KEYSTORE_FILE
 from alpr_workbench.store import Store, store_paths
 
-__all__ = ["HOME_ENV", "NoStoreError", "Source", "Workspace", "open_workspace"]
+__all__ = [
+    "HOME_ENV",
+    "CaseSearch",
+    "NoStoreError",
+    "Source",
+    "Workspace",
+    "open_case_search",
+    "open_workspace",
+]
 
 #: The environment variable that names the data directory.
 HOME_ENV = "ALPR_WORKBENCH_HOME"
@@ -218,3 +228,112 @@ def open_workspace(
         raise
     workspace._tmp = tmp
     return workspace
+
+
+class CaseSearch:
+    """Searches inside one case: through the service when signed in, else through the gate.
+
+    With a saved session (``alpr-workbench login``) every search goes to the service, which
+    takes the acting user from the session and audits it; ``user`` is then that session's
+    user. Without one, the search runs in this process through the gate, which needs the
+    store's key (the service boundary is not used); :attr:`notice` says which.
+
+    Attributes
+    ----------
+    user
+        Who the searches run as.
+    via_service
+        True when searches go through the service.
+    notice
+        One line saying how searches run (front ends print it).
+    """
+
+    def __init__(self, workspace: Workspace, user: str | None, client: Any, notice: str) -> None:
+        self._workspace = workspace
+        self._client = client
+        self.user = user
+        self.via_service = client is not None
+        self.notice = notice
+
+    def act_as(self, user: str) -> None:
+        """Choose the acting user of in-process searches.
+
+        Raises
+        ------
+        WorkbenchError
+            Through the service, for anyone but the session's user: the service takes who is
+            searching from the session only.
+        """
+        if self.via_service and user != self.user:
+            raise WorkbenchError(
+                f"signed in to the service as {self.user}: searches run as {self.user}, "
+                f"not {user}"
+            )
+        self.user = user
+
+    def __call__(self, **request: Any) -> pl.DataFrame:
+        """The rows of one case-gated search (the fields of ``SearchRequest``).
+
+        Raises
+        ------
+        SearchRefused
+            When the gate (here or in the service) refuses; the refusal is audited.
+        """
+        from alpr_workbench.client import ServiceError
+        from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
+
+        if self._client is None:
+            if self.user is None:
+                raise WorkbenchError("choose the acting user first (act_as)")
+            gate = Gate(self._workspace.store, self._workspace.audit)
+            return gate.search(self.user, SearchRequest(**request)).rows
+        try:
+            found = self._client.search(**request)
+        except ServiceError as exc:
+            if exc.code == "search_refused":
+                raise SearchRefused(exc.detail, exc.event_id or "") from exc
+            raise
+        rows: pl.DataFrame = found.rows
+        return rows
+
+    def close(self) -> None:
+        """Close the connection to the service (the session stays valid)."""
+        if self._client is not None:
+            self._client.close()
+
+
+def open_case_search(workspace: Workspace, *, session_file: Path | None = None) -> CaseSearch:
+    """Searches through the saved service session when there is one, else in-process.
+
+    Parameters
+    ----------
+    workspace
+        The opened data (used for in-process searches only).
+    session_file
+        Default: ``$ALPR_WORKBENCH_SESSION`` or ``~/.config/alpr-workbench/session.json``.
+
+    Returns
+    -------
+    CaseSearch
+        With ``user`` the session's user, or None for in-process searches (the front end
+        picks the acting user then).
+    """
+    from alpr_workbench.client import ServiceError, connect
+
+    client = None
+    try:
+        client = connect(session_file=session_file)
+        user = str(client.whoami()["user_id"])
+    except ServiceError as exc:
+        if client is not None:
+            client.close()
+        return CaseSearch(
+            workspace,
+            None,
+            None,
+            f"No service session ({exc.detail}): searching in this process through the gate, "
+            "with the store's key (the service boundary is not used)",
+        )
+    return CaseSearch(
+        workspace, user, client, f"Searching through the service at {client.url} as {user}"
+    )

@@ -1,7 +1,9 @@
 """Attacks on admin actions and sharing grants (issue #14): roles, purges, hotlists, recipients.
 
 Each test runs the attack through the real command line against a real encrypted demo store
-and asserts that it is now refused (and audited) or flagged.
+and asserts that it is now refused (and audited) or flagged. Since issue #15 the commands are
+clients of the real service (a subprocess over the store): the actor is the user signed in to
+the session, never a claimed name; a user who may not sign in gets no session at all.
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from admin_fixtures import serve, sign_in
 from alpr_workbench.cli import app
+from alpr_workbench.client import ServiceError
 from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.policy import load_policy
 from alpr_workbench.store import Store
+from service_fixtures import Service, stop_service
 
 runner = CliRunner()
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -35,20 +40,50 @@ def _build(home: Path, *, end: dt.date) -> Path:
     return home
 
 
+_SERVED: dict[Path, tuple[Service, dict[str, Path]]] = {}
+
+
+def _stop(home: Path) -> None:
+    served = _SERVED.pop(home, None)
+    if served is not None:
+        stop_service(served[0])
+
+
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def city(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generator fixture
     """A demo city whose three days straddle the retention cut-off (today - 30)."""
-    return _build(tmp_path_factory.mktemp("admin") / "home", end=TODAY - dt.timedelta(days=29))
+    home = _build(tmp_path_factory.mktemp("admin") / "home", end=TODAY - dt.timedelta(days=29))
+    yield home
+    _stop(home)
 
 
 @pytest.fixture
-def fresh_city(tmp_path: Path) -> Path:
+def fresh_city(tmp_path: Path):  # noqa: ANN201 - a generator fixture
     """A city of its own, for attacks that would destroy data on the old code."""
-    return _build(tmp_path / "home", end=TODAY - dt.timedelta(days=29))
+    home = _build(tmp_path / "home", end=TODAY - dt.timedelta(days=29))
+    yield home
+    _stop(home)
 
 
 def _run(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
-    """Run a command as ``user`` (the claimed actor, as the command line takes it today)."""
+    """Run a command signed in as ``user`` through the home's service (started on first use).
+
+    A user the service will not enrol (unknown, federal, separated...) has no session: the
+    command then runs with none, as such a user would have to.
+    """
+    if home not in _SERVED:
+        _SERVED[home] = (serve(home), {})
+    service, sessions = _SERVED[home]
+    if user not in sessions:
+        try:
+            sessions[user] = sign_in(service, [user], home.parent)[user]
+        except ServiceError:
+            sessions[user] = home.parent / f"{user}.no-session.json"
+    return runner.invoke(app, [*args, "--session-file", str(sessions[user])])
+
+
+def _offline(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
+    """A command that is not a service client yet (``transparency``), as it runs today."""
     return runner.invoke(
         app, [*args, "--data-dir", str(home)], env={"ALPR_WORKBENCH_USER": user}
     )
@@ -84,9 +119,9 @@ def _last_refused(home: Path, event_type: str, actor: str) -> dict[str, object]:
 def test_a_federal_agent_cannot_purge(city: Path) -> None:
     days = Store.open(city).reads.days()
     result = _run(city, "hsi.agent", "purge")
-    assert result.exit_code != 0 and "may not purge" in _said(result)
+    assert result.exit_code != 0 and "alpr-workbench login" in _said(result)  # no session
     assert Store.open(city).reads.days() == days
-    _last_refused(city, "purge", "hsi.agent")
+    _last_refused(city, "user_change", "hsi.agent")  # the service refused to enrol them
 
 
 def test_an_analyst_cannot_purge(city: Path) -> None:
@@ -101,9 +136,9 @@ def test_an_unknown_user_cannot_revoke_a_grant(city: Path) -> None:
     before = Store.open(city).tables.read("sharing_grants")
     grant = before.filter(pl.col("revoked_at").is_null())["grant_id"][0]
     result = _run(city, "nobody", "grants", "revoke", grant)
-    assert result.exit_code != 0 and "unknown user" in _said(result)
+    assert result.exit_code != 0 and "alpr-workbench login" in _said(result)  # no session
     assert Store.open(city).tables.read("sharing_grants").equals(before)
-    _last_refused(city, "sharing_change", "nobody")
+    _last_refused(city, "user_change", "nobody")  # the service refused to enrol them
 
 
 def test_an_analyst_cannot_reopen_a_private_network(city: Path) -> None:
@@ -254,7 +289,7 @@ def test_the_transparency_page_flags_a_grant_whose_type_is_false(
         store.tables.read("networks"),
         policy=load_policy(),
         day=TODAY - dt.timedelta(days=29),
-        agencies=load_agencies(fresh_city),
+        agencies=load_agencies(fresh_city, Store.open(fresh_city).keystore),
     )
     hsi = next(o for o in organizations if o.organization == "Homeland Security Investigations")
     assert hsi.is_flagged and hsi.recipient_type == "federal"
@@ -263,8 +298,8 @@ def test_the_transparency_page_flags_a_grant_whose_type_is_false(
     store.tables.write("sharing_grants", forged)
     out = tmp_path / "public.html"
     as_of = f"{TODAY - dt.timedelta(days=29)}T23:00:00+00:00"
-    result = _run(fresh_city, _member(fresh_city, "auditor"), "transparency", "--out", str(out),
-                  "--as-of", as_of)
+    result = _offline(fresh_city, _member(fresh_city, "auditor"), "transparency", "--out",
+                      str(out), "--as-of", as_of)
     assert result.exit_code == 0, result.output
     html = " ".join(out.read_text().split())
     assert "registry of known agencies" in html
@@ -284,7 +319,9 @@ def test_the_department_registry_cannot_recast_a_federal_agency(
         "--recipient", "Homeland Security Investigations", "--approved-by", "Chief",
         "--basis", "MOU", "--review-by", "2099-01-01",
     )
-    assert result.exit_code != 0 and "may not receive" in _said(result)
+    # A hand-written registry is now refused outright, naming the file (second red team, S5).
+    said = _said(result).replace(" ", "")
+    assert result.exit_code != 0 and ("maynotreceive" in said or "agencies.yaml" in said)
     assert Store.open(fresh_city).tables.read("sharing_grants").equals(before)
 
 

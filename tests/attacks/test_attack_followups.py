@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
+from admin_fixtures import ServedHomes
 from alpr_workbench.cli import app
 from alpr_workbench.config import (
     DEPARTMENT_SETTINGS_FILE,
@@ -51,20 +52,33 @@ def _build(home: Path) -> Path:
     return home
 
 
+SERVED = ServedHomes()  # admin commands act as a user signed in to the real service (#15)
+
+
 @pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def city(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generator fixture
     """A small demo city, shared by the attacks that change nothing lasting."""
-    return _build(tmp_path_factory.mktemp("followups") / "home")
+    home = _build(tmp_path_factory.mktemp("followups") / "home")
+    yield home
+    SERVED.stop(home)
 
 
 @pytest.fixture
-def fresh_city(tmp_path: Path) -> Path:
+def fresh_city(tmp_path: Path):  # noqa: ANN201 - a generator fixture
     """A city of its own, for attacks that change the store."""
-    return _build(tmp_path / "home")
+    home = _build(tmp_path / "home")
+    yield home
+    SERVED.stop(home)
 
 
 def _run(home: Path, *args: str):  # noqa: ANN202 - click's Result
+    """A command that does not act as a user through the service (``transparency``)."""
     return runner.invoke(app, [*args, "--data-dir", str(home)])
+
+
+def _as(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
+    """A command run signed in as ``user`` (the actor comes from the session only)."""
+    return SERVED.run(home, user, *args)
 
 
 def _said(result) -> str:  # noqa: ANN001 - click's Result
@@ -93,13 +107,13 @@ def test_a_demo_store_carries_signed_department_settings(city: Path) -> None:
     assert (city / DEPARTMENT_SETTINGS_FILE).is_file()
     store = Store.open(city)
     assert load_department_settings(city, store.keystore).retention_days == 30
-    shown = _run(city, "settings", "show")
+    shown = _as(city, _member(city, "analyst"), "settings", "show")
     assert shown.exit_code == 0 and "30" in shown.output
 
 
 def test_an_analyst_cannot_change_retention(city: Path) -> None:
     analyst = _member(city, "analyst")
-    result = _run(city, "settings", "set", "--retention-days", "3650", "--user", analyst)
+    result = _as(city, analyst, "settings", "set", "--retention-days", "3650")
     assert result.exit_code != 0 and "configure" in _said(result)
     last = _events(city, "settings_change").row(-1, named=True)
     assert (last["user_id"], last["outcome"]) == (analyst, "refused")
@@ -110,9 +124,9 @@ def test_retention_outside_the_policy_range_is_refused(fresh_city: Path) -> None
     admin = _member(fresh_city, "administrator")
     low, high = load_policy().retention_days_range
     for days in (low - 1, high + 1):
-        result = _run(fresh_city, "settings", "set", "--retention-days", str(days), "--user", admin)
+        result = _as(fresh_city, admin, "settings", "set", "--retention-days", str(days))
         assert result.exit_code != 0 and "between" in _said(result)
-    ok = _run(fresh_city, "settings", "set", "--retention-days", "60", "--user", admin)
+    ok = _as(fresh_city, admin, "settings", "set", "--retention-days", "60")
     assert ok.exit_code == 0, ok.output
     last = _events(fresh_city, "settings_change").row(-1, named=True)
     assert last["outcome"] == "allowed"
@@ -134,7 +148,7 @@ def test_a_hand_edited_settings_file_stops_purge_and_transparency(fresh_city: Pa
     doc["settings"]["retention_days"] = 3650
     path.write_text(json.dumps(doc))
     admin = _member(fresh_city, "administrator")
-    purge = _run(fresh_city, "purge", "--dry-run", "--user", admin)
+    purge = _as(fresh_city, admin, "purge", "--dry-run")
     assert purge.exit_code != 0 and "tampered" in _said(purge)
     page = _run(fresh_city, "transparency", "--out", str(fresh_city / "t.html"))
     assert page.exit_code != 0 and "tampered" in _said(page)
@@ -202,20 +216,18 @@ def test_an_analyst_cannot_create_a_list_or_add_an_entry(city: Path) -> None:
     store = Store.open(city)
     case = store.tables.read("cases").filter(pl.col("status") == "open")["case_number"][0]
     expires = (TODAY + dt.timedelta(days=30)).isoformat()
-    made = _run(
-        city, "hotlist", "create", "--name", "Burglary crew", "--case", case,
+    made = _as(
+        city, investigator, "hotlist", "create", "--name", "Burglary crew", "--case", case,
         "--reason", "vehicle used in three burglaries on Olive Ave", "--expires", expires,
-        "--user", investigator,
     )
     assert made.exit_code == 0, made.output
     hotlist_id = made.output.split()[-1].strip(".")
-    refused = _run(
-        city, "hotlist", "create", "--name", "Mine", "--case", case,
+    refused = _as(
+        city, analyst, "hotlist", "create", "--name", "Mine", "--case", case,
         "--reason", "vehicle used in three burglaries on Olive Ave", "--expires", expires,
-        "--user", analyst,
     )
     assert refused.exit_code != 0 and "manage_hotlists" in _said(refused)
-    added = _run(city, "hotlist", "add", hotlist_id, "--plate", "7ABC123", "--user", analyst)
+    added = _as(city, analyst, "hotlist", "add", hotlist_id, "--plate", "7ABC123")
     assert added.exit_code != 0 and "manage_hotlists" in _said(added)
     last = _events(city, "hotlist_add").row(-1, named=True)
     assert (last["user_id"], last["outcome"]) == (analyst, "refused")

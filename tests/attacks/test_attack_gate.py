@@ -305,7 +305,8 @@ def test_cli_dragnet_is_refused_and_a_cut_result_says_so(tmp_path):
     from typer.testing import CliRunner
 
     from alpr_workbench.cli import app
-    from alpr_workbench.governance.registry import get_user, user_problem
+    from demo_service_fixtures import start_demo_service
+    from service_fixtures import stop_service
 
     runner = CliRunner()
     home = tmp_path / "home"
@@ -313,22 +314,21 @@ def test_cli_dragnet_is_refused_and_a_cut_result_says_so(tmp_path):
         app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve"]
     )
     assert built.exit_code == 0, built.output
-    store, now, policy = Store.open(home), dt.datetime.now(dt.UTC), load_policy()
-    cases = store.tables.read("cases").filter(pl.col("status") == "open")
-    case, user = next(
-        (c, u)
-        for c, users in cases.select("case_number", "assigned_user_ids").iter_rows()
-        for u in users or ()
-        if user_problem(get_user(store, u), policy=policy, now=now) is None
-        and policy.may(get_user(store, u).role, "search")
-    )
+    store, policy = Store.open(home), load_policy()
     counts = store.reads.query(columns=["camera_id"])["camera_id"].value_counts(sort=True)
     top = counts["camera_id"].head(policy.max_cameras_per_search)
     cameras = [arg for camera in top for arg in ("--camera", camera)]
-    base = ["search", "--data-dir", str(home), "--case", case, "--user", user, "--reason",
-            "motor_vehicle_theft", "--reason-text", "stolen silver Civic on Olive"]  # fmt: skip
-    dragnet = runner.invoke(app, [*base, "--pattern", "---*"])
+    served = start_demo_service(home)  # the search runs in the service, as the signed-in user
+    try:
+        session = tmp_path / "session.json"
+        account = served.sign_in("analyst", session)
+        case = account.search[account.search.index("--case") + 1]
+        base = ["search", "--session-file", str(session), "--case", case, "--reason",
+                "motor_vehicle_theft", "--reason-text", "stolen silver Civic on Olive"]  # fmt: skip
+        dragnet = runner.invoke(app, [*base, "--pattern", "---*"])
+        cut = runner.invoke(app, [*base, *cameras])
+    finally:
+        stop_service(served.service)
     assert dragnet.exit_code != 0 and "read(s)" not in dragnet.output
-    cut = runner.invoke(app, [*base, *cameras])
     assert cut.exit_code == 0, cut.output
     assert "showing 200 of" in cut.output

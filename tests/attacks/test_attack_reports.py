@@ -8,12 +8,9 @@ detected or neutralised.
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import os
-import re
 import shutil
 import stat
-import urllib.parse
 from pathlib import Path
 
 import polars as pl
@@ -24,8 +21,6 @@ from alpr_workbench.cli import app
 from alpr_workbench.dashboard import (
     DashboardSource,
     DashboardState,
-    issue_passwords,
-    start_dashboard,
 )
 from alpr_workbench.dashboard.views import AuditHealthPanel, DashboardApp, create_app
 from alpr_workbench.demo import build_demo
@@ -193,80 +188,6 @@ def test_dashboard_renders_user_strings_as_text(home: Path, people: dict[str, st
 
 
 # -- finding 3: one-time passwords, and lockout used against staff ------------------------------
-def _post_login(
-    url: str, user: str, password: str, *, new_password: str = "", source_ip: str = "127.0.0.1"
-) -> str:
-    """POST the login form from ``source_ip``; return where the server redirects."""
-    parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(
-        parts.hostname, parts.port, timeout=30, source_address=(source_ip, 0)
-    )
-    body = urllib.parse.urlencode(
-        {"username": user, "password": password, "new_password": new_password}
-    )
-    try:
-        conn.request(
-            "POST",
-            "/login",
-            body=body,
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        response = conn.getresponse()
-        response.read()
-        assert response.status in (302, 303), response.status
-        return response.getheader("Location") or ""
-    finally:
-        conn.close()
-
-
-def _logged_in(location: str) -> bool:
-    return "/login" not in location
-
-
-@pytest.fixture(scope="module")
-def server(home: Path):
-    from alpr_workbench.dashboard import LoginThrottle
-
-    throttle = LoginThrottle(free_failures=3, base_delay_s=600.0)
-    running = start_dashboard(home, throttle=throttle, issue_missing_passwords=False, timeout=60)
-    yield running
-    running.stop()
-
-
-def test_one_time_password_works_once(home: Path, people: dict[str, str], server) -> None:
-    AUDITOR = people["auditor"]
-    one_time = issue_passwords(home, [AUDITOR])[AUDITOR]
-    # Without a new password the one-time password does not open a session...
-    assert not _logged_in(_post_login(server.url, AUDITOR, one_time))
-    # ...with one, it does, once; the new password replaces it.
-    new = "a new and long passphrase"
-    assert _logged_in(_post_login(server.url, AUDITOR, one_time, new_password=new))
-    assert not _logged_in(
-        _post_login(server.url, AUDITOR, one_time, new_password="another one, long")
-    )
-    assert not _logged_in(_post_login(server.url, AUDITOR, one_time))
-    assert _logged_in(_post_login(server.url, AUDITOR, new))
-
-
-def test_attacker_cannot_lock_the_chief_out(home: Path, people: dict[str, str], server) -> None:
-    CHIEF = people["chief"]
-    chief = issue_passwords(home, [CHIEF])[CHIEF]
-    chosen = "the chief's own passphrase"
-    attacker = "127.0.0.66"
-    for _ in range(6):
-        assert not _logged_in(_post_login(server.url, CHIEF, "guess-" * 3, source_ip=attacker))
-    # The attacker's source now backs off, even with the right password...
-    assert re.search(
-        r"try(\+|%20)again",
-        _post_login(server.url, CHIEF, chief, new_password=chosen, source_ip=attacker),
-    )
-    # ...while the chief, from her own machine, signs in.
-    assert _logged_in(_post_login(server.url, CHIEF, chief, new_password=chosen))
-    events = server.source.audit.events().filter(pl.col("event_type") == "login")
-    mine = events.filter(pl.col("user_id") == CHIEF)
-    # Each failure is audited with its source, the one that starts the back-off says so;
-    # attempts refused while backing off are not checked, so cannot flood the log.
-    assert mine.filter(pl.col("outcome") == "refused").height == 4
-    assert mine.filter(pl.col("outcome") == "allowed").height == 1
-    assert mine["refusal_reason"].str.contains("back off").any()
-    assert mine["query_json"].str.contains(attacker).any()
+# The dashboard's own one-time passwords are gone (issue #15): it signs in with the service's
+# accounts (password and TOTP). Code reuse and source back-off are attacked against the real
+# service in tests/attacks/test_attack_dashboard_service.py.

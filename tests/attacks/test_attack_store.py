@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from alpr_workbench.cli import app
 from alpr_workbench.errors import KeyStoreError, WorkbenchError
-from alpr_workbench.ingest import ingest_reads, read_reads_csv
+from alpr_workbench.ingest import ingest_csv, ingest_reads, read_reads_csv
 from alpr_workbench.store import Store
 from conftest import PASSPHRASE, make_reads
 
@@ -110,8 +110,12 @@ def test_csv_with_an_unknown_camera_names_the_line(city, tmp_path):
         + "x-1,cam-01,bpd-city,2026-10-01T08:00:00Z,7ABC123,90,34.18,-118.31,camera\n"
         + "x-2,cam-99,bpd-city,2026-10-01T08:00:00Z,7ABC124,90,34.18,-118.31,camera\n"
     )
-    result = runner.invoke(app, ["ingest", str(csv), "--data-dir", str(city.home)], env=_env())
-    assert result.exit_code == 2 and "line 3" in result.output and "cam-99" in result.output
+    from alpr_workbench.governance.audit_log import AuditLog
+
+    audit = AuditLog.open(city.home, city.keystore)
+    with pytest.raises(WorkbenchError) as refused:  # the service's ingest route calls this
+        ingest_csv(city, csv, audit_append=audit.append, actor="t.ingester", now=NOW)
+    assert "line 3" in str(refused.value) and "cam-99" in str(refused.value)
     assert city.reads.days() == []
 
 
@@ -303,11 +307,25 @@ def test_an_ingest_leaves_one_audit_record_saying_what_it_stored(city, tmp_path)
             pl.col("captured_at").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ"),
         ).write_csv()
     )
-    env = {**_env(), "ALPR_WORKBENCH_USER": "t.ingester"}
-    result = runner.invoke(app, ["ingest", str(csv), "--data-dir", str(city.home)], env=env)
+    # Since #15 ingest acts as the user signed in to the real service (an administrator).
+    from admin_fixtures import add_users, serve, sign_in
+    from service_fixtures import stop_service
+
+    add_users(city.home, {"t.ingester": "administrator"}, passphrase=PASSPHRASE)
+    service = serve(city.home, passphrase=PASSPHRASE)
+    try:
+        session = sign_in(service, ["t.ingester"], tmp_path, passphrase=PASSPHRASE)["t.ingester"]
+        result = runner.invoke(app, ["ingest", str(csv), "--session-file", str(session)])
+        bad = tmp_path / "bad.csv"
+        bad.write_text(
+            HEADER + "x-1,cam-99,bpd-city,2026-10-01T08:00:00Z,7ABC1,90,34,-118,camera\n"
+        )
+        refused = runner.invoke(app, ["ingest", str(bad), "--session-file", str(session)])
+    finally:
+        stop_service(service)
     assert result.exit_code == 0, result.output
     events = _ingest_events(city.home)
-    assert len(events) == 1
+    assert len(events) == 2  # one record for each ingest: the good file, then the bad one
     event = events[0]
     assert event["outcome"] == "allowed" and event["user_id"] == "t.ingester"
     assert event["row_count"] == 500
@@ -316,9 +334,7 @@ def test_an_ingest_leaves_one_audit_record_saying_what_it_stored(city, tmp_path)
     assert detail["days"] == ["2026-10-01", "2026-10-02", "2026-10-03"]
     assert detail["hits_added"] == 0
     # a refused ingest is audited too, with why
-    bad = tmp_path / "bad.csv"
-    bad.write_text(HEADER + "x-1,cam-99,bpd-city,2026-10-01T08:00:00Z,7ABC1,90,34,-118,camera\n")
-    assert runner.invoke(app, ["ingest", str(bad), "--data-dir", str(city.home)], env=env).exit_code
+    assert refused.exit_code
     last = _ingest_events(city.home)[-1]
     assert last["outcome"] == "refused" and "cam-99" in str(last["refusal_reason"])
 

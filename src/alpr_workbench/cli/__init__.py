@@ -15,6 +15,7 @@ from alpr_workbench.cli.grants import grants_app
 from alpr_workbench.cli.hotlist import hotlist_app
 from alpr_workbench.cli.keys import keys_app
 from alpr_workbench.cli.settings import settings_app
+from alpr_workbench.cli.users import users_app
 
 app = typer.Typer(
     help="ALPR Workbench: an auditable workbench for a license plate reader program.",
@@ -47,6 +48,7 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(settings_app, name="settings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(hotlist_app, name="hotlist")
+app.add_typer(users_app, name="users")
 
 
 def main() -> None:  # pragma: no cover - console entry point

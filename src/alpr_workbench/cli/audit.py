@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +9,7 @@ import typer
 from rich.table import Table
 
 from alpr_workbench.cli._common import DataDir, _fail, _open, console, err
+from alpr_workbench.cli.service import Session
 from alpr_workbench.errors import WorkbenchError
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -17,7 +17,11 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 
 @audit_app.command("verify")
 def audit_verify(data_dir: DataDir = None) -> None:
-    """Check the whole hash chain; name the first bad record (exit 1) if any."""
+    """Check the whole hash chain; name the first bad record (exit 1) if any.
+
+    An operator tool, run as the service account: it needs the key-store secret and works
+    without a running service. Users ask the service (``/v1/admin/audit/verify``).
+    """
     from alpr_workbench.governance.audit_log import AuditLogError
 
     try:
@@ -40,7 +44,10 @@ def audit_digest(
     out: Annotated[Path | None, typer.Option("--out", help="Write the signed digest here.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Sign the year's digest with Ed25519; anyone can check it with the public key alone."""
+    """Sign the year's digest with Ed25519; anyone can check it with the public key alone.
+
+    An operator tool, run as the service account (it needs the key-store secret).
+    """
     try:
         _, audit = _open(data_dir)
         digest = audit.digest(year)
@@ -88,7 +95,11 @@ def audit_checkpoint(
     out: Annotated[Path | None, typer.Option("--out", help="Also write it here.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Verify the log, then sign a checkpoint (kept in <home>/audit/checkpoints/); publish it."""
+    """Verify the log, then sign a checkpoint (kept in <home>/audit/checkpoints/); publish it.
+
+    An operator tool, run as the service account (it needs the key-store secret); signed-in
+    auditors and administrators ask the service (``/v1/admin/audit/checkpoint``).
+    """
     try:
         _, audit = _open(data_dir)
         checkpoint = audit.checkpoint()
@@ -134,34 +145,28 @@ def audit_import_vendor(
     organization: Annotated[
         str | None, typer.Option(help="Organization, when the file does not name it.")
     ] = None,
-    user: Annotated[str | None, typer.Option("--user", help="Acting auditor.")] = None,
-    data_dir: DataDir = None,
+    session_file: Session = None,
 ) -> None:
-    """Import a vendor's exported search log into the audit log; every row is accounted for."""
-    from alpr_workbench.governance.admin import import_vendor_audit
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.governance.vendor_import import read_vendor_audit
-    from alpr_workbench.policy import load_policy
+    """Import a vendor's exported search log into the audit log, as the signed-in user.
+
+    Through the service (``alpr-workbench login`` first; ``import_vendor_audit``); every row
+    is accounted for.
+    """
+    from alpr_workbench.cli._session import as_session_user
 
     try:
-        imported = read_vendor_audit(file, organization=organization)
-        store, audit = _open(data_dir)
-        fresh = import_vendor_audit(
-            store,
-            audit,
-            imported,
-            actor=current_username(user),
-            policy=load_policy(),
-            now=dt.datetime.now(dt.UTC),
-        )
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
-    console.print(
-        f"{file.name}: {imported.format}, {imported.rows_read:,} rows read, "
-        f"{imported.events.height:,} imported ({fresh:,} new), "
-        f"{imported.rejected.height:,} rejected."
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise _fail(WorkbenchError(f"cannot read {file}: {exc}")) from exc
+    done = as_session_user(
+        session_file, lambda c: c.import_vendor_audit(raw, organization=organization)
     )
-    for line, reason in imported.rejected.select("line", "reason").head(20).iter_rows():
+    console.print(
+        f"{file.name}: {done['format']}, {done['rows_read']:,} rows read, "
+        f"{done['imported']:,} imported ({done['new']:,} new), "
+        f"{done['rejected']:,} rejected."
+    )
+    for line, reason in done["rejections"][:20]:
         err.print(f"  line {line}: {reason}")
 
 

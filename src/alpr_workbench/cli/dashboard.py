@@ -1,59 +1,82 @@
-"""The ``serve`` command: the command-staff dashboard."""
+"""The ``serve`` command: the workbench service, its data API and the dashboard, one process.
+
+Since issue #15 the dashboard is served by the service process (the only holder of the keys)
+and signs users in with the service's accounts (password and authenticator code).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
-import polars as pl
 import typer
 
-from alpr_workbench.cli._common import DataDir, _fail, _home, _open, console
+from alpr_workbench.cli._common import DataDir, _fail, _home
 from alpr_workbench.errors import WorkbenchError
+
+ServePort = Annotated[int, typer.Option(min=1, max=65535, help="Port of the data API.")]
+DashboardPort = Annotated[
+    int, typer.Option(min=0, max=65535, help="Port of the dashboard (0 picks a free one).")
+]
+Host = Annotated[str, typer.Option(help="Address to listen on (loopback).")]
+AllowRemote = Annotated[bool, typer.Option(help="Allow a non-loopback host.")]
+SecretFile = Annotated[
+    Path | None, typer.Option(help="File holding the key-store passphrase.")
+]
 
 
 def _serve(
-    home: Path, *, port: int, address: str, show: bool, tiles: bool, reset_passwords: bool = False
+    home: Path,
+    *,
+    port: int = 8443,
+    address: str = "127.0.0.1",
+    show: bool = False,
+    tiles: bool = False,
+    dashboard_port: int | None = 8444,
+    allow_remote: bool = False,
+    secret_file: Path | None = None,
 ) -> None:
-    from alpr_workbench.dashboard import serve_dashboard
-    from alpr_workbench.reports import audit_health
+    """Run the service (API, and the dashboard unless ``dashboard_port`` is None)."""
+    from alpr_workbench.service.run import run_service
 
-    def full_checks() -> pl.DataFrame:
-        store, audit = _open(home)
-        return audit_health(store, audit)
-
-    console.print("Starting the command-staff dashboard (Ctrl-C to stop)...")
-    serve_dashboard(
+    run_service(
         home,
+        host=address,
         port=port,
-        address=address,
-        show=show,
+        allow_remote=allow_remote,
+        secret_file=secret_file,
+        dashboard_port=dashboard_port,
         tiles=tiles,
-        reset_passwords=reset_passwords,
-        out=console.print,
-        audit_health=full_checks,
+        show=show,
     )
 
 
 def serve(
     data_dir: DataDir = None,
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 5006,
-    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    show: Annotated[bool, typer.Option(help="Open a browser.")] = False,
+    host: Host = "127.0.0.1",
+    port: ServePort = 8443,
+    dashboard_port: DashboardPort = 8444,
+    dashboard: Annotated[bool, typer.Option(help="Serve the dashboard too.")] = True,
+    allow_remote: AllowRemote = False,
+    secret_file: SecretFile = None,
+    show: Annotated[bool, typer.Option(help="Open a browser on the dashboard.")] = False,
     tiles: Annotated[bool, typer.Option(help="Online map tiles (off: works offline).")] = False,
-    reset_passwords: Annotated[
-        bool, typer.Option(help="Issue new one-time passwords to every allowed user.")
-    ] = False,
 ) -> None:
-    """Serve the command-staff dashboard (command staff, auditors, administrators only)."""
+    """Run the workbench service: the only holder of the keys; data API and dashboard (HTTPS).
+
+    Users sign in with their workbench account (password and authenticator code); the
+    dashboard opens for command staff, auditors and administrators in good standing.
+    """
     try:
         _serve(
             _home(data_dir),
             port=port,
-            address=address,
+            address=host,
             show=show,
             tiles=tiles,
-            reset_passwords=reset_passwords,
+            dashboard_port=dashboard_port if dashboard else None,
+            allow_remote=allow_remote,
+            secret_file=secret_file,
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc

@@ -1,28 +1,32 @@
-"""The ``grants`` commands: sharing grants and the registry of known agencies."""
+"""The ``grants`` commands: sharing grants and the registry of known agencies.
+
+Every command here acts as the signed-in user, through the service (``alpr-workbench login``
+first); none takes ``--user``.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated
 
-import polars as pl
 import typer
 from rich.table import Table
 
-from alpr_workbench.cli._common import DataDir, _fail, _open, console, err
+from alpr_workbench.cli._common import _fail, console, err
+from alpr_workbench.cli._session import as_session_user
+from alpr_workbench.cli.service import Session
 from alpr_workbench.errors import WorkbenchError
 
-grants_app = typer.Typer(help="Sharing grants between networks.", no_args_is_help=True)
+grants_app = typer.Typer(
+    help="Sharing grants between networks (through the service, as the signed-in user).",
+    no_args_is_help=True,
+)
 
 
 @grants_app.command("list")
-def grants_list(data_dir: DataDir = None) -> None:
+def grants_list(session_file: Session = None) -> None:
     """List every sharing grant, in force or revoked."""
-    try:
-        store, _ = _open(data_dir)
-        grants = store.tables.read("sharing_grants")
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
+    grants = as_session_user(session_file, lambda c: c.list_grants())
     table = Table(title="Sharing grants")
     shown = [
         "grant_id",
@@ -36,8 +40,9 @@ def grants_list(data_dir: DataDir = None) -> None:
     ]
     for column in shown:
         table.add_column(column)
-    for row in grants.select(shown).iter_rows():
-        table.add_row(*("" if v is None else str(v) for v in row))
+    if grants.height:
+        for row in grants.select([c for c in shown if c in grants.columns]).iter_rows():
+            table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)
 
 
@@ -55,58 +60,27 @@ def grants_add(
         str | None,
         typer.Option(help="Expected type (checked against the registry of known agencies)."),
     ] = None,
-    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
-    data_dir: DataDir = None,
+    session_file: Session = None,
 ) -> None:
     """Record an owner's grant to a known agency; federal, out-of-state, private are refused."""
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.governance.sharing import add_grant
-    from alpr_workbench.policy import load_policy
-
     try:
-        store, audit = _open(data_dir)
-        grant_id = add_grant(
-            store,
-            audit.append,
-            actor=current_username(user),
-            network_id=network,
-            recipient_org=recipient,
-            recipient_type=recipient_type,
-            scope=scope,
-            approved_by=approved_by,
-            basis=basis,
-            review_by_date=dt.date.fromisoformat(review_by),
-            policy=load_policy(),
-            now=dt.datetime.now(dt.UTC),
-        )
-    except (WorkbenchError, ValueError) as exc:
-        raise _fail(exc) from exc
+        review = dt.date.fromisoformat(review_by)
+    except ValueError as exc:
+        raise _fail(WorkbenchError(f"--review-by {review_by!r} is not a date")) from exc
+    grant_id = as_session_user(session_file, lambda c: c.add_grant(
+        network_id=network, recipient_org=recipient, recipient_type=recipient_type,
+        scope=scope, approved_by=approved_by, basis=basis, review_by_date=review,
+    ))
     console.print(f"Grant {grant_id} recorded and audited.")
 
 
 @grants_app.command("revoke")
 def grants_revoke(
     grant_id: Annotated[str, typer.Argument(help="Grant to revoke.")],
-    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
-    data_dir: DataDir = None,
+    session_file: Session = None,
 ) -> None:
     """Revoke a grant; it stops applying on the next query."""
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.governance.sharing import revoke_grant
-    from alpr_workbench.policy import load_policy
-
-    try:
-        store, audit = _open(data_dir)
-        revoke_grant(
-            store,
-            audit.append,
-            actor=current_username(user),
-            grant_id=grant_id,
-            policy=load_policy(),
-            now=dt.datetime.now(dt.UTC),
-        )
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
+    as_session_user(session_file, lambda c: c.revoke_grant(grant_id))
     console.print(f"Grant {grant_id} revoked.")
 
 
@@ -117,48 +91,17 @@ def grants_add_agency(
         str, typer.Option(help="ca_local_agency, ca_state_agency, federal, out_of_state, private")
     ],
     state: Annotated[str, typer.Option(help="Two-letter state (US for a federal body).")],
-    user: Annotated[str | None, typer.Option(help="Acting administrator.")] = None,
-    data_dir: DataDir = None,
+    session_file: Session = None,
 ) -> None:
     """Add an agency to the department's registry of known agencies (audited)."""
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.governance.sharing import add_agency
-    from alpr_workbench.policy import load_policy
-
-    try:
-        store, audit = _open(data_dir)
-        add_agency(
-            store,
-            audit.append,
-            actor=current_username(user),
-            name=name,
-            organization_type=organization_type,
-            state=state,
-            policy=load_policy(),
-            now=dt.datetime.now(dt.UTC),
-        )
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
+    as_session_user(session_file, lambda c: c.add_agency(name, organization_type, state))
     console.print(f"{name} added to the registry of known agencies ({organization_type}).")
 
 
 @grants_app.command("snapshot")
-def grants_snapshot(
-    user: Annotated[str | None, typer.Option(help="Acting user (a daily job).")] = None,
-    data_dir: DataDir = None,
-) -> None:
+def grants_snapshot(session_file: Session = None) -> None:
     """Record today's sharing settings in the audit log; exit 1 if they drifted."""
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.governance.sharing import snapshot_sharing
-
-    try:
-        store, audit = _open(data_dir)
-        changes = audit.events().filter(pl.col("event_type") == "sharing_change")
-        drift = snapshot_sharing(
-            store, audit.append, changes, actor=current_username(user), now=dt.datetime.now(dt.UTC)
-        )
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
+    drift = as_session_user(session_file, lambda c: c.snapshot_sharing())
     if drift:
         err.print(f"[bold red]sharing drift:[/] {drift}")
         raise typer.Exit(code=1)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from alpr_workbench.cli._common import DataDir, _fail, _open, _parse_time, console, err
+from alpr_workbench.cli._common import _fail, _parse_time, console, err
 from alpr_workbench.errors import WorkbenchError
+
+_SIGN_IN = (
+    "sign in first: `alpr-workbench login --url https://127.0.0.1:8443 --ca CERT --user YOU` "
+    "(`alpr-workbench demo` prints the exact commands for its demo users)"
+)
 
 
 def search(
@@ -27,39 +33,52 @@ def search(
     camera: Annotated[
         list[str] | None, typer.Option("--camera", help="Camera id (repeat).")
     ] = None,
-    user: Annotated[str | None, typer.Option("--user", help="Acting user (default: you).")] = None,
     approved_by: Annotated[
         str | None,
         typer.Option("--approved-by", help="Supervisor approving more rows than the cap."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per read.")] = False,
-    data_dir: DataDir = None,
+    session_file: Annotated[
+        Path | None,
+        typer.Option("--session-file", help="Default: ~/.config/alpr-workbench/session.json."),
+    ] = None,
 ) -> None:
-    """Search reads inside a case; refused (exit 3) unless the policy allows it.
+    """Search reads inside a case, through the service, as the signed-in user.
 
-    A result larger than the policy's ``max_rows`` is cut, and says so; a supervisor other
-    than the searcher may approve a larger one (``--approved-by``, audited with the search).
+    Sign in first (``alpr-workbench login``): the service takes who is searching from the
+    session, never from the command line. Refused (exit 3, with the audit record) unless the
+    policy allows it. A result larger than the policy's ``max_rows`` is cut, and says so; a
+    supervisor other than the searcher may approve a larger one (``--approved-by``, audited
+    with the search).
     """
-    from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
-    from alpr_workbench.governance.registry import current_username
+    from alpr_workbench.client import ServiceError, connect
 
+    request = {
+        "case_number": case,
+        "reason_code": reason,
+        "reason_text": reason_text,
+        "plate": plate,
+        "plate_pattern": pattern,
+        "window_from": _parse_time(time_from, "--from"),
+        "window_to": _parse_time(time_to, "--to"),
+        "camera_ids": list(camera or ()),
+        "approved_by": approved_by,
+    }
+    request = {k: v for k, v in request.items() if v not in (None, [])}
     try:
-        request = SearchRequest(
-            case_number=case,
-            reason_code=reason,
-            reason_text=reason_text,
-            plate=plate,
-            plate_pattern=pattern,
-            window_from=_parse_time(time_from, "--from"),
-            window_to=_parse_time(time_to, "--to"),
-            camera_ids=tuple(camera or ()),
-            approved_by=approved_by,
-        )
-        store, audit = _open(data_dir)
-        result = Gate(store, audit).search(current_username(user), request)
-    except SearchRefused as exc:
-        err.print(f"[bold red]refused:[/] {exc.reason} (audit record {exc.event_id})")
-        raise typer.Exit(code=3) from exc
+        with connect(session_file=session_file) as client:
+            result = client.search(**request)
+    except ServiceError as exc:
+        if exc.code == "search_refused":
+            err.print(f"[bold red]refused:[/] {exc.detail} (audit record {exc.event_id})")
+            raise typer.Exit(code=3) from exc
+        if exc.code == "no_session":
+            raise _fail(WorkbenchError(f"{exc.detail}; {_SIGN_IN}")) from exc
+        if exc.code in ("invalid_session", "unauthenticated", "account_refused"):
+            raise _fail(
+                WorkbenchError(f"the service refused your session ({exc.detail}); {_SIGN_IN}")
+            ) from exc
+        raise _fail(exc) from exc
     except (WorkbenchError, ValueError) as exc:
         raise _fail(exc) from exc
     display_limit = 200
@@ -76,7 +95,7 @@ def search(
             typer.echo(json.dumps(row, default=str))
         return
     table = Table(
-        title=f"{result.total_rows} read(s) — case {result.case_number} "
+        title=f"{result.total_rows} read(s) — case {case} "
         f"(audit record {result.event_id})"
     )
     shown = [

@@ -1,6 +1,7 @@
 """The service commands (issue #15): init, service, enroll, login, logout, whoami.
 
-``service`` starts the authenticated service (named so beside the dashboard's ``serve``).
+``serve`` (cli/dashboard.py) starts the service with its data API and the dashboard;
+``service`` is the API-only form of it, kept for scripts.
 The other commands are clients: they hold a session token, never a key.
 """
 
@@ -51,7 +52,7 @@ def service(
         Path | None, typer.Option(help="File holding the key-store passphrase.")
     ] = None,
 ) -> None:
-    """Run the workbench service: the only holder of the keys (HTTPS)."""
+    """Run the service's data API only (no dashboard); `serve` runs both."""
     from alpr_workbench.service.run import run_service
 
     try:

@@ -10,8 +10,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from alpr_workbench.cli._common import DataDir, _fail, _home, _open, console, err
+from alpr_workbench.cli._common import DataDir, _fail, _home, console, err
 from alpr_workbench.cli.dashboard import _serve
+from alpr_workbench.cli.service import Session
 from alpr_workbench.errors import WorkbenchError
 
 
@@ -20,7 +21,13 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=3660, help="Days of traffic to simulate.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic city.")] = 7,
     scale: Annotated[float, typer.Option(min=0.001, max=10.0, help="Traffic multiplier.")] = 1.0,
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve the dashboard.")] = True,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve/--no-serve", help="Start the service (and dashboard) after."),
+    ] = True,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="The service's port (loopback).")
+    ] = 8443,
     end_date: Annotated[
         str | None, typer.Option("--end-date", help="Last simulated day (default: yesterday).")
     ] = None,
@@ -41,7 +48,12 @@ def demo(
         ),
     ] = 30,
 ) -> None:
-    """Build the synthetic city (the embedded default) in an encrypted data directory."""
+    """Build the synthetic city (the embedded default) in an encrypted data directory.
+
+    Then make it serveable: the service's certificate and one demo account per role, with
+    the exact commands to enrol, sign in and search; then run the service (loopback, TLS)
+    until interrupted, unless ``--no-serve``. Demo mode is not for real data.
+    """
     from alpr_workbench.demo import build_demo
 
     home = _home(data_dir)
@@ -89,20 +101,27 @@ def demo(
     ]:
         table.add_row(label, value)
     console.print(table)
+    from alpr_workbench.cli._demo import demo_sign_in, serve_demo
+
     if summary.example_search:
-        console.print(f"Try a case-gated search (it is audited):\n  {summary.example_search}")
+        console.print("Try a case-gated search (it is audited), signed in as a demo user:")
+    ready = demo_sign_in(home, port=port)
     if summary.passphrase_file is not None:
         console.print(
             f"[yellow]Demo mode:[/] the key store passphrase was generated at random and kept in "
             f"{summary.passphrase_file} (mode 0600). Demo mode is not for real data: for real "
             "data set ALPR_WORKBENCH_PASSPHRASE (or ALPR_WORKBENCH_KEK) before creating a store."
         )
-    if serve:
+    if serve and ready:
+        try:
+            serve_demo(home, port=port)
+        except WorkbenchError as exc:
+            raise _fail(exc) from exc
+    elif serve:
         _serve(home, port=5006, address="127.0.0.1", show=False, tiles=False)
 
 
 def purge(
-    data_dir: DataDir = None,
     as_of: Annotated[
         str | None,
         typer.Option(
@@ -116,55 +135,43 @@ def purge(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the days and reads it would shred; shred none.")
     ] = False,
-    user: Annotated[str | None, typer.Option("--user", help="Acting administrator.")] = None,
+    session_file: Session = None,
 ) -> None:
-    """Crypto-shred every day of reads older than the retention period (legal holds stay)."""
-    from alpr_workbench.governance.admin import PurgePlan, plan_purge, purge_expired
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.policy import load_policy
+    """Crypto-shred every day of reads older than the retention period (legal holds stay).
 
-    now = dt.datetime.now(dt.UTC)
+    Through the service, as the signed-in user (``alpr-workbench login`` first; ``purge``).
+    """
+    from alpr_workbench.cli._session import as_session_user
+
     try:
-        day = dt.date.fromisoformat(as_of) if as_of else now.date()
+        day = dt.date.fromisoformat(as_of) if as_of else None
     except ValueError as exc:
         raise _fail(WorkbenchError(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)")) from exc
-    try:
-        store, audit = _open(data_dir)
-        action = plan_purge if dry_run else purge_expired
-        done = action(
-            store,
-            audit.append,
-            actor=current_username(user),
-            as_of=day,
-            retention_days=retention_days,
-            policy=load_policy(),
-            now=now,
-        )
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
-    if isinstance(done, PurgePlan):
-        plan = done
+    done = as_session_user(
+        session_file, lambda c: c.purge(as_of=day, retention_days=retention_days, dry_run=dry_run)
+    )
+    if done["dry_run"]:
         table = Table(
-            title=f"Dry run: days older than {plan.retention_days} days before {plan.as_of}"
+            title=f"Dry run: days older than {done['retention_days']} days before {done['as_of']}"
         )
         table.add_column("day")
         table.add_column("reads", justify="right")
-        for when, reads in plan.days:
-            table.add_row(when.isoformat(), f"{reads:,}")
+        for when, reads in done["days"]:
+            table.add_row(when, f"{reads:,}")
         console.print(table)
         console.print(
-            f"{len(plan.days)} day(s), {plan.reads:,} reads would be shredded; "
+            f"{len(done['days'])} day(s), {done['reads']:,} reads would be shredded; "
             "nothing was shredded."
         )
         return
-    report = done
+    days = done["days_purged"]
     console.print(
-        f"Purged {len(report.days_purged)} day(s) older than {report.retention_days} days before "
-        f"{report.as_of}: {report.rows_destroyed:,} reads crypto-shredded "
-        f"({report.rows_kept_under_hold:,} kept under {len(report.hold_ids)} legal hold(s))."
+        f"Purged {len(days)} day(s) older than {done['retention_days']} days before "
+        f"{done['as_of']}: {done['rows_destroyed']:,} reads crypto-shredded "
+        f"({done['rows_kept_under_hold']:,} kept under {len(done['hold_ids'])} legal hold(s))."
     )
-    if report.days_purged:
-        console.print(f"Days: {report.days_purged[0]} .. {report.days_purged[-1]}")
+    if days:
+        console.print(f"Days: {days[0]} .. {days[-1]}")
 
 
 def verify(data_dir: DataDir = None) -> None:
@@ -173,6 +180,9 @@ def verify(data_dir: DataDir = None) -> None:
     A day or table whose manifest is missing, emptied, altered, moved, swapped or an older
     copy is named; so is an index older than the key store's witness. Purged days are not
     missing: the purge removed them from the index.
+
+    An operator tool, run as the service account: it needs the key-store secret and works
+    without a running service.
     """
     from rich.markup import escape
 
@@ -196,19 +206,20 @@ def verify(data_dir: DataDir = None) -> None:
 
 def ingest(
     file: Annotated[Path, typer.Argument(help="CSV of reads (columns as in data_schema/reads).")],
-    data_dir: DataDir = None,
+    session_file: Session = None,
 ) -> None:
-    """Store reads from a camera or vendor CSV export and match them against the hotlists."""
-    from alpr_workbench.governance.registry import current_username
-    from alpr_workbench.ingest import ingest_csv
+    """Store reads from a camera or vendor CSV export and match them against the hotlists.
+
+    Through the service, as the signed-in user (``alpr-workbench login`` first).
+    """
+    from alpr_workbench.cli._session import as_session_user
 
     try:
-        store, audit = _open(data_dir)
-        result = ingest_csv(store, file, audit_append=audit.append, actor=current_username())
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
-    r = result.report
+        raw = file.read_bytes()
+    except OSError as exc:
+        raise _fail(WorkbenchError(f"cannot read {file}: {exc}")) from exc
+    r = as_session_user(session_file, lambda c: c.ingest(raw, source=str(file)))
     console.print(
-        f"{file.name}: {r.rows_received:,} reads, {r.rows_added:,} stored, "
-        f"{r.rows_already_stored:,} already stored; {result.hits_added:,} new hit(s)."
+        f"{file.name}: {r['rows_received']:,} reads, {r['rows_added']:,} stored, "
+        f"{r['rows_already_stored']:,} already stored; {r['hits_added']:,} new hit(s)."
     )

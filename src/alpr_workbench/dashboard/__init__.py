@@ -6,16 +6,13 @@ Bokeh, which ``import alpr_workbench`` never does. Everything it shows is an agg
 
 from alpr_workbench.dashboard.auth import (
     DASHBOARD_ROLES,
+    Credentials,
     DashboardRefused,
     LoginThrottle,
+    SessionKeeper,
     allowed_dashboard_users,
     attempt_login,
-    check_login,
     dashboard_user_problem,
-    issue_passwords,
-    set_password,
-    users_with_passwords,
-    verify_password,
 )
 from alpr_workbench.dashboard.state import (
     AUDIT_HEALTH_COLUMNS,
@@ -31,24 +28,20 @@ __all__ = [
     "DASHBOARD_ROLES",
     "PLATE_LEVEL_COLUMNS",
     "AuditHealth",
+    "Credentials",
     "DashboardApp",
     "DashboardRefused",
     "DashboardSource",
     "DashboardState",
     "LoginThrottle",
     "RunningDashboard",
+    "SessionKeeper",
     "allowed_dashboard_users",
     "attempt_login",
-    "check_login",
     "create_app",
     "dashboard_user_problem",
     "default_audit_health",
-    "issue_passwords",
-    "serve_dashboard",
-    "set_password",
     "start_dashboard",
-    "users_with_passwords",
-    "verify_password",
 ]
-from alpr_workbench.dashboard.serve import RunningDashboard, serve_dashboard, start_dashboard
+from alpr_workbench.dashboard.serve import RunningDashboard, start_dashboard
 from alpr_workbench.dashboard.views import DashboardApp, create_app

@@ -1,41 +1,34 @@
-"""Who may open the command-staff dashboard, and how they prove it.
+"""Who may open the command-staff dashboard, and how they prove it: the service's accounts.
 
-Access needs two things, both checked at login *and* again by the app for every session:
+The dashboard is served by the service process (``alpr-workbench serve``, issue #15) and signs
+users in with the service's accounts (:class:`~alpr_workbench.service.accounts.AccountStore`):
+a password (argon2id) *and* a TOTP code, which is accepted once. There is no password file of
+the dashboard's own any more. Access needs, at sign-in *and* again for every session:
 
-1. the workbench user exists, may use the system now (:func:`user_problem`: enabled, approved,
+1. the credentials: the password and a fresh TOTP code of an enrolled account;
+2. the workbench user exists, may use the system now (:func:`user_problem`: enabled, approved,
    trained, not separated, allowed job title), works for an organization that may receive
-   California ALPR data, and holds one of :data:`DASHBOARD_ROLES`;
-2. the password matches the scrypt hash kept in ``<home>/dashboard/passwords.json``
-   (mode 0600). There are no default passwords: :func:`issue_passwords` draws a random one per
-   user, shows it once and keeps only its hash.
+   California ALPR data, and holds one of :data:`DASHBOARD_ROLES`.
 
-An issued password is one-time: it opens a session only together with a new password of the
-user's choosing, which replaces it in the same step (:func:`attempt_login`), so it can never be
-used twice. Failed attempts slow down the *source* that makes them (:class:`LoginThrottle`,
-exponential back-off per client address), never the account: an attacker guessing the chief's
-password from one machine cannot keep the chief out from hers. Every sign-in, failure and
-back-off is an audit event (``event_type`` ``login``) when an audit log is given.
+Failed attempts slow down the *source* that makes them (:class:`LoginThrottle`, exponential
+back-off per client address, shared with the service's API), never the account: an attacker
+guessing the chief's password from one machine cannot keep the chief out from hers. Every
+sign-in, failure and back-off is an audit event (``event_type`` ``login``).
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
 import json
 import math
-import secrets
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import polars as pl
 
-from alpr_workbench._fsutil import atomic_write_bytes, exclusive_lock
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.registry import User, get_user, user_problem
 from alpr_workbench.policy import Policy, load_policy
@@ -43,31 +36,17 @@ from alpr_workbench.store import Store
 
 __all__ = [
     "DASHBOARD_ROLES",
-    "PASSWORD_FILE",
+    "Credentials",
     "DashboardRefused",
     "LoginThrottle",
+    "SessionKeeper",
     "allowed_dashboard_users",
     "attempt_login",
-    "check_login",
     "dashboard_user_problem",
-    "issue_passwords",
-    "password_file",
-    "set_password",
-    "users_with_passwords",
-    "verify_password",
 ]
 
 #: Roles that may open the dashboard (aggregates only, whatever the role).
 DASHBOARD_ROLES: tuple[str, ...] = ("command_staff", "auditor", "administrator")
-#: Password hashes, relative to the data directory.
-PASSWORD_FILE = Path("dashboard") / "passwords.json"
-
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-_DKLEN = 32
-_MIN_PASSWORD_CHARS = 12
-# Verified when the user is unknown, so a wrong user name costs as long as a wrong password.
-_DUMMY: dict[str, Any] = {"salt": base64.b64encode(b"\0" * 16).decode(), "hash": "", **_SCRYPT}
-
 
 class DashboardRefused(WorkbenchError):
     """The user may not open the dashboard.
@@ -162,163 +141,36 @@ def allowed_dashboard_users(
     return sorted(allowed)
 
 
-def password_file(home: Path) -> Path:
-    """Where the dashboard's password hashes live for data directory ``home``."""
-    return Path(home) / PASSWORD_FILE
-
-
-def _load(home: Path) -> dict[str, dict[str, Any]]:
-    path = password_file(home)
-    if not path.is_file():
-        return {}
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise WorkbenchError(f"cannot read the dashboard password file {path}: {exc}") from exc
-    users = doc.get("users") if isinstance(doc, dict) else None
-    if doc.get("version") != 1 or not isinstance(users, dict):
-        raise WorkbenchError(f"{path} is not a version-1 dashboard password file")
-    return users
-
-
-def users_with_passwords(home: Path) -> set[str]:
-    """User ids that have a dashboard password hash in ``home``."""
-    return set(_load(home))
-
-
-def _save(home: Path, users: Mapping[str, Mapping[str, Any]]) -> None:
-    doc = {"version": 1, "users": dict(sorted(users.items()))}
-    atomic_write_bytes(password_file(home), json.dumps(doc, indent=1).encode(), mode=0o600)
-
-
-def _hash(password: str, salt: bytes, *, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=_DKLEN, maxmem=64 * 2**20
-    )
-
-
-def _record(password: str, *, one_time: bool) -> dict[str, Any]:
-    salt = secrets.token_bytes(16)
-    digest = _hash(password, salt, **_SCRYPT)
-    return {
-        "salt": base64.b64encode(salt).decode(),
-        "hash": base64.b64encode(digest).decode(),
-        **_SCRYPT,
-        "set_at": _now().isoformat(timespec="seconds"),
-        "one_time": one_time,
-    }
-
-
-def _lock(home: Path) -> Any:
-    """Serialise changes to the password file (issue, set, consume a one-time password)."""
-    return exclusive_lock(password_file(home).with_name(".passwords.lock"))
-
-
-def _is_one_time(record: Mapping[str, Any]) -> bool:
-    # Records written before the flag existed were all issued: treat them as one-time.
-    return bool(record.get("one_time", True))
-
-
-def set_password(home: Path, user_id: str, password: str) -> None:
-    """Store the scrypt hash of ``password`` for ``user_id`` (never the password itself).
-
-    Raises
-    ------
-    WorkbenchError
-        If the password is shorter than 12 characters.
-    """
-    if len(password) < _MIN_PASSWORD_CHARS:
-        raise WorkbenchError(
-            f"a dashboard password needs at least {_MIN_PASSWORD_CHARS} characters"
-        )
-    with _lock(home):
-        users = _load(home)
-        users[user_id] = _record(password, one_time=False)
-        _save(home, users)
-
-
-def issue_passwords(home: Path, user_ids: Iterable[str]) -> dict[str, str]:
-    """Draw a random one-time password for each user, keep only the hashes, return them.
-
-    Show the returned passwords once (to the person who hands them out); they cannot be
-    recovered later, only issued again. Each opens the dashboard once, together with the
-    user's new password (:func:`attempt_login`). Existing hashes of other users are kept.
-
-    Examples
-    --------
-    >>> import tempfile, pathlib
-    >>> home = pathlib.Path(tempfile.mkdtemp())
-    >>> issued = issue_passwords(home, ["kdavis"])
-    >>> verify_password(home, "kdavis", issued["kdavis"]), verify_password(home, "kdavis", "x")
-    (True, False)
-    >>> issued["kdavis"] in password_file(home).read_text()
-    False
-    """
-    issued = {}
-    with _lock(home):
-        users = _load(home)
-        for user_id in user_ids:
-            password = secrets.token_urlsafe(15)  # 120 random bits, 20 characters
-            users[user_id] = _record(password, one_time=True)
-            issued[user_id] = password
-        _save(home, users)
-    return issued
-
-
-def _matching_record(home: Path, user_id: str, password: str) -> dict[str, Any] | None:
-    """The stored record of ``user_id`` when ``password`` matches it, else None."""
-    record = _load(home).get(user_id)
-    entry = record if isinstance(record, dict) else _DUMMY
-    try:
-        salt = base64.b64decode(entry["salt"])
-        expected = base64.b64decode(entry["hash"])
-        got = _hash(password, salt, n=int(entry["n"]), r=int(entry["r"]), p=int(entry["p"]))
-    except (KeyError, TypeError, ValueError):
-        return None
-    ok = isinstance(record, dict) and bool(expected) and hmac.compare_digest(got, expected)
-    return record if ok else None
-
-
-def verify_password(home: Path, user_id: str, password: str) -> bool:
-    """True when ``password`` matches the stored hash for ``user_id`` (constant-time compare).
-
-    A one-time password matches until it is replaced (:func:`attempt_login` replaces it).
-    """
-    return _matching_record(home, user_id, password) is not None
-
-
-def check_login(
-    store: Store,
-    user_id: str,
-    password: str,
-    *,
-    policy: Policy | None = None,
-    now: dt.datetime | None = None,
-) -> str | None:
-    """Why these credentials fail, or None when they are valid (this signs nobody in).
-
-    The dashboard signs users in with :func:`attempt_login`, which also consumes one-time
-    passwords, throttles the source and audits the attempt. The password is checked first
-    (always, so timing does not reveal which users exist), then the user's standing and role.
-    The reason for a wrong password never says which part was wrong.
-
-    Returns
-    -------
-    str or None
-        The reason, or None when ``user_id`` may log in.
-    """
-    password_ok = verify_password(store.home, user_id, password)
-    if not password_ok:
-        return "invalid user name or password"
-    return dashboard_user_problem(store, user_id, policy=policy, now=now)
-
-
-# -- sign-in: one-time passwords, back-off per source, audit ---------------------------------
+# -- sign-in: the service's accounts, back-off per source, audit -------------------------
 class AuditSink(Protocol):
     """Where login events go: the workbench's audit log (anything with ``append``)."""
 
     def append(self, event: Mapping[str, Any]) -> Any:
         """Append one event."""
+
+
+class Credentials(Protocol):
+    """The service's accounts, as the dashboard uses them (``service.accounts.AccountStore``).
+
+    The dashboard sits below the service in the layers, so it names what it needs here and
+    the service hands its own object in.
+    """
+
+    def check_credentials(self, user_id: str, password: str, totp_code: str) -> bool:
+        """True when the password and the TOTP code are both right (the code is used up)."""
+        ...
+
+
+class SessionKeeper(Protocol):
+    """The service's live sessions, as the dashboard uses them (wraps ``SessionStore``)."""
+
+    def open_session(self, user_id: str) -> str:
+        """Start a session for ``user_id``; return its token (the browser keeps only that)."""
+        ...
+
+    def session_user(self, token: str) -> str | None:
+        """The user of a live session (its idle timer restarted), or None."""
+        ...
 
 
 @dataclass
@@ -381,7 +233,7 @@ class LoginThrottle:
             del self._state[source]
 
 
-_WRONG = "invalid user name or password"
+_WRONG = "invalid user name, password or authentication code"
 
 
 def _audit_login(
@@ -391,7 +243,6 @@ def _audit_login(
     *,
     source: str,
     problem: str | None,
-    details: Mapping[str, Any],
 ) -> None:
     if audit is None:
         return
@@ -402,57 +253,48 @@ def _audit_login(
             "occurred_at": _now(),
             "user_id": user_id[:128] or None,
             "organization": user.organization if user else None,
+            "organization_type": user.organization_type if user else None,
             "outcome": "allowed" if problem is None else "refused",
             "refusal_reason": problem,
-            "query_json": json.dumps({"login": "dashboard", "source": source, **details}),
+            "query_json": json.dumps({"login": "dashboard", "source": source}),
         }
     )
 
 
-def _consume_one_time(home: Path, user_id: str, used: Mapping[str, Any], new_password: str) -> bool:
-    """Replace the one-time record ``used`` by ``new_password``; False if it is already gone."""
-    with _lock(home):
-        users = _load(home)
-        if users.get(user_id) != used:  # another login consumed it first
-            return False
-        users[user_id] = _record(new_password, one_time=False)
-        _save(home, users)
-    return True
-
-
 def attempt_login(
     store: Store,
+    accounts: Credentials,
     user_id: str,
     password: str,
+    totp_code: str,
     *,
     source: str,
     throttle: LoginThrottle,
-    new_password: str = "",
     audit: AuditSink | None = None,
     policy: Policy | None = None,
     now: dt.datetime | None = None,
 ) -> str | None:
     """Sign in to the dashboard: why the attempt fails (words for the login page), or None.
 
-    In order: the source must not be backing off (:class:`LoginThrottle`); the password must
-    match and the user may open the dashboard (:func:`check_login`); a one-time password
-    must come with a new password (at least 12 characters, not the same), which replaces it
-    at once, so the one-time password never works again. A wrong password or a refused user
-    counts against the source, never against the account. Every outcome is appended to
-    ``audit`` (``event_type`` ``login``, with the source address).
+    In order: the source must not be backing off (:class:`LoginThrottle`; such attempts are
+    not checked, so they neither burn a TOTP code nor flood the audit log); the password and
+    the TOTP code must be right (:meth:`AccountStore.check_credentials`, which accepts a code
+    once); the user may open the dashboard (:func:`dashboard_user_problem`). A failure counts
+    against the source, never against the account. Every checked attempt is appended to
+    ``audit`` (``event_type`` ``login``, ``{"login": "dashboard", "source": ...}``).
 
     Parameters
     ----------
     store
-        The workbench store (users, and the password file in its home).
-    user_id, password
+        The workbench store (its ``users`` table).
+    accounts
+        The service's credentials.
+    user_id, password, totp_code
         What was typed on the login page.
     source
         The client address the attempt comes from.
     throttle
-        The server's throttle.
-    new_password
-        The new password, required with a one-time password.
+        The service's throttle (shared with the API's sign-in).
     audit
         Where to record the attempt (default: nowhere).
     policy, now
@@ -463,40 +305,21 @@ def attempt_login(
     str or None
         None when the user is signed in.
     """
-    details: dict[str, Any] = {}
     wait = throttle.wait_s(source)
     if wait > 0:
         return f"too many failed attempts from your address: try again in {math.ceil(wait)} s"
-    used = _matching_record(store.home, user_id, password)
+    ok = accounts.check_credentials(user_id, password, totp_code.strip())
     problem = (
-        _WRONG if used is None else dashboard_user_problem(store, user_id, policy=policy, now=now)
+        _WRONG if not ok else dashboard_user_problem(store, user_id, policy=policy, now=now)
     )
-    if problem is None and used is not None and _is_one_time(used):
-        details["one_time"] = True
-        if len(new_password) < _MIN_PASSWORD_CHARS or new_password == password:
-            reason = (
-                "this is a one-time password: choose a new password of at least "
-                f"{_MIN_PASSWORD_CHARS} characters to log in"
-            )
-            _audit_login(audit, store, user_id, source=source, problem=reason, details=details)
-            return reason
-        if not _consume_one_time(store.home, user_id, used, new_password):
-            problem = _WRONG
-        else:
-            details["password_changed"] = True
     if problem is None:
         throttle.succeeded(source)
-        _audit_login(audit, store, user_id, source=source, problem=None, details=details)
+        _audit_login(audit, store, user_id, source=source, problem=None)
         return None
     delay = throttle.failed(source)
+    audited = problem if delay == 0 else f"{problem}; source {source} must back off {delay:.0f} s"
+    _audit_login(audit, store, user_id, source=source, problem=audited)
+    shown = _WRONG if not ok else f"sign-in refused: {problem}"
     if delay > 0:
-        problem = f"{problem}; source {source} must back off {delay:.0f} s"
-    _audit_login(audit, store, user_id, source=source, problem=problem, details=details)
-    return (
-        _WRONG
-        if delay == 0
-        else (
-            f"{_WRONG}; too many failed attempts from your address: try again in "
-            f"{math.ceil(delay)} s"
-        )
-    )
+        shown += f"; too many failed attempts from your address: try again in {math.ceil(delay)} s"
+    return shown

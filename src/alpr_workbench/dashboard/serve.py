@@ -1,8 +1,12 @@
-"""Serve the dashboard with the workbench's own login (scrypt-hashed passwords, role checks).
+"""Serve the dashboard inside the service process, signed in with the service's accounts.
 
-:func:`serve_dashboard` blocks (what ``alpr-workbench serve`` calls); :func:`start_dashboard`
-runs the same server on a background thread and returns a handle to stop it (tests,
-benchmarks, notebooks).
+:func:`start_dashboard` runs Panel's (Bokeh's) server on a background thread of the process that
+holds the keys, over TLS with the service's certificate, on its own loopback port; the data
+stays in that process (issue #15, ``docs/decisions/0003-service-boundary.md``). The login page
+takes a user name, a password and a TOTP code and checks them with
+:func:`~alpr_workbench.dashboard.auth.attempt_login` against the service's
+:class:`~alpr_workbench.service.accounts.AccountStore`, with the service's throttle and audit log.
+``alpr-workbench serve`` (:func:`alpr_workbench.service.run.run_service`) is what calls it.
 """
 
 from __future__ import annotations
@@ -20,22 +24,29 @@ import panel as pn
 from panel.auth import BasicAuthProvider, BasicLoginHandler
 
 from alpr_workbench.dashboard.auth import (
+    Credentials,
     LoginThrottle,
-    allowed_dashboard_users,
+    SessionKeeper,
     attempt_login,
-    issue_passwords,
-    password_file,
-    users_with_passwords,
 )
-from alpr_workbench.dashboard.state import AuditHealth, DashboardSource
+from alpr_workbench.dashboard.state import DashboardSource
 from alpr_workbench.dashboard.views import create_app
 
-__all__ = ["RunningDashboard", "serve_dashboard", "start_dashboard"]
+__all__ = ["RunningDashboard", "start_dashboard"]
 
 log = logging.getLogger(__name__)
 
 
-def _login_handler(source: DashboardSource, throttle: LoginThrottle) -> type[BasicLoginHandler]:
+#: The browser's cookie holding the session token (signed; HttpOnly, Secure, SameSite=Strict).
+_COOKIE = "user"
+
+
+def _login_handler(
+    source: DashboardSource,
+    accounts: Credentials,
+    throttle: LoginThrottle,
+    sessions: SessionKeeper,
+) -> type[BasicLoginHandler]:
     from panel.auth import _validate_next_url
     from panel.io.state import state
     from tornado.escape import url_escape
@@ -43,25 +54,29 @@ def _login_handler(source: DashboardSource, throttle: LoginThrottle) -> type[Bas
     class WorkbenchLoginHandler(BasicLoginHandler):
         """Panel's login page, validated by :func:`~alpr_workbench.dashboard.auth.attempt_login`.
 
-        One-time passwords need a new password, failures slow down the client address (not
-        the account), and every attempt goes to the audit log.
+        Password and TOTP code of the service's accounts; failures slow down the client
+        address (not the account), and every checked attempt goes to the audit log. A
+        sign-in opens a service session (the service's sessions, as a :class:`SessionKeeper`:
+        idle and absolute timeouts, ended when the user loses standing); the browser keeps
+        only its token, in a signed session cookie, never the user name.
         """
 
         def _validate(self, username: str, password: str) -> bool:
-            return False  # every login goes through post(), with its source and new password
+            return False  # every login goes through post(), with its source and TOTP code
 
         def post(self) -> None:
-            username = self.get_argument("username", "")
-            password = self.get_argument("password", "")
-            new_password = self.get_argument("new_password", "")
+            username = self.get_argument("username", "")[:64]
+            password = self.get_argument("password", "")[:1024]
+            totp = self.get_argument("totp", "")[:16]
             client = self.request.remote_ip or "unknown"
             problem = attempt_login(
                 source.store,
+                accounts,
                 username,
                 password,
+                totp,
                 source=client,
                 throttle=throttle,
-                new_password=new_password,
                 audit=source.audit,
                 policy=source.policy,
             )
@@ -69,8 +84,13 @@ def _login_handler(source: DashboardSource, throttle: LoginThrottle) -> type[Bas
                 log.warning("dashboard login for %r from %s refused: %s", username, client, problem)
                 self.redirect(f"{self.request.path}?error={url_escape(problem)}")
                 return
+            token = sessions.open_session(username)
             log.info("dashboard login: %s from %s", username, client)
-            self.set_current_user(username)
+            self.clear_cookie("is_guest")
+            self.set_secure_cookie(
+                _COOKIE, token, expires_days=None, httponly=True, secure=True,
+                samesite="Strict", path="/",
+            )
             self.redirect(_validate_next_url(self.get_cookie("next_url", state.base_url)))
 
     return WorkbenchLoginHandler
@@ -105,24 +125,44 @@ html, body {height: 100%; font-family: 'Segoe UI', sans-serif; line-height: 1.6;
     autocapitalize="off" autocorrect="off" autocomplete="username" placeholder="user id"></div>
   <div class="form-group"><input name="password" type="password" class="form-input"
     autocomplete="current-password" placeholder="password"></div>
-  <div class="form-group"><input name="new_password" type="password" class="form-input"
-    autocomplete="new-password"
-    placeholder="new password (needed with a one-time password)"></div>
+  <div class="form-group"><input name="totp" type="text" class="form-input"
+    inputmode="numeric" pattern="[0-9]*" maxlength="6" autocomplete="one-time-code"
+    placeholder="authenticator code"></div>
   <div class="form-group"><button class="form-button" type="submit">Log in</button></div>
   <p class="note">Command staff, auditors and administrators. Aggregates only.
-  An issued password works once: choose your own password with it.</p>
+  Your workbench account: password and authenticator code.</p>
 </form></div></body></html>
 """
 
 
 class _WorkbenchAuthProvider(BasicAuthProvider):
-    def __init__(self, source: DashboardSource, throttle: LoginThrottle) -> None:
+    def __init__(
+        self,
+        source: DashboardSource,
+        accounts: Credentials,
+        throttle: LoginThrottle,
+        sessions: SessionKeeper,
+    ) -> None:
         import jinja2
 
         # Set before the base class validates the provider (it reads login_handler).
-        self._handler = _login_handler(source, throttle)
+        self._handler = _login_handler(source, accounts, throttle, sessions)
+        self._sessions = sessions
         super().__init__()
         self._login_template = jinja2.Environment(autoescape=True).from_string(_LOGIN_HTML)
+
+    @property
+    def get_user(self) -> Callable[[Any], str | None]:
+        """The signed-in user of a request: from its live service session, else nobody."""
+        sessions = self._sessions
+
+        def user_of(handler: Any) -> str | None:
+            raw = handler.get_secure_cookie(_COOKIE, max_age_days=1)
+            if not raw:
+                return None
+            return sessions.session_user(raw.decode("ascii", "replace"))
+
+        return user_of
 
     @property
     def login_handler(self) -> type[BasicLoginHandler]:
@@ -133,28 +173,24 @@ class _WorkbenchAuthProvider(BasicAuthProvider):
 
 @dataclass
 class RunningDashboard:
-    """A dashboard server running on a background thread.
+    """A dashboard server running on a background thread of the service process.
 
     Attributes
     ----------
     url
-        Where it listens (``http://address:port``).
-    issued
-        Passwords issued at start (user id to password), to hand out once.
+        Where it listens (``https://address:port``).
     source
-        The shared source (store, audit log, caches).
+        The shared source (the service's store and audit log, caches); its owner closes it.
     """
 
     url: str
-    issued: dict[str, str]
     source: DashboardSource
     _thread: Any
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server and close the audit log."""
+        """Stop the server (the source stays open: it belongs to the service)."""
         self._thread.stop()
         self._thread.join(timeout)
-        self.source.close()
 
     def __enter__(self) -> RunningDashboard:
         return self
@@ -180,155 +216,57 @@ def _wait_listening(address: str, port: int, timeout: float) -> None:
     raise TimeoutError(f"the dashboard did not start listening on {address}:{port}")
 
 
-def _prepare(
-    home: Path,
-    *,
-    audit_health: AuditHealth | None,
-    reset_passwords: bool,
-    issue_missing: bool,
-) -> tuple[DashboardSource, dict[str, str]]:
-    source = DashboardSource.open(Path(home), audit_health=audit_health)
-    try:
-        allowed = allowed_dashboard_users(source.store, policy=source.policy)
-        have = users_with_passwords(source.home)
-        wanted = allowed if reset_passwords else [u for u in allowed if u not in have]
-        issued = issue_passwords(source.home, wanted) if (wanted and issue_missing) else {}
-        source.geo()  # warm the shared caches before the first session
-    except BaseException:
-        source.close()
-        raise
-    return source, issued
-
-
-def _announce(url: str, home: Path, issued: dict[str, str], out: Callable[[str], None]) -> None:
-    out(f"ALPR Workbench dashboard: {url}/ (log in at {url}/login)")
-    if issued:
-        out(
-            "Dashboard one-time passwords issued now (shown once; only scrypt hashes are kept "
-            f"in {password_file(home)}; each works once, with the user's new password):"
-        )
-        for user, password in sorted(issued.items()):
-            out(f"  {user:<16} {password}")
-    else:
-        out(f"Passwords: as issued before (hashes in {password_file(home)}).")
-    out("Only command staff, auditors and administrators in good standing can log in.")
-
-
-def _serve_kwargs(
-    source: DashboardSource,
-    *,
-    port: int,
-    address: str,
-    tiles: bool,
-    default_days: int | None,
-    throttle: LoginThrottle | None,
-    kw: dict[str, Any],
-) -> tuple[Callable[[], Any], dict[str, Any]]:
-    def app() -> Any:
-        return create_app(source, tiles=tiles, default_days=default_days)
-
-    origins = kw.pop("websocket_origin", [f"{address}:{port}", f"localhost:{port}"])
-    opts = {
-        "port": port,
-        "address": address,
-        "websocket_origin": origins,
-        "title": "ALPR program dashboard",
-        "auth_provider": _WorkbenchAuthProvider(source, throttle or LoginThrottle()),
-        "cookie_secret": kw.pop("cookie_secret", secrets.token_urlsafe(32)),
-        "verbose": False,
-        **kw,
-    }
-    return app, opts
-
-
-def serve_dashboard(
-    home: Path,
-    *,
-    port: int = 5006,
-    address: str = "127.0.0.1",
-    show: bool = False,
-    tiles: bool = False,
-    audit_health: AuditHealth | None = None,
-    reset_passwords: bool = False,
-    issue_missing_passwords: bool = True,
-    default_days: int | None = 30,
-    out: Callable[[str], None] = print,
-    throttle: LoginThrottle | None = None,
-    **kw: Any,
-) -> None:
-    """Serve the command-staff dashboard for data directory ``home`` until interrupted.
-
-    Prints the address and, for allowed users who have none yet, a freshly drawn one-time
-    password (shown once; only its scrypt hash is kept in ``<home>/dashboard/passwords.json``;
-    it logs in once, together with the user's new password).
-
-    Parameters
-    ----------
-    home
-        Data directory of the store.
-    port, address
-        Where to listen (default: localhost only).
-    show
-        Open a browser on the login page.
-    tiles
-        OpenStreetMap tiles under the maps (needs the network; off by default).
-    audit_health
-        Callable returning the latest audit checks (default: the checks that exist today).
-    reset_passwords
-        Issue new passwords to every allowed user (the old ones stop working).
-    issue_missing_passwords
-        Issue passwords to allowed users who have none.
-    default_days
-        Initial period of each session: the last ``default_days`` stored days (None: all).
-    out
-        Where to print.
-    throttle
-        Back-off of failed logins per client address (default: :class:`LoginThrottle`).
-    **kw
-        Passed to :func:`panel.serve` (e.g. ``websocket_origin``, ``cookie_secret``).
-    """
-    if port == 0:
-        port = _free_port(address)
-    source, issued = _prepare(
-        home,
-        audit_health=audit_health,
-        reset_passwords=reset_passwords,
-        issue_missing=issue_missing_passwords,
-    )
-    try:
-        app, opts = _serve_kwargs(
-            source,
-            port=port,
-            address=address,
-            tiles=tiles,
-            default_days=default_days,
-            throttle=throttle,
-            kw=kw,
-        )
-        _announce(f"http://{address}:{port}", source.home, issued, out)
-        pn.serve(app, show=show, threaded=False, start=True, **opts)
-    finally:
-        source.close()
-
-
 def start_dashboard(
-    home: Path,
+    source: DashboardSource,
+    accounts: Credentials,
+    sessions: SessionKeeper,
     *,
+    certfile: Path,
+    keyfile: Path,
     port: int = 0,
     address: str = "127.0.0.1",
     tiles: bool = False,
-    audit_health: AuditHealth | None = None,
-    reset_passwords: bool = False,
-    issue_missing_passwords: bool = True,
+    show: bool = False,
     default_days: int | None = 30,
-    timeout: float = 30.0,
     throttle: LoginThrottle | None = None,
+    timeout: float = 30.0,
+    out: Callable[[str], None] = print,
     **kw: Any,
 ) -> RunningDashboard:
-    """Start the dashboard on a background thread (port 0: a free port) and wait for it.
+    """Start the dashboard over TLS on a background thread (port 0: a free port); wait for it.
 
-    Same parameters as :func:`serve_dashboard`; returns a :class:`RunningDashboard` whose
-    ``stop()`` shuts it down (use it as a context manager).
+    Parameters
+    ----------
+    source
+        The dashboard's view of the service's store and audit log.
+    accounts
+        The service's credentials (password and TOTP per user).
+    sessions
+        The service's live sessions (a dashboard sign-in opens one; its timeouts apply).
+    certfile, keyfile
+        The service's TLS certificate and key (the dashboard speaks HTTPS only).
+    port, address
+        Where to listen (default: a free loopback port).
+    tiles
+        OpenStreetMap tiles under the maps (needs the network; off by default).
+    show
+        Open a browser on the login page.
+    default_days
+        Initial period of each session: the last ``default_days`` stored days (None: all).
+    throttle
+        The back-off of failed sign-ins per client address; give the service's, so that
+        failures on the API and on the dashboard count together.
+    timeout
+        Seconds to wait for the server to listen.
+    out
+        Where to print the address.
+    **kw
+        Passed to :func:`panel.serve` (e.g. ``websocket_origin``).
+
+    Returns
+    -------
+    RunningDashboard
+        Its ``stop()`` shuts the server down.
 
     Raises
     ------
@@ -337,26 +275,44 @@ def start_dashboard(
     """
     if port == 0:
         port = _free_port(address)
-    source, issued = _prepare(
-        home,
-        audit_health=audit_health,
-        reset_passwords=reset_passwords,
-        issue_missing=issue_missing_passwords,
+    try:
+        source.geo()  # warm the shared caches before the first session
+    except Exception as exc:  # an empty store still serves the API; the page says why
+        log.warning("dashboard caches not warmed: %s", exc)
+
+    def app() -> Any:
+        # The cookie holds the session token (Panel reads it as ``pn.state.user``): the user
+        # comes from the live service session only, never from the request.
+        token = pn.state.user
+        user_id = sessions.session_user(token) if token and token != "guest" else None
+        return create_app(source, user_id=user_id or "", tiles=tiles, default_days=default_days)
+
+    origins = kw.pop(
+        "websocket_origin", [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
     )
-    app, opts = _serve_kwargs(
-        source,
-        port=port,
-        address=address,
-        tiles=tiles,
-        default_days=default_days,
-        throttle=throttle,
-        kw=kw,
-    )
-    thread = pn.serve(app, show=False, threaded=True, start=True, **opts)
-    running = RunningDashboard(f"http://{address}:{port}", issued, source, thread)
+    opts = {
+        "port": port,
+        "address": address,
+        "websocket_origin": origins,
+        "title": "ALPR program dashboard",
+        "auth_provider": _WorkbenchAuthProvider(
+            source, accounts, throttle or LoginThrottle(), sessions
+        ),
+        "cookie_secret": kw.pop("cookie_secret", secrets.token_urlsafe(32)),
+        "ssl_certfile": str(certfile),
+        "ssl_keyfile": str(keyfile),
+        "verbose": False,
+        **kw,
+    }
+    thread = pn.serve(app, show=show, threaded=True, start=True, **opts)
+    url = f"https://{address}:{port}"
+    running = RunningDashboard(url, source, thread)
     try:
         _wait_listening(address, port, timeout)
     except BaseException:
         running.stop()
         raise
+    out(f"ALPR Workbench dashboard: {url}/ (sign in at {url}/login with your workbench "
+        "account: password and authenticator code; command staff, auditors and "
+        "administrators in good standing)")
     return running

@@ -29,7 +29,7 @@ from alpr_workbench.hotlist import (
     delete_entry,
     load_hotlist,
 )
-from alpr_workbench.policy import Permission, Policy
+from alpr_workbench.policy import Permission, Policy, load_policy
 from alpr_workbench.store import PurgeReport, Store
 
 if TYPE_CHECKING:
@@ -388,6 +388,44 @@ def purge_expired(
     return report
 
 
+def _hold_problem(
+    store: Store,
+    *,
+    actor: str,
+    case_number: str,
+    approver_user_id: str,
+    reason: str,
+    review_by_date: dt.date,
+    read_ids: Sequence[str],
+    policy: Policy,
+    now: dt.datetime,
+) -> str | None:
+    """Why a legal hold may not be placed as asked (the actor aside), or None."""
+    approver = get_user(store, approver_user_id)
+    case = (
+        get_case(store, case_number)
+        if re.fullmatch(policy.case_number_pattern, case_number)
+        else None
+    )
+    if approver_user_id == actor:
+        return f"{actor!r} may not approve their own legal hold"
+    if (
+        user_problem(approver, policy=policy, now=now) is not None
+        or approver is None
+        or not policy.may(approver.role, "approve")
+    ):
+        return f"{approver_user_id!r} may not approve a legal hold"
+    if case is None or case.status != "open":
+        return f"case {case_number!r} is not an open case"
+    if not reason.strip():
+        return "a legal hold needs a reason"
+    if review_by_date <= now.date():
+        return "the review date must be in the future"
+    if not read_ids:
+        return "no reads to hold"
+    return None
+
+
 def place_legal_hold(
     store: Store,
     audit: AuditAppend,
@@ -404,8 +442,9 @@ def place_legal_hold(
 ) -> int:
     """Keep reads past retention for a case: copy them under the hold's own key, then record it.
 
-    The approver must be a supervisor allowed to approve; the case must be open; the review
-    date must be in the future. Returns the number of reads held.
+    The actor needs the ``manage_legal_holds`` permission; the approver must be another user
+    in good standing allowed to ``approve``; the case must be open; the review date must be in
+    the future. Returns the number of reads held.
 
     Raises
     ------
@@ -419,27 +458,13 @@ def place_legal_hold(
         "review_by_date": review_by_date,
         "reads": len(read_ids),
     }
-    approver = get_user(store, approver_user_id)
-    case = (
-        get_case(store, case_number)
-        if re.fullmatch(policy.case_number_pattern, case_number)
-        else None
+    problem = actor_problem(
+        store, actor=actor, permission="manage_legal_holds", action="place a legal hold",
+        policy=policy, now=now,
+    ) or _hold_problem(
+        store, actor=actor, case_number=case_number, approver_user_id=approver_user_id,
+        reason=reason, review_by_date=review_by_date, read_ids=read_ids, policy=policy, now=now,
     )
-    problem = None
-    if (
-        user_problem(approver, policy=policy, now=now) is not None
-        or approver is None
-        or not policy.may(approver.role, "approve")
-    ):
-        problem = f"{approver_user_id!r} may not approve a legal hold"
-    elif case is None or case.status != "open":
-        problem = f"case {case_number!r} is not an open case"
-    elif not reason.strip():
-        problem = "a legal hold needs a reason"
-    elif review_by_date <= now.date():
-        problem = "the review date must be in the future"
-    elif not read_ids:
-        problem = "no reads to hold"
     if problem is not None:
         raise _refuse(audit, "hold", actor, now, details, problem, case_number)
     held = store.reads.place_hold(hold_id, list(read_ids))
@@ -462,12 +487,49 @@ def place_legal_hold(
 
 
 def release_legal_hold(
-    store: Store, audit: AuditAppend, *, actor: str, hold_id: str, now: dt.datetime
+    store: Store,
+    audit: AuditAppend,
+    *,
+    actor: str,
+    hold_id: str,
+    now: dt.datetime,
+    policy: Policy | None = None,
 ) -> None:
-    """Release a hold: its reads are crypto-shredded and the record marked released."""
+    """Release a hold: its reads are crypto-shredded and the record marked released.
+
+    Parameters
+    ----------
+    store, audit
+        The store and the audit sink.
+    actor
+        The acting user; needs the ``manage_legal_holds`` permission.
+    hold_id
+        The hold to release; it must exist and not be released already.
+    now
+        Current time (UTC).
+    policy
+        The policy giving the roles (default: the department policy).
+
+    Raises
+    ------
+    AdminRefused
+        When the actor may not manage legal holds, or the hold is unknown or already released
+        (audited).
+    """
+    policy = policy if policy is not None else load_policy()
+    details = {"release": hold_id}
+    problem = actor_problem(
+        store, actor=actor, permission="manage_legal_holds", action="release a legal hold",
+        policy=policy, now=now,
+    )
     holds = store.tables.read("legal_holds")
-    if hold_id not in holds["hold_id"].to_list():
-        raise _refuse(audit, "hold", actor, now, {"release": hold_id}, "unknown hold")
+    row = holds.filter(pl.col("hold_id") == hold_id)
+    if problem is None and row.is_empty():
+        problem = "unknown hold"
+    elif problem is None and row["released_at"].is_not_null().any():
+        problem = f"legal hold {hold_id!r} was already released"
+    if problem is not None:
+        raise _refuse(audit, "hold", actor, now, details, problem)
     store.reads.release_hold(hold_id)
     store.tables.write(
         "legal_holds",
@@ -478,7 +540,7 @@ def release_legal_hold(
             .alias("released_at")
         ),
     )
-    _audit(audit, "hold", actor, now, {"release": hold_id})
+    _audit(audit, "hold", actor, now, details)
 
 
 def rotate_master_keys(

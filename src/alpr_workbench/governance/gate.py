@@ -381,6 +381,22 @@ class Gate:
             unknown = [c for c in request.camera_ids if c not in in_scope]
             if unknown:
                 return f"cameras {unknown} are unknown or not in this user's scope", []
+        if request.polygon is not None:
+            import shapely
+
+            cameras = self._store.tables.read("cameras").filter(
+                pl.col("network_id").is_in(networks)
+            )
+            inside = shapely.contains_xy(
+                shapely.Polygon(request.polygon),
+                cameras["lon"].to_numpy(),
+                cameras["lat"].to_numpy(),
+            )
+            if int(inside.sum()) > policy.max_cameras_per_search:
+                return (
+                    f"the area holds {int(inside.sum())} cameras, too many for one search "
+                    f"(the policy allows {policy.max_cameras_per_search})"
+                ), []
         if not networks:
             return "no network is in scope for this user", []
         return None, networks
@@ -416,6 +432,16 @@ class Gate:
                 return (
                     f"an area of {area_km2:,.1f} km² is too broad (the policy allows "
                     f"{policy.max_polygon_area_km2:g} km²)"
+                )
+            lon_min, lat_min, lon_max, lat_max = shape.bounds
+            extent_m = 1000 * math.hypot(
+                (lat_max - lat_min) * _KM_PER_DEGREE_LAT,
+                (lon_max - lon_min) * _KM_PER_DEGREE_LON_AT_EQUATOR * max(math.cos(lat0), 0.0),
+            )
+            if extent_m > policy.max_polygon_extent_m:
+                return (
+                    f"an area {extent_m:,.0f} m across is too broad (the policy allows "
+                    f"{policy.max_polygon_extent_m:g} m)"
                 )
         if len(request.camera_ids) > policy.max_cameras_per_search:
             return (

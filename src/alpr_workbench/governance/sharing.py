@@ -13,19 +13,24 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import polars as pl
-import yaml
 
-from alpr_workbench._fsutil import atomic_write_bytes
-from alpr_workbench.agencies import AGENCIES_FILE, find_agency, load_agencies
+from alpr_workbench.agencies import (
+    Agency,
+    find_agency,
+    load_agencies,
+    write_department_agencies,
+)
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.admin import actor_problem
 from alpr_workbench.policy import Policy
 from alpr_workbench.store import Store
+from alpr_workbench.termmatch import fold_text, within_edits
 
 __all__ = [
     "SharingRefused",
@@ -73,7 +78,7 @@ def visible_networks(
     claiming "local" for a federal agency grants nothing.
     """
     visible = set()
-    agency = find_agency(load_agencies(store.home), organization)
+    agency = find_agency(load_agencies(store.home, store.keystore), organization)
     grantable = agency is not None and agency.organization_type in policy.allowed_recipient_types
     if organization == policy.agency_name:
         networks = store.tables.read("networks")
@@ -138,7 +143,7 @@ def add_grant(
         store, actor=actor, permission="manage_grants", action="manage grants", policy=policy,
         now=now,
     )
-    agency = find_agency(load_agencies(store.home), recipient_org)
+    agency = find_agency(load_agencies(store.home, store.keystore), recipient_org)
     if problem is not None:
         pass
     elif agency is None:
@@ -258,35 +263,60 @@ def add_agency(
     Raises
     ------
     SharingRefused
-        When the actor may not manage grants, the name is already known or a field is blank
+        When the actor may not manage grants, a field is blank, the name is already known,
+        holds other than plain ASCII characters or lies within one edit of a known agency's
+        name (folded like screened text), the type is not one of the policy's
+        ``organization_type_states`` exactly, or the state does not agree with the type
         (audited).
     """
-    query = {
+    query: dict[str, Any] = {
         "action": "add_agency",
         "name": name,
         "organization_type": organization_type,
         "state": state,
     }
-    agencies = load_agencies(store.home)
+    agencies = load_agencies(store.home, store.keystore)
     problem = actor_problem(
         store, actor=actor, permission="manage_grants", action="manage grants", policy=policy,
         now=now,
-    )
-    if problem is None and find_agency(agencies, name) is not None:
-        problem = f"{name!r} is already a known agency"
-    if problem is None and not (name.strip() and organization_type.strip() and state.strip()):
-        problem = "an agency needs a name, a type and a state"
+    ) or _agency_problem(agencies, name, organization_type, state, policy=policy)
     if problem is not None:
         audit(_event(actor, query, "refused", problem, now))
         raise SharingRefused(problem)
-    path = store.home / AGENCIES_FILE
-    current = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    rows = list(current.get("agencies") or [])
-    rows.append({"name": name.strip(), "organization_type": organization_type, "state": state})
-    text = yaml.safe_dump({"agencies": rows}, sort_keys=False).encode()
-    atomic_write_bytes(path, text)
-    query["registry_digest"] = hashlib.sha256(text).hexdigest()
+    agency = Agency(name=name.strip(), organization_type=organization_type, state=state)
+    generation, entries = write_department_agencies(store.home, store.keystore, agency)
+    query["registry_generation"] = generation
+    query["registry_entries"] = entries
     audit(_event(actor, query, "allowed", None, now))
+
+
+def _agency_problem(
+    agencies: dict[str, Agency], name: str, organization_type: str, state: str, *,
+    policy: Policy,
+) -> str | None:
+    """Why ``name`` may not join the registry as given, or None."""
+    if not (name.strip() and organization_type.strip() and state.strip()):
+        return "an agency needs a name, a type and a state"
+    if find_agency(agencies, name) is not None:
+        return f"{name!r} is already a known agency"
+    if not re.fullmatch(policy.agency_name_pattern, name.strip()):
+        return (
+            f"{name!r} is not a plain agency name (ASCII letters, digits, spaces and . , ' & "
+            "( ) / - only; no invisible or look-alike characters)"
+        )
+    folded = " ".join(re.findall(r"[a-z0-9]+", fold_text(name)))
+    for known in agencies.values():
+        if within_edits(folded, " ".join(re.findall(r"[a-z0-9]+", fold_text(known.name)))):
+            return f"{name!r} looks like the known agency {known.name!r}"
+    states = policy.organization_type_states.get(organization_type)
+    if states is None:
+        return (
+            f"{organization_type!r} is not a known organization type (one of "
+            f"{sorted(policy.organization_type_states)})"
+        )
+    if not re.fullmatch(states, state):
+        return f"state {state!r} does not agree with the type {organization_type!r}"
+    return None
 
 
 def sharing_drift(store: Store, audited_changes: pl.DataFrame) -> str | None:

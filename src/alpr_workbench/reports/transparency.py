@@ -513,7 +513,8 @@ def collect_transparency(
         at=as_of,
     )
     organizations = _organizations(
-        grants, networks, policy=policy, day=day, agencies=load_agencies(store.home)
+        grants, networks, policy=policy, day=day,
+        agencies=load_agencies(store.home, store.keystore),
     )
     department = {
         "cameras": _cameras_in_service(cameras, own, day),

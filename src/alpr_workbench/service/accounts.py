@@ -11,6 +11,15 @@ file does not authenticate. Per account:
 - at most one enrolment code, kept as its SHA-256 (the code holds 120 random bits), with its
   expiry; it is consumed by the enrolment that uses it.
 
+The file carries a generation, raised by every write, inside the seal. A witness beside the
+key store (``<keys>/witness-accounts.bin``, sealed under the same key) records the last
+generation and the file's SHA-256, so restoring an *older* sealed copy of the file (from
+before a password change, before an enrolment code was consumed, or before a TOTP code was
+used) is an error naming the file, as for the audit log and the store. The file is written
+before its witness; a file exactly one generation ahead of its witness is a write cut short
+by a crash, accepted and witnessed. Like the store's witness, this one shares the key store's
+fate: whoever restores both to an older copy can roll both back.
+
 Whether an account may sign in also depends on the store's ``users`` table (the account must
 match a user in good standing); the service checks that, not this module. See
 ``docs/decisions/0003-service-boundary.md``.
@@ -45,6 +54,7 @@ __all__ = [
     "ACCOUNTS_FILE",
     "ENROLMENT_TTL",
     "MIN_PASSWORD_CHARS",
+    "WITNESS",
     "AccountError",
     "AccountStore",
     "Enrolment",
@@ -57,9 +67,13 @@ ENROLMENT_TTL = dt.timedelta(hours=72)
 #: The shortest password an account may choose.
 MIN_PASSWORD_CHARS = 12
 
+#: The name of the accounts file's witness (:meth:`KeyStore.witness_path`).
+WITNESS = "accounts"
+
 _KEY_ID = "service/accounts"
 _AAD = b"alpr-workbench service accounts v1"
-_FORMAT = 1
+_WITNESS_AAD = b"alpr-workbench service accounts witness v1"
+_FORMAT = 2  # 1: the first slice, without a generation (read once, then witnessed)
 _ISSUER = "ALPR Workbench"
 _HASHER = PasswordHasher()  # argon2id, t=3, m=64 MiB, p=4
 # Checked when the account is unknown or has no password, so timing reveals nothing.
@@ -121,46 +135,119 @@ class AccountStore:
         self._keystore = keystore
         self._clock = clock
         self._mutex = threading.RLock()
+        self._generation = 0  # of the file as last loaded or saved
 
     # -- file ----------------------------------------------------------------------------
     def _lock(self) -> Any:
         return exclusive_lock(self._path.with_name(".accounts.lock"))
 
+    def _seal(self, plain: dict[str, Any], aad: bytes) -> bytes:
+        """``plain`` sealed under the current accounts key, as the JSON bytes of a file."""
+        key = self._keystore.ensure_key(_KEY_ID)
+        nonce = os.urandom(12)
+        sealed = nonce + AESGCM(key.material).encrypt(
+            nonce, json.dumps(plain, sort_keys=True).encode(), aad
+        )
+        doc = {
+            "format": _FORMAT,
+            "key_version": key.version,
+            "sealed": base64.b64encode(sealed).decode("ascii"),
+        }
+        return json.dumps(doc).encode()
+
+    def _unseal(self, data: bytes, aad: bytes) -> tuple[int, dict[str, Any]]:
+        """The format and the plaintext of a sealed file's bytes (raises when it is not one)."""
+        doc = json.loads(data)
+        if doc.get("format") not in (1, _FORMAT):
+            raise ValueError("unknown format")
+        key = self._keystore.get_key(_KEY_ID, int(doc["key_version"]))
+        raw = base64.b64decode(doc["sealed"], validate=True)
+        plain = json.loads(AESGCM(key.material).decrypt(raw[:12], raw[12:], aad))
+        if not isinstance(plain, dict):
+            raise ValueError("not an object")
+        return int(doc["format"]), plain
+
+    def _read_witness(self) -> tuple[int, str] | None:
+        """The witnessed (generation, file SHA-256), or ``None`` when there is no witness."""
+        path = self._keystore.witness_path(WITNESS)
+        if not path.is_file():
+            return None
+        try:
+            _, body = self._unseal(path.read_bytes(), _WITNESS_AAD)
+            return int(body["generation"]), str(body["file_sha256"])
+        except (OSError, ValueError, KeyError, TypeError, InvalidTag, WorkbenchError) as exc:
+            raise AccountError(
+                f"the accounts witness {path} does not authenticate: it is damaged or was "
+                "tampered with"
+            ) from exc
+
+    def _write_witness(self, generation: int, data: bytes) -> None:
+        body = {"generation": generation, "file_sha256": hashlib.sha256(data).hexdigest()}
+        atomic_write_bytes(
+            self._keystore.witness_path(WITNESS), self._seal(body, _WITNESS_AAD), mode=0o600
+        )
+
     def _load(self) -> dict[str, dict[str, Any]]:
+        """The accounts, checked against the witness; call with the file lock held."""
+        witness = self._read_witness()
+        witness_path = self._keystore.witness_path(WITNESS)
         if not self._path.is_file():
-            if self._keystore.key_ids(prefix=_KEY_ID, include_destroyed=True):
+            fresh = witness[0] == 0 if witness is not None else not self._keystore.key_ids(
+                prefix=_KEY_ID, include_destroyed=True
+            )
+            if not fresh:
                 raise AccountError(
                     f"{self._path} is missing although accounts were created: restore it"
                 )
+            self._generation = 0
             return {}
         try:
-            doc = json.loads(self._path.read_text())
-            if doc.get("format") != _FORMAT:
-                raise ValueError("unknown format")
-            key = self._keystore.get_key(_KEY_ID, int(doc["key_version"]))
-            raw = base64.b64decode(doc["sealed"], validate=True)
-            plain = AESGCM(key.material).decrypt(raw[:12], raw[12:], _AAD)
-            users = json.loads(plain)["users"]
+            data = self._path.read_bytes()
+            file_format, plain = self._unseal(data, _AAD)
+            users = plain["users"]
+            generation = int(plain.get("generation", 0)) if file_format > 1 else 0
         except (OSError, ValueError, KeyError, TypeError, InvalidTag, WorkbenchError) as exc:
             raise AccountError(
                 f"{self._path} does not authenticate: it is damaged or was tampered with"
             ) from exc
         if not isinstance(users, dict):
             raise AccountError(f"{self._path} does not hold accounts")
+        if witness is None:
+            if file_format > 1:
+                raise AccountError(
+                    f"the accounts witness {witness_path} is missing (deleted?): whether "
+                    f"{self._path} is an older copy cannot be checked"
+                )
+            # A first-slice file, never witnessed: it is witnessed from its next write on.
+        elif generation < witness[0] or (
+            generation == witness[0] and hashlib.sha256(data).hexdigest() != witness[1]
+        ):
+            raise AccountError(
+                f"{self._path} is generation {generation} but {witness_path} witnessed "
+                f"generation {witness[0]}: an older copy of {self._path} was restored"
+            )
+        elif generation > witness[0] + 1:
+            raise AccountError(
+                f"{self._path} is generation {generation} but its witness {witness_path} is "
+                f"generation {witness[0]}: an older copy of the witness was restored"
+            )
+        elif generation == witness[0] + 1:  # killed between the file's write and the witness's
+            self._write_witness(generation, data)
+        self._generation = generation
         return users
 
     def _save(self, users: dict[str, dict[str, Any]]) -> None:
-        key = self._keystore.ensure_key(_KEY_ID)
-        nonce = os.urandom(12)
-        plain = json.dumps({"users": users}, sort_keys=True).encode()
-        sealed = nonce + AESGCM(key.material).encrypt(nonce, plain, _AAD)
-        doc = {
-            "format": _FORMAT,
-            "key_version": key.version,
-            "sealed": base64.b64encode(sealed).decode("ascii"),
-        }
+        """Write the accounts one generation on, then witness them; call after :meth:`_load`."""
+        if self._generation == 0 and not self._keystore.witness_path(WITNESS).is_file():
+            # Witness what is there (nothing, or a first-slice file) before the first write,
+            # so that from now on a deleted witness is noticed.
+            self._write_witness(0, self._path.read_bytes() if self._path.is_file() else b"")
+        generation = self._generation + 1
+        data = self._seal({"users": users, "generation": generation}, _AAD)
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        atomic_write_bytes(self._path, json.dumps(doc).encode(), mode=0o600)
+        atomic_write_bytes(self._path, data, mode=0o600)
+        self._write_witness(generation, data)
+        self._generation = generation
 
     # -- enrolment -----------------------------------------------------------------------
     def issue_enrolment(
@@ -232,7 +319,7 @@ class AccountStore:
         the one before or after (clock drift), and only for a step later than the last one
         accepted, so an observed code cannot be replayed.
         """
-        with self._mutex:
+        with self._mutex, self._lock():
             entry = self._load().get(user_id, {})
         stored = entry.get("password_argon2") or _DUMMY_HASH
         try:
@@ -270,5 +357,5 @@ class AccountStore:
 
     def is_enrolled(self, user_id: str) -> bool:
         """True when ``user_id`` has a password and a TOTP secret."""
-        with self._mutex:
+        with self._mutex, self._lock():
             return bool(self._load().get(user_id, {}).get("password_argon2"))

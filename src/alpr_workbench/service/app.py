@@ -93,25 +93,29 @@ def _error_response(
 class _BodyLimit:
     """ASGI middleware: refuse bodies over ``max_bytes`` (by header, and while reading)."""
 
-    def __init__(self, app: _ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: _ASGIApp, max_bytes: int, upload_bytes: int = 0,
+                 upload_paths: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes  # CSV uploads (routes_admin.UPLOAD_PATHS) may be larger
+        self.upload_paths = upload_paths
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_bytes if scope.get("path") in self.upload_paths else self.max_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = -1
-                if declared < 0 or declared > self.max_bytes:
+                if declared < 0 or declared > limit:
                     response = _error_response(
                         413,
                         "body_too_large",
-                        f"request bodies are limited to {self.max_bytes} bytes",
+                        f"request bodies are limited to {limit} bytes",
                     )
                     await response(scope, receive, send)
                     return
@@ -122,7 +126,7 @@ class _BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _BodyTooLarge
             return message
 
@@ -309,7 +313,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    from alpr_workbench.service.routes_admin import MAX_UPLOAD_BYTES, UPLOAD_PATHS, admin_router
+
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes, upload_bytes=MAX_UPLOAD_BYTES,
+                       upload_paths=UPLOAD_PATHS)
 
     async def _service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
@@ -551,4 +558,5 @@ def create_app(
 
         return await _run(work)
 
+    app.include_router(admin_router(svc))
     return app

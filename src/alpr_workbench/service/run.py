@@ -1,9 +1,14 @@
-"""Start the service: uvicorn over TLS, loopback unless the operator says otherwise.
+"""Start the service: the API (uvicorn) and the dashboard (Panel), one process, both over TLS.
+
+The process that holds the keys serves the data API on ``--port`` and, with
+``--dashboard-port``, the command-staff dashboard on its own port with the same certificate
+and the same accounts, throttle and audit log (issue #15). Both listen on loopback unless the
+operator says otherwise.
 
 The key-encryption secret comes from the service's own environment
 (``ALPR_WORKBENCH_PASSPHRASE`` or ``ALPR_WORKBENCH_KEK``) or from a file the operator names
-(``--secret-file``), never from a client. Run it as ``alpr-workbench service`` or
-``python -m alpr_workbench.service``.
+(``--secret-file``), never from a client. Run it as ``alpr-workbench serve`` or
+``python -m alpr_workbench.service`` (API only unless ``--dashboard-port`` is given).
 """
 
 from __future__ import annotations
@@ -13,13 +18,32 @@ import ipaddress
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alpr_workbench.errors import WorkbenchError
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "check_bind_host", "main", "run_service"]
+if TYPE_CHECKING:
+    import polars as pl
+
+    from alpr_workbench.dashboard.auth import LoginThrottle
+    from alpr_workbench.dashboard.serve import RunningDashboard
+    from alpr_workbench.governance.audit_log import AuditLog
+    from alpr_workbench.service.accounts import AccountStore
+    from alpr_workbench.service.sessions import SessionStore
+    from alpr_workbench.store import Store
+
+__all__ = [
+    "DEFAULT_DASHBOARD_PORT",
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "check_bind_host",
+    "main",
+    "run_service",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8443
+DEFAULT_DASHBOARD_PORT = 8444
 
 
 def check_bind_host(host: str, *, allow_remote: bool = False) -> None:
@@ -70,8 +94,11 @@ def run_service(
     secret_file: Path | None = None,
     certfile: Path | None = None,
     keyfile: Path | None = None,
+    dashboard_port: int | None = None,
+    tiles: bool = False,
+    show: bool = False,
 ) -> None:
-    """Open the store with the service's secret and serve the API until interrupted.
+    """Open the store with the service's secret; serve the API (and dashboard) until stopped.
 
     Parameters
     ----------
@@ -85,6 +112,11 @@ def run_service(
         A file holding the key-store passphrase (otherwise the environment's).
     certfile, keyfile
         The operator's certificate and key (default: the one made at init).
+    dashboard_port
+        Also serve the dashboard on this port of ``host`` (0: a free one; None: no
+        dashboard), over TLS with the same certificate, signed in with the same accounts.
+    tiles, show
+        Dashboard: online map tiles; open a browser on its login page.
 
     Raises
     ------
@@ -104,11 +136,19 @@ def run_service(
 
     import uvicorn
 
+    from alpr_workbench.governance.audit_log import AuditLog
+    from alpr_workbench.service.accounts import AccountStore
     from alpr_workbench.service.app import create_app
+    from alpr_workbench.service.sessions import SessionStore
+    from alpr_workbench.service.throttle import make_throttle
     from alpr_workbench.store import Store
 
     store = Store.open(Path(home), passphrase=_read_secret(secret_file))
-    app = create_app(store)
+    audit = AuditLog.open(store.home, store.keystore)
+    accounts = AccountStore(store.home, store.keystore)
+    throttle = make_throttle()  # one back-off per source for the API and the dashboard
+    sessions = SessionStore()  # one session table: the dashboard's sign-ins are sessions too
+    app = create_app(store, audit=audit, accounts=accounts, sessions=sessions, throttle=throttle)
     config = uvicorn.Config(
         app,
         host=host,
@@ -119,12 +159,76 @@ def run_service(
         access_log=False,
         server_header=False,
     )
-    print(f"alpr-workbench service on https://{host}:{port} (certificate {cert})", flush=True)
-    uvicorn.Server(config).run()
+    dashboard = None
+    try:
+        if dashboard_port is not None:
+            dashboard = _start_dashboard(
+                store, audit, accounts, throttle, sessions, host=host, port=dashboard_port,
+                cert=cert, key=key, tiles=tiles, show=show,
+            )
+        print(f"alpr-workbench service on https://{host}:{port} (certificate {cert})", flush=True)
+        uvicorn.Server(config).run()
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
+        audit.close()
+
+
+class _DashboardSessions:
+    """The service's :class:`SessionStore` as the dashboard's ``SessionKeeper``."""
+
+    def __init__(self, sessions: SessionStore) -> None:
+        self._sessions = sessions
+
+    def open_session(self, user_id: str) -> str:
+        """Start a session for ``user_id``; return its token."""
+        token, _ = self._sessions.open(user_id)
+        return token
+
+    def session_user(self, token: str) -> str | None:
+        """The user of the live session of ``token``, or None."""
+        from alpr_workbench.service.sessions import Session
+
+        found = self._sessions.check(token)
+        return found.user_id if isinstance(found, Session) else None
+
+
+def _start_dashboard(
+    store: Store,
+    audit: AuditLog,
+    accounts: AccountStore,
+    throttle: LoginThrottle,
+    sessions: SessionStore,
+    *,
+    host: str,
+    port: int,
+    cert: Path,
+    key: Path,
+    tiles: bool,
+    show: bool,
+) -> RunningDashboard:
+    """Start the dashboard on a thread of this process, over the service's own store.
+
+    The dashboard gets the service's store, audit log, accounts and throttle: its data and
+    its sign-ins stay in the process that holds the keys.
+    """
+    from alpr_workbench.dashboard.serve import start_dashboard
+    from alpr_workbench.dashboard.state import DashboardSource
+    from alpr_workbench.reports import audit_health
+
+    def checks() -> pl.DataFrame:
+        return audit_health(store, audit)
+
+    source = DashboardSource(store, audit, audit_health=checks)
+    return start_dashboard(
+        source, accounts, _DashboardSessions(sessions), certfile=cert, keyfile=key,
+        port=port, address=host, tiles=tiles, show=show, throttle=throttle,
+        out=lambda line: print(line, flush=True),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m alpr_workbench.service --data-dir D [--host H] [--port P]``."""
+    """``python -m alpr_workbench.service --data-dir D [--port P] [--dashboard-port Q]``."""
     parser = argparse.ArgumentParser(prog="alpr_workbench.service", description=__doc__)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--host", default=DEFAULT_HOST)
@@ -133,6 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--secret-file", type=Path)
     parser.add_argument("--certfile", type=Path)
     parser.add_argument("--keyfile", type=Path)
+    parser.add_argument("--dashboard-port", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         run_service(
@@ -143,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             secret_file=args.secret_file,
             certfile=args.certfile,
             keyfile=args.keyfile,
+            dashboard_port=args.dashboard_port,
         )
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
