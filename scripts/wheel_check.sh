@@ -92,8 +92,19 @@ echo "--- alpr-workbench ingest-frames (the same frame, camera $camera)"
 mkdir frames && cp frame.png frames/
 "$venv/bin/alpr-workbench" ingest-frames frames --camera "$camera" --data-dir "$work/data"
 
-echo "--- alpr-workbench transparency (the packaged portal figures, no ../shared)"
-"$venv/bin/alpr-workbench" transparency --data-dir "$work/data" --user "$auditor" --out page.html
+echo "--- the transparency page, as the service renders it (the packaged portal figures, no ../shared)"
+"$venv/bin/python" - "$work/data" "$auditor" <<'PY'
+import sys
+from pathlib import Path
+
+from alpr_workbench.governance.audit_log import AuditLog
+from alpr_workbench.reports.transparency import write_transparency
+from alpr_workbench.store import Store
+
+store = Store.open(sys.argv[1])
+audit = AuditLog.open(store.home, store.keystore)
+write_transparency(store, audit, user_id=sys.argv[2], out=Path("page.html"))
+PY
 grep -q "Compared with other California agencies" page.html
 grep -q "an analysis by The News &amp; Observer" page.html
 echo "the page compares the department with the packaged California portal figures"

@@ -126,7 +126,7 @@ def signed_in(home, served, tmp_path_factory):
     from admin_fixtures import add_users, sign_in
 
     roles = {"t.cli-admin": "administrator", "t.cli-auditor": "auditor",
-             "t.cli-investigator": "investigator"}
+             "t.cli-investigator": "investigator", "t.cli-chief": "command_staff"}
     add_users(home, roles)
     sessions = sign_in(served.service, roles, tmp_path_factory.mktemp("cli-sessions"))
     return {role: sessions[user] for user, role in roles.items()}
@@ -193,12 +193,9 @@ def test_import_real_vendor_exports(home, signed_in):
     assert _run(home, "audit", "verify").exit_code == 0
 
 
-def test_efficacy_json_has_the_headline_figures(home):
+def test_efficacy_json_has_the_headline_figures(home, signed_in, tmp_path):
     store = Store.open(home)
-    chief = store.tables.read("users").filter(pl.col("job_title") == "Chief of Police")["user_id"][
-        0
-    ]
-    result = _run(home, "efficacy", "--user", chief, "--json")
+    result = _as(signed_in["command_staff"], "efficacy", "--json")
     assert result.exit_code == 0, result.output
     figures = json.loads(result.stdout)
     for key in (
@@ -217,8 +214,8 @@ def test_efficacy_json_has_the_headline_figures(home):
     ):
         assert key in figures
     assert figures["hits"] == store.tables.read("hits").height
-    refused = _run(home, "efficacy", "--user", "nobody", "--json")
-    assert refused.exit_code == 3 and "unknown user" in refused.output
+    no_session = _as(tmp_path / "none.json", "efficacy", "--json")
+    assert no_session.exit_code == 2 and "alpr-workbench login" in no_session.output
 
 
 def test_hotlist_import_drops_never_alert_categories(home, signed_in, tmp_path):
@@ -240,33 +237,38 @@ def test_hotlist_import_drops_never_alert_categories(home, signed_in, tmp_path):
     assert failed.exit_code == 2 and "line 2" in " ".join(failed.output.split())
 
 
-def test_audit_report_command_writes_html(home, tmp_path):
+def test_audit_report_command_writes_html(home, signed_in, tmp_path):
     year = str(dt.datetime.now(dt.UTC).year)
     out = tmp_path / "audit.html"
-    result = _run(home, "audit", "report", "--year", year, "--out", str(out))
+    result = _as(signed_in["auditor"], "audit", "report", "--year", year, "--out", str(out))
     assert result.exit_code == 0, result.output
+    assert oct(out.stat().st_mode & 0o777) == "0o600"
+    refused = _as(signed_in["investigator"], "audit", "report", "--year", year, "--out",
+                  str(tmp_path / "refused.html"))
+    assert refused.exit_code == 3 and "refused" in refused.output
+    assert not (tmp_path / "refused.html").exists()
     html = out.read_text()
     for check in ("A1", "A5", "R1", "S1", "U3", "X1"):
         assert check in html and check in result.output
 
 
-def test_audit_report_prints_to_pdf_with_chromium(home, tmp_path):
+def test_audit_report_prints_to_pdf_with_chromium(home, signed_in, tmp_path):
     from alpr_workbench.reports.pdf import find_chromium
 
     if find_chromium() is None:
         pytest.skip("Debian chromium is not installed (make test installs it)")
     year = str(dt.datetime.now(dt.UTC).year)
     out = tmp_path / "audit.html"
-    result = _run(home, "audit", "report", "--year", year, "--out", str(out), "--pdf")
+    result = _as(signed_in["auditor"], "audit", "report", "--year", year, "--out", str(out),
+                 "--pdf")
     assert result.exit_code == 0, result.output
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 
-def test_transparency_command_writes_the_public_page(home, tmp_path):
+def test_transparency_command_writes_the_public_page(home, signed_in, tmp_path):
     store = Store.open(home)
-    auditor = store.tables.read("users").filter(pl.col("role") == "auditor")["user_id"][0]
     out = tmp_path / "public.html"
-    result = _run(home, "transparency", "--user", auditor, "--out", str(out))
+    result = _as(signed_in["auditor"], "transparency", "--out", str(out))
     assert result.exit_code == 0, result.output
     html = out.read_text()
     assert "Organizations with access" in html and "verify-digest" in html

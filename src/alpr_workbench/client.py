@@ -442,6 +442,61 @@ class Client:
         params = {"source": source} if source else None
         return self._admin("POST", "/ingest", csv=csv, params=params)
 
+    # -- reports (``/v1/reports/...``; run in the service as the session's user) ---------
+    def _report(self, method: str, path: str, *, body: dict[str, Any] | None = None,
+                csv: bytes | None = None,
+                params: dict[str, str] | None = None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {self._token}"}
+        if csv is not None:
+            headers["Content-Type"] = "text/csv"
+        try:
+            response = self._http.request(method, f"/v1/reports{path}", headers=headers,
+                                          params=params, json=body, content=csv)
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        _raise_for(response)
+        return response
+
+    def efficacy(self, *, start: dt.date | None = None,
+                 end: dt.date | None = None) -> dict[str, Any]:
+        """Efficacy and impact (``start``, ``end``, ``figures``, ``staff_hours_assumption``).
+
+        Raises
+        ------
+        ServiceError
+            ``refused`` (403, with the audit event) when the user may not view aggregates.
+        """
+        params = {k: v.isoformat() for k, v in (("start", start), ("end", end)) if v}
+        doc: dict[str, Any] = self._report("GET", "/efficacy", params=params).json()
+        return doc
+
+    def transparency(self, *, as_of: dt.datetime | None = None,
+                     portal_figures: bytes | None = None) -> tuple[bytes, str]:
+        """The public transparency page: its HTML and the time it was taken at.
+
+        ``portal_figures`` is a portal figures CSV (``reports.transparency``
+        ``PORTAL_FIGURE_COLUMNS``) to compare with instead of the packaged figures.
+        """
+        params = {"as_of": _jsonable(as_of)} if as_of is not None else None
+        response = self._report("POST", "/transparency", params=params,
+                                csv=portal_figures if portal_figures else None)
+        return response.content, response.headers.get("X-As-Of", "")
+
+    def audit_report(self, year: int, *,
+                     show_plates: bool = False) -> tuple[bytes, list[list[Any]]]:
+        """The annual audit report: its HTML and ``[check_id, title, passed, flagged]`` rows.
+
+        Raises
+        ------
+        ServiceError
+            ``refused`` (403, with the audit event) for a user who may not audit, or who
+            asks for whole plates without the ``audit`` permission.
+        """
+        response = self._report("POST", "/audit",
+                                body={"year": year, "show_plates": show_plates})
+        checks: list[list[Any]] = json.loads(response.headers.get("X-Audit-Checks", "[]"))
+        return response.content, checks
+
 
 def connect(url: str | None = None, *, session_file: Path | None = None) -> Client:
     """The session saved by ``alpr-workbench login`` (or :meth:`Client.login`).

@@ -82,13 +82,6 @@ def _run(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
     return runner.invoke(app, [*args, "--session-file", str(sessions[user])])
 
 
-def _offline(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
-    """A command that is not a service client yet (``transparency``), as it runs today."""
-    return runner.invoke(
-        app, [*args, "--data-dir", str(home)], env={"ALPR_WORKBENCH_USER": user}
-    )
-
-
 def _said(result) -> str:  # noqa: ANN001 - click's Result
     """The command's output with the console's line wrapping undone."""
     return " ".join(result.output.split())
@@ -298,8 +291,8 @@ def test_the_transparency_page_flags_a_grant_whose_type_is_false(
     store.tables.write("sharing_grants", forged)
     out = tmp_path / "public.html"
     as_of = f"{TODAY - dt.timedelta(days=29)}T23:00:00+00:00"
-    result = _offline(fresh_city, _member(fresh_city, "auditor"), "transparency", "--out",
-                      str(out), "--as-of", as_of)
+    result = _run(fresh_city, _member(fresh_city, "auditor"), "transparency", "--out",
+                  str(out), "--as-of", as_of)
     assert result.exit_code == 0, result.output
     html = " ".join(out.read_text().split())
     assert "registry of known agencies" in html

@@ -95,18 +95,25 @@ def test_mask_plate_keeps_rows_apart_but_never_the_whole_plate() -> None:
 
 
 def test_audit_report_is_not_written_to_the_current_folder(
-    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    home: Path, people: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cwd = tmp_path / "shared-folder"
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    monkeypatch.delenv("ALPR_WORKBENCH_USER", raising=False)
-    result = CliRunner().invoke(
-        app, ["audit", "report", "--year", str(YEAR), "--data-dir", str(home)]
-    )
+    from admin_fixtures import serve, sign_in
+    from service_fixtures import stop_service
+
+    service = serve(home)
+    try:
+        session = sign_in(service, [people["auditor"]], tmp_path)[people["auditor"]]
+        result = CliRunner().invoke(
+            app, ["audit", "report", "--year", str(YEAR), "--session-file", str(session)]
+        )
+    finally:
+        stop_service(service)
     assert result.exit_code == 0, result.output
     assert list(cwd.iterdir()) == []
-    folder = home / "reports"
+    folder = session.parent / "reports"
     report = folder / f"alpr-audit-{YEAR}.html"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert stat.S_IMODE(report.stat().st_mode) == 0o600

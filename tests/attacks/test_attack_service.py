@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import itertools
 import os
+import stat
 import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -178,6 +181,31 @@ def test_a_non_loopback_bind_is_refused(service):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another user")
+@contextlib.contextmanager
+def _code_reachable_by_others() -> Iterator[None]:
+    """Let another user traverse to the interpreter, the venv and the checkout (only ``o+x``).
+
+    A fresh clone may sit in a private (0700) temporary folder: the unprivileged client must
+    still run the workbench's code, though never reach the data directory (its own 0700).
+    Folders on the way get search permission for others for the test's length, then back.
+    """
+    import alpr_workbench
+
+    changed: dict[Path, int] = {}
+    targets = (Path(sys.executable), Path(sys.prefix), Path(alpr_workbench.__file__))
+    for target in targets:
+        for folder in target.resolve().parents:
+            mode = folder.stat().st_mode
+            if folder not in changed and not mode & stat.S_IXOTH:
+                changed[folder] = mode
+                folder.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for folder, mode in changed.items():
+            folder.chmod(stat.S_IMODE(mode))
+
+
 def test_a_client_without_access_to_the_data_directory_searches_only_through_the_service(
     service, people
 ):
@@ -212,12 +240,13 @@ def test_a_client_without_access_to_the_data_directory_searches_only_through_the
     """)
     import json
 
-    out = subprocess.run(
-        ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
-         sys.executable, "-c", script, json.dumps(_search_body())],
-        capture_output=True, text=True, timeout=120,
-        env={"PATH": os.environ["PATH"], "HOME": str(folder)}, cwd=str(folder),
-    )
+    with _code_reachable_by_others():
+        out = subprocess.run(
+            ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+             sys.executable, "-c", script, json.dumps(_search_body())],
+            capture_output=True, text=True, timeout=120,
+            env={"PATH": os.environ["PATH"], "HOME": str(folder)}, cwd=str(folder),
+        )
     assert out.returncode == 0, out.stderr
     assert "rows " in out.stdout
     assert "keystore: PermissionError" in out.stdout and "store: PermissionError" in out.stdout

@@ -219,3 +219,36 @@ def test_an_anonymous_upload_is_answered_before_its_body_is_read(service):
         answer = http.post("/v1/admin/ingest", content=b"read_id\n" * 1000,
                            headers={"Content-Type": "text/csv"})
     assert answer.status_code == 401 and answer.json()["error"] == "unauthenticated"
+
+
+REPORT_COMMANDS = [["efficacy"], ["transparency"], ["audit", "report", "--year", "2026"]]
+
+
+@pytest.mark.parametrize("command", REPORT_COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_no_report_command_accepts_an_asserted_user(command):
+    from typer.testing import CliRunner
+
+    shown = CliRunner().invoke(app, [*command, "--help"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    assert not re.search(r"--user\b", shown.output), shown.output
+    assert not re.search(r"--data-dir\b", shown.output), shown.output
+    refused = CliRunner().invoke(app, [*command, "--user", ADMIN])
+    assert refused.exit_code == 2 and "No such option" in refused.output
+
+
+def test_an_analyst_session_cannot_see_whole_plates_in_the_audit_report(
+    service, sessions, tmp_path
+):
+    year = dt.datetime.now(dt.UTC).year
+    with _client(sessions, "t.analyst") as analyst:
+        error = _refused(lambda: analyst.audit_report(year, show_plates=True), service,
+                         "t.analyst")
+        _refused(lambda: analyst.audit_report(year), service, "t.analyst")
+    record = _events(service).filter(pl.col("event_id") == error.event_id)
+    assert record["event_type"].to_list() == ["export"]
+    out = tmp_path / "plates.html"
+    result = as_user(sessions["t.analyst"], "audit", "report", "--year", str(year),
+                     "--show-plates", "--out", str(out))
+    assert result.exit_code == 3 and "refused" in result.output, result.output
+    assert "audit event" in " ".join(result.output.split())
+    assert not out.exists()

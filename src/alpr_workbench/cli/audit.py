@@ -170,12 +170,25 @@ def audit_import_vendor(
         err.print(f"  line {line}: {reason}")
 
 
+def default_report_folder(session_file: Path | None) -> Path:
+    """Where ``audit report`` writes by default: ``reports/`` beside the session file.
+
+    A private folder (mode 0700) in the user's own configuration, never the current folder.
+    """
+    from alpr_workbench.client import default_session_file
+
+    return (session_file or default_session_file()).expanduser().parent / "reports"
+
+
 @audit_app.command("report")
 def audit_report(
     year: Annotated[int, typer.Option("--year", help="Calendar year to audit (UTC).")],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="HTML file to write (default: <data dir>/reports/)."),
+        typer.Option(
+            "--out",
+            help="HTML file to write (default: reports/ beside the session file, mode 0700).",
+        ),
     ] = None,
     pdf: Annotated[bool, typer.Option("--pdf", help="Also print it to PDF (Chromium).")] = False,
     show_plates: Annotated[
@@ -185,34 +198,36 @@ def audit_report(
             help="Show plates in full instead of masked (auditors only; audited).",
         ),
     ] = False,
-    user: Annotated[
-        str | None, typer.Option("--user", help="Acting user (needed with --show-plates).")
-    ] = None,
-    data_dir: DataDir = None,
+    session_file: Session = None,
 ) -> None:
-    """The annual audit: every docs/policy.md check, offending rows, signed digest."""
-    from alpr_workbench.governance import current_username
-    from alpr_workbench.reports.audit_report import default_report_path, write_audit_report
+    """The annual audit: every docs/policy.md check, offending rows, signed digest.
 
+    Through the service, as the signed-in user (``audit`` or ``administer``; whole plates
+    ``audit`` only, audited); the report is written here with mode 0600.
+    """
+    from alpr_workbench._fsutil import atomic_write_bytes
+    from alpr_workbench.cli.reports import _refusable
+
+    html, checks = _refusable(
+        session_file, lambda c: c.audit_report(year, show_plates=show_plates)
+    )
+    if out is None:
+        folder = default_report_folder(session_file)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        target = folder / f"alpr-audit-{year}.html"
+    else:
+        target = out
     try:
-        store, audit = _open(data_dir)
-        target = out or default_report_path(store.home, year)
-        results = write_audit_report(
-            store,
-            audit,
-            year=year,
-            out=out,
-            show_plates=show_plates,
-            user_id=current_username(user) if show_plates else None,
-        )
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
+        atomic_write_bytes(target, html, mode=0o600)
+    except OSError as exc:
+        raise _fail(WorkbenchError(f"cannot write {target}: {exc}")) from exc
     table = Table(title=f"Annual audit {year}")
     for column in ("check", "title", "result", "flagged"):
         table.add_column(column)
-    for r in results:
-        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[r.passed]
-        table.add_row(r.check_id, r.title, verdict, str(r.offending.height))
+    for check_id, title, passed, flagged in checks:
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "n/a"}[passed]
+        table.add_row(str(check_id), str(title), verdict, str(flagged))
     console.print(table)
     plates = "plates shown in full (audited)" if show_plates else "plates masked"
     console.print(f"Report written to {target} (mode 0600, {plates})")

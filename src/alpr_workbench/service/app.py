@@ -314,9 +314,10 @@ def create_app(
         redoc_url=None,
     )
     from alpr_workbench.service.routes_admin import MAX_UPLOAD_BYTES, UPLOAD_PATHS, admin_router
+    from alpr_workbench.service.routes_reports import REPORT_UPLOAD_PATHS, reports_router
 
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes, upload_bytes=MAX_UPLOAD_BYTES,
-                       upload_paths=UPLOAD_PATHS)
+                       upload_paths=UPLOAD_PATHS | REPORT_UPLOAD_PATHS)
 
     async def _service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
@@ -559,4 +560,5 @@ def create_app(
         return await _run(work)
 
     app.include_router(admin_router(svc))
+    app.include_router(reports_router(svc))
     return app
