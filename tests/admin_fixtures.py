@@ -15,6 +15,7 @@ import polars as pl
 from typer.testing import CliRunner, Result
 
 from alpr_workbench.cli import app
+from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.policy import load_policy
 from alpr_workbench.service.accounts import AccountStore
@@ -25,6 +26,33 @@ from service_fixtures import PASSWORD, Service, enroll_and_login, start_service
 runner = CliRunner()
 _TITLES = {"administrator": "IT Administrator", "auditor": "Auditor", "analyst": "Crime Analyst",
            "supervisor": "Sergeant"}
+
+
+def build_demo_home(home: Path, *, end: dt.date | None = None, days: int = 2) -> Path:
+    """A small demo city in ``home`` (no service, no frames), ending yesterday by default."""
+    end = end or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    result = runner.invoke(
+        app,
+        [
+            "demo", "--data-dir", str(home), "--days", str(days), "--scale", "0.05",
+            "--no-serve", "--frames", "0", "--end-date", end.isoformat(),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    return home
+
+
+def said(result: Result) -> str:
+    """A command's output with the console's line wrapping undone."""
+    return " ".join(result.output.split())
+
+
+def events(home: Path, event_type: str) -> pl.DataFrame:
+    """The audit log's events of one type (read with the store's secret, as a test may)."""
+    store = Store.open(home)
+    return AuditLog.open(home, store.keystore).events().filter(
+        pl.col("event_type") == event_type
+    )
 
 
 def serve(home: Path, *, passphrase: str | None = None) -> Service:

@@ -15,29 +15,15 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from admin_fixtures import serve, sign_in
+from admin_fixtures import build_demo_home, events, member, said, serve, sign_in
 from alpr_workbench.cli import app
 from alpr_workbench.client import ServiceError
-from alpr_workbench.governance.audit_log import AuditLog
-from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.policy import load_policy
 from alpr_workbench.store import Store
 from service_fixtures import Service, stop_service
 
 runner = CliRunner()
 TODAY = dt.datetime.now(dt.UTC).date()
-
-
-def _build(home: Path, *, end: dt.date) -> Path:
-    result = runner.invoke(
-        app,
-        [
-            "demo", "--data-dir", str(home), "--days", "3", "--scale", "0.05", "--no-serve",
-            "--frames", "0", "--end-date", end.isoformat(),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return home
 
 
 _SERVED: dict[Path, tuple[Service, dict[str, Path]]] = {}
@@ -52,7 +38,9 @@ def _stop(home: Path) -> None:
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generator fixture
     """A demo city whose three days straddle the retention cut-off (today - 30)."""
-    home = _build(tmp_path_factory.mktemp("admin") / "home", end=TODAY - dt.timedelta(days=29))
+    home = build_demo_home(
+        tmp_path_factory.mktemp("admin") / "home", end=TODAY - dt.timedelta(days=29), days=3
+    )
     yield home
     _stop(home)
 
@@ -60,7 +48,7 @@ def city(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generato
 @pytest.fixture
 def fresh_city(tmp_path: Path):  # noqa: ANN201 - a generator fixture
     """A city of its own, for attacks that would destroy data on the old code."""
-    home = _build(tmp_path / "home", end=TODAY - dt.timedelta(days=29))
+    home = build_demo_home(tmp_path / "home", end=TODAY - dt.timedelta(days=29), days=3)
     yield home
     _stop(home)
 
@@ -82,28 +70,8 @@ def _run(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
     return runner.invoke(app, [*args, "--session-file", str(sessions[user])])
 
 
-def _said(result) -> str:  # noqa: ANN001 - click's Result
-    """The command's output with the console's line wrapping undone."""
-    return " ".join(result.output.split())
-
-
-def _member(home: Path, role: str) -> str:
-    """A user of ``role`` in good standing."""
-    store, policy, now = Store.open(home), load_policy(), dt.datetime.now(dt.UTC)
-    for user_id in store.tables.read("users").filter(pl.col("role") == role)["user_id"]:
-        if user_problem(get_user(store, user_id), policy=policy, now=now) is None:
-            return str(user_id)
-    raise AssertionError(f"no {role} in good standing")
-
-
-def _events(home: Path, event_type: str) -> pl.DataFrame:
-    store = Store.open(home)
-    events = AuditLog.open(home, store.keystore).events()
-    return events.filter(pl.col("event_type") == event_type)
-
-
 def _last_refused(home: Path, event_type: str, actor: str) -> dict[str, object]:
-    last = _events(home, event_type).row(-1, named=True)
+    last = events(home, event_type).row(-1, named=True)
     assert (last["user_id"], last["outcome"]) == (actor, "refused"), last
     return last
 
@@ -112,16 +80,16 @@ def _last_refused(home: Path, event_type: str, actor: str) -> dict[str, object]:
 def test_a_federal_agent_cannot_purge(city: Path) -> None:
     days = Store.open(city).reads.days()
     result = _run(city, "hsi.agent", "purge")
-    assert result.exit_code != 0 and "alpr-workbench login" in _said(result)  # no session
+    assert result.exit_code != 0 and "alpr-workbench login" in said(result)  # no session
     assert Store.open(city).reads.days() == days
     _last_refused(city, "user_change", "hsi.agent")  # the service refused to enrol them
 
 
 def test_an_analyst_cannot_purge(city: Path) -> None:
-    analyst = _member(city, "analyst")
+    analyst = member(city, "analyst")
     days = Store.open(city).reads.days()
     result = _run(city, analyst, "purge")
-    assert result.exit_code != 0 and "'purge' permission" in _said(result)
+    assert result.exit_code != 0 and "'purge' permission" in said(result)
     assert Store.open(city).reads.days() == days
 
 
@@ -129,44 +97,44 @@ def test_an_unknown_user_cannot_revoke_a_grant(city: Path) -> None:
     before = Store.open(city).tables.read("sharing_grants")
     grant = before.filter(pl.col("revoked_at").is_null())["grant_id"][0]
     result = _run(city, "nobody", "grants", "revoke", grant)
-    assert result.exit_code != 0 and "alpr-workbench login" in _said(result)  # no session
+    assert result.exit_code != 0 and "alpr-workbench login" in said(result)  # no session
     assert Store.open(city).tables.read("sharing_grants").equals(before)
     _last_refused(city, "user_change", "nobody")  # the service refused to enrol them
 
 
 def test_an_analyst_cannot_reopen_a_private_network(city: Path) -> None:
-    analyst = _member(city, "analyst")
+    analyst = member(city, "analyst")
     before = Store.open(city).tables.read("sharing_grants")
     result = _run(
         city, analyst, "grants", "add", "--network", "hoa-rancho",
         "--recipient", "Burbank Police Department", "--recipient-type", "ca_local_agency",
         "--approved-by", "HOA board", "--basis", "verbal", "--review-by", "2099-01-01",
     )
-    assert result.exit_code != 0 and "'manage_grants' permission" in _said(result)
+    assert result.exit_code != 0 and "'manage_grants' permission" in said(result)
     assert Store.open(city).tables.read("sharing_grants").equals(before)
     _last_refused(city, "sharing_change", analyst)
 
 
 def test_an_analyst_cannot_replace_a_hotlist(city: Path, tmp_path: Path) -> None:
-    analyst = _member(city, "analyst")
+    analyst = member(city, "analyst")
     before = Store.open(city).tables.read("hotlist_entries")
     csv = tmp_path / "ncic.csv"
     csv.write_text("Plate,State,Category\n7ABC123,CA,stolen_vehicle\n")
     result = _run(city, analyst, "hotlist", "import", str(csv), "--source", "ncic")
-    assert result.exit_code != 0 and "'manage_hotlists' permission" in _said(result)
+    assert result.exit_code != 0 and "'manage_hotlists' permission" in said(result)
     assert Store.open(city).tables.read("hotlist_entries").equals(before)
-    assert _events(city, "hotlist_add").row(-1, named=True)["outcome"] == "refused"
+    assert events(city, "hotlist_add").row(-1, named=True)["outcome"] == "refused"
 
 
 def test_an_investigator_cannot_rotate_the_master_keys(city: Path) -> None:
-    investigator = _member(city, "investigator")
+    investigator = member(city, "investigator")
     result = _run(city, investigator, "keys", "rotate")
-    assert result.exit_code != 0 and "'rotate_keys' permission" in _said(result)
-    assert _events(city, "key_rotation")["outcome"].to_list() == ["refused"]
+    assert result.exit_code != 0 and "'rotate_keys' permission" in said(result)
+    assert events(city, "key_rotation")["outcome"].to_list() == ["refused"]
 
 
 def test_an_investigator_cannot_import_a_vendor_log(city: Path, tmp_path: Path) -> None:
-    investigator = _member(city, "investigator")
+    investigator = member(city, "investigator")
     csv = tmp_path / "export.csv"
     csv.write_text(
         "ID,Name,Org Name,Total Networks Searched,Time Frame,License Plate,Reason,Case #,"
@@ -174,34 +142,34 @@ def test_an_investigator_cannot_import_a_vendor_log(city: Path, tmp_path: Path) 
         "z9,jdoe,Glendale PD,3,7 days,7ABC123,stolen vehicle,BPD-2026-000001,,"
         "2026-10-01 10:00:00,plate,,\n"
     )
-    before = _events(city, "vendor_search").filter(pl.col("outcome") == "allowed").height
+    before = events(city, "vendor_search").filter(pl.col("outcome") == "allowed").height
     result = _run(city, investigator, "audit", "import-vendor", str(csv))
-    assert result.exit_code != 0 and "'import_vendor_audit' permission" in _said(result)
-    after = _events(city, "vendor_search").filter(pl.col("outcome") == "allowed").height
+    assert result.exit_code != 0 and "'import_vendor_audit' permission" in said(result)
+    after = events(city, "vendor_search").filter(pl.col("outcome") == "allowed").height
     assert after == before
     _last_refused(city, "ingest", investigator)
 
 
 # -- finding 2: a purge never reaches into retention, and can be previewed --------------------
 def test_a_purge_dated_in_the_future_is_refused(fresh_city: Path) -> None:
-    admin = _member(fresh_city, "administrator")
+    admin = member(fresh_city, "administrator")
     days = Store.open(fresh_city).reads.days()
     result = _run(fresh_city, admin, "purge", "--as-of", "2099-01-01")
-    assert result.exit_code != 0 and "in the future" in _said(result)
+    assert result.exit_code != 0 and "in the future" in said(result)
     assert Store.open(fresh_city).reads.days() == days
     _last_refused(fresh_city, "purge", admin)
 
 
 def test_a_purge_with_a_shorter_retention_is_refused(fresh_city: Path) -> None:
-    admin = _member(fresh_city, "administrator")
+    admin = member(fresh_city, "administrator")
     days = Store.open(fresh_city).reads.days()
     result = _run(fresh_city, admin, "purge", "--retention-days", "1")
-    assert result.exit_code != 0 and "inside retention" in _said(result)
+    assert result.exit_code != 0 and "inside retention" in said(result)
     assert Store.open(fresh_city).reads.days() == days
 
 
 def test_a_dry_run_lists_what_would_be_shredded_and_shreds_nothing(fresh_city: Path) -> None:
-    admin = _member(fresh_city, "administrator")
+    admin = member(fresh_city, "administrator")
     store = Store.open(fresh_city)
     days = store.reads.days()
     expired = [d for d in days if d < TODAY - dt.timedelta(days=30)]
@@ -211,8 +179,8 @@ def test_a_dry_run_lists_what_would_be_shredded_and_shreds_nothing(fresh_city: P
     assert result.exit_code == 0, result.output
     assert Store.open(fresh_city).reads.days() == days
     for day, count in counts.items():
-        assert day.isoformat() in _said(result) and f"{count:,}" in _said(result)
-    assert "nothing was shredded" in _said(result)
+        assert day.isoformat() in said(result) and f"{count:,}" in said(result)
+    assert "nothing was shredded" in said(result)
     real = _run(fresh_city, admin, "purge")
     assert real.exit_code == 0, real.output
     assert Store.open(fresh_city).reads.days() == [d for d in days if d not in counts]
@@ -220,7 +188,7 @@ def test_a_dry_run_lists_what_would_be_shredded_and_shreds_nothing(fresh_city: P
 
 # -- finding 3: a replacing hotlist import says what it removed ------------------------------
 def test_a_hotlist_reload_says_how_many_entries_it_removed(city: Path, tmp_path: Path) -> None:
-    investigator = _member(city, "investigator")
+    investigator = member(city, "investigator")
     first = tmp_path / "first.csv"
     first.write_text(
         "Plate,State,Category\n7ABC123,CA,stolen_vehicle\n8DEF456,CA,stolen_vehicle\n"
@@ -232,8 +200,8 @@ def test_a_hotlist_reload_says_how_many_entries_it_removed(city: Path, tmp_path:
     assert _run(city, investigator, *args[:2], str(first), *args[2:]).exit_code == 0
     result = _run(city, investigator, *args[:2], str(second), *args[2:])
     assert result.exit_code == 0, result.output
-    assert "2 entries removed" in _said(result)
-    details = _events(city, "hotlist_change").row(-1, named=True)["query_json"]
+    assert "2 entries removed" in said(result)
+    details = events(city, "hotlist_change").row(-1, named=True)["query_json"]
     assert '"entries_removed": 2' in str(details)
 
 
@@ -248,7 +216,7 @@ def test_a_hotlist_reload_says_how_many_entries_it_removed(city: Path, tmp_path:
 def test_a_grant_to_a_self_declared_agency_is_refused(
     city: Path, recipient: str, claimed: str
 ) -> None:
-    admin = _member(city, "administrator")
+    admin = member(city, "administrator")
     before = Store.open(city).tables.read("sharing_grants")
     result = _run(
         city, admin, "grants", "add", "--network", "bpd-city", "--recipient", recipient,
@@ -256,7 +224,7 @@ def test_a_grant_to_a_self_declared_agency_is_refused(
         "--review-by", "2099-01-01",
     )
     assert result.exit_code != 0, result.output
-    assert "may not receive" in _said(result) or "not a known agency" in _said(result)
+    assert "may not receive" in said(result) or "not a known agency" in said(result)
     assert Store.open(city).tables.read("sharing_grants").equals(before)
     _last_refused(city, "sharing_change", admin)
 
@@ -291,7 +259,7 @@ def test_the_transparency_page_flags_a_grant_whose_type_is_false(
     store.tables.write("sharing_grants", forged)
     out = tmp_path / "public.html"
     as_of = f"{TODAY - dt.timedelta(days=29)}T23:00:00+00:00"
-    result = _run(fresh_city, _member(fresh_city, "auditor"), "transparency", "--out",
+    result = _run(fresh_city, member(fresh_city, "auditor"), "transparency", "--out",
                   str(out), "--as-of", as_of)
     assert result.exit_code == 0, result.output
     html = " ".join(out.read_text().split())
@@ -301,7 +269,7 @@ def test_the_transparency_page_flags_a_grant_whose_type_is_false(
 def test_the_department_registry_cannot_recast_a_federal_agency(
     fresh_city: Path,
 ) -> None:
-    admin = _member(fresh_city, "administrator")
+    admin = member(fresh_city, "administrator")
     (fresh_city / "agencies.yaml").write_text(
         "agencies:\n  - {name: Homeland Security Investigations, "
         "organization_type: ca_local_agency, state: CA}\n"
@@ -313,17 +281,17 @@ def test_the_department_registry_cannot_recast_a_federal_agency(
         "--basis", "MOU", "--review-by", "2099-01-01",
     )
     # A hand-written registry is now refused outright, naming the file (second red team, S5).
-    said = _said(result).replace(" ", "")
-    assert result.exit_code != 0 and ("maynotreceive" in said or "agencies.yaml" in said)
+    words = said(result).replace(" ", "")
+    assert result.exit_code != 0 and ("maynotreceive" in words or "agencies.yaml" in words)
     assert Store.open(fresh_city).tables.read("sharing_grants").equals(before)
 
 
 def test_only_a_grant_manager_extends_the_registry(city: Path) -> None:
-    analyst, admin = _member(city, "analyst"), _member(city, "administrator")
+    analyst, admin = member(city, "analyst"), member(city, "administrator")
     args = ("grants", "add-agency", "--name", "Burbank Airport Police",
             "--organization-type", "ca_local_agency", "--state", "CA")
     refused = _run(city, analyst, *args)
-    assert refused.exit_code != 0 and "'manage_grants' permission" in _said(refused)
+    assert refused.exit_code != 0 and "'manage_grants' permission" in said(refused)
     _last_refused(city, "sharing_change", analyst)
     assert _run(city, admin, *args).exit_code == 0
     granted = _run(

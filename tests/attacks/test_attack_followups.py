@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from admin_fixtures import ServedHomes
+from admin_fixtures import ServedHomes, build_demo_home, events, member, said
 from alpr_workbench.cli import app
 from alpr_workbench.config import (
     DEPARTMENT_SETTINGS_FILE,
@@ -28,7 +28,6 @@ from alpr_workbench.config import (
 )
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.audit_log import AuditLog, SignedDigest
-from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.governance.sharing import visible_networks
 from alpr_workbench.policy import load_policy
 from alpr_workbench.reports.audit_checks import flag_search_patterns
@@ -40,25 +39,13 @@ TODAY = dt.datetime.now(dt.UTC).date()
 NOW = dt.datetime.now(dt.UTC)
 
 
-def _build(home: Path) -> Path:
-    result = runner.invoke(
-        app,
-        [
-            "demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve",
-            "--frames", "0", "--end-date", (TODAY - dt.timedelta(days=1)).isoformat(),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return home
-
-
 SERVED = ServedHomes()  # admin commands act as a user signed in to the real service (#15)
 
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generator fixture
     """A small demo city, shared by the attacks that change nothing lasting."""
-    home = _build(tmp_path_factory.mktemp("followups") / "home")
+    home = build_demo_home(tmp_path_factory.mktemp("followups") / "home")
     yield home
     SERVED.stop(home)
 
@@ -66,7 +53,7 @@ def city(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a generato
 @pytest.fixture
 def fresh_city(tmp_path: Path):  # noqa: ANN201 - a generator fixture
     """A city of its own, for attacks that change the store."""
-    home = _build(tmp_path / "home")
+    home = build_demo_home(tmp_path / "home")
     yield home
     SERVED.stop(home)
 
@@ -81,54 +68,34 @@ def _as(home: Path, user: str, *args: str):  # noqa: ANN202 - click's Result
     return SERVED.run(home, user, *args)
 
 
-def _said(result) -> str:  # noqa: ANN001 - click's Result
-    """The command's output with the console's line wrapping undone."""
-    return " ".join(result.output.split())
-
-
-def _member(home: Path, role: str) -> str:
-    """A user of ``role`` in good standing."""
-    store, policy = Store.open(home), load_policy()
-    for user_id in store.tables.read("users").filter(pl.col("role") == role)["user_id"]:
-        if user_problem(get_user(store, user_id), policy=policy, now=NOW) is None:
-            return str(user_id)
-    raise AssertionError(f"no {role} in good standing")
-
-
-def _events(home: Path, event_type: str) -> pl.DataFrame:
-    store = Store.open(home)
-    events = AuditLog.open(home, store.keystore).events()
-    return events.filter(pl.col("event_type") == event_type)
-
-
 # -- 1. retention: the signed department settings ----------------------------------------------
 def test_a_demo_store_carries_signed_department_settings(city: Path) -> None:
     """A demo store is complete: its retention is signed, not a default anyone can drop."""
     assert (city / DEPARTMENT_SETTINGS_FILE).is_file()
     store = Store.open(city)
     assert load_department_settings(city, store.keystore).retention_days == 30
-    shown = _as(city, _member(city, "analyst"), "settings", "show")
+    shown = _as(city, member(city, "analyst"), "settings", "show")
     assert shown.exit_code == 0 and "30" in shown.output
 
 
 def test_an_analyst_cannot_change_retention(city: Path) -> None:
-    analyst = _member(city, "analyst")
+    analyst = member(city, "analyst")
     result = _as(city, analyst, "settings", "set", "--retention-days", "3650")
-    assert result.exit_code != 0 and "configure" in _said(result)
-    last = _events(city, "settings_change").row(-1, named=True)
+    assert result.exit_code != 0 and "configure" in said(result)
+    last = events(city, "settings_change").row(-1, named=True)
     assert (last["user_id"], last["outcome"]) == (analyst, "refused")
     assert load_department_settings(city, Store.open(city).keystore).retention_days == 30
 
 
 def test_retention_outside_the_policy_range_is_refused(fresh_city: Path) -> None:
-    admin = _member(fresh_city, "administrator")
+    admin = member(fresh_city, "administrator")
     low, high = load_policy().retention_days_range
     for days in (low - 1, high + 1):
         result = _as(fresh_city, admin, "settings", "set", "--retention-days", str(days))
-        assert result.exit_code != 0 and "between" in _said(result)
+        assert result.exit_code != 0 and "between" in said(result)
     ok = _as(fresh_city, admin, "settings", "set", "--retention-days", "60")
     assert ok.exit_code == 0, ok.output
-    last = _events(fresh_city, "settings_change").row(-1, named=True)
+    last = events(fresh_city, "settings_change").row(-1, named=True)
     assert last["outcome"] == "allowed"
     change = json.loads(last["query_json"])
     assert (change["old"], change["new"]) == ({"retention_days": 30}, {"retention_days": 60})
@@ -147,12 +114,12 @@ def test_a_hand_edited_settings_file_stops_purge_and_transparency(fresh_city: Pa
     doc = json.loads(path.read_text())
     doc["settings"]["retention_days"] = 3650
     path.write_text(json.dumps(doc))
-    admin = _member(fresh_city, "administrator")
+    admin = member(fresh_city, "administrator")
     purge = _as(fresh_city, admin, "purge", "--dry-run")
-    assert purge.exit_code != 0 and "tampered" in _said(purge)
-    page = _as(fresh_city, _member(fresh_city, "auditor"), "transparency", "--out",
+    assert purge.exit_code != 0 and "tampered" in said(purge)
+    page = _as(fresh_city, member(fresh_city, "auditor"), "transparency", "--out",
                str(fresh_city / "t.html"))
-    assert page.exit_code != 0 and "tampered" in _said(page)
+    assert page.exit_code != 0 and "tampered" in said(page)
 
 
 # -- 2. a digest is checked against the department's published key -----------------------------
@@ -205,15 +172,15 @@ def test_a_crime_against_a_protected_place_is_not_labelled_ambiguous_ice() -> No
             "row_count": [1],
         }
     )
-    events = pl.concat([empty_frame("audit_events"), row], how="diagonal_relaxed")
-    flags = flag_search_patterns(events, policy=policy, retention_days=30, cases=None)
+    frame = pl.concat([empty_frame("audit_events"), row], how="diagonal_relaxed")
+    flags = flag_search_patterns(frame, policy=policy, retention_days=30, cases=None)
     patterns = set(flags.filter(pl.col("event_id") == "e1")["pattern"])
     assert patterns and "ambiguous_ice" not in patterns
 
 
 # -- 4. custom hotlist changes need manage_hotlists --------------------------------------------
 def test_an_analyst_cannot_create_a_list_or_add_an_entry(city: Path) -> None:
-    analyst, investigator = _member(city, "analyst"), _member(city, "investigator")
+    analyst, investigator = member(city, "analyst"), member(city, "investigator")
     store = Store.open(city)
     case = store.tables.read("cases").filter(pl.col("status") == "open")["case_number"][0]
     expires = (TODAY + dt.timedelta(days=30)).isoformat()
@@ -227,10 +194,10 @@ def test_an_analyst_cannot_create_a_list_or_add_an_entry(city: Path) -> None:
         city, analyst, "hotlist", "create", "--name", "Mine", "--case", case,
         "--reason", "vehicle used in three burglaries on Olive Ave", "--expires", expires,
     )
-    assert refused.exit_code != 0 and "manage_hotlists" in _said(refused)
+    assert refused.exit_code != 0 and "manage_hotlists" in said(refused)
     added = _as(city, analyst, "hotlist", "add", hotlist_id, "--plate", "7ABC123")
-    assert added.exit_code != 0 and "manage_hotlists" in _said(added)
-    last = _events(city, "hotlist_add").row(-1, named=True)
+    assert added.exit_code != 0 and "manage_hotlists" in said(added)
+    last = events(city, "hotlist_add").row(-1, named=True)
     assert (last["user_id"], last["outcome"]) == (analyst, "refused")
     entries = Store.open(city).tables.read("hotlist_entries")
     assert entries.filter(pl.col("hotlist_id") == hotlist_id).is_empty()

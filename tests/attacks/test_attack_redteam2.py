@@ -18,8 +18,8 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from admin_fixtures import build_demo_home
 from alpr_workbench.agencies import AGENCIES_FILE
-from alpr_workbench.cli import app
 from alpr_workbench.config import DEPARTMENT_SETTINGS_FILE, load_department_settings
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.admin import (
@@ -41,22 +41,10 @@ TODAY = dt.datetime.now(dt.UTC).date()
 NOW = dt.datetime.now(dt.UTC)
 
 
-def _build(home: Path) -> Path:
-    result = runner.invoke(
-        app,
-        [
-            "demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve",
-            "--frames", "0", "--end-date", (TODAY - dt.timedelta(days=1)).isoformat(),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    return home
-
-
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One demo city for the whole module (each test leaves what it changes consistent)."""
-    return _build(tmp_path_factory.mktemp("redteam2") / "home")
+    return build_demo_home(tmp_path_factory.mktemp("redteam2") / "home")
 
 
 @pytest.fixture
@@ -339,3 +327,37 @@ REDTEAM_PHRASES = [
 def test_a_paraphrased_prohibited_purpose_is_refused(phrase: str) -> None:
     verdict = screen_text({"reason_text": phrase}, policy=load_policy()).verdict
     assert verdict == "refuse", phrase
+
+
+def test_a_near_search_over_too_many_cameras_is_refused(opened) -> None:  # noqa: ANN001
+    """A radius within the policy's limit may still reach more cameras than one search may."""
+    store, audit = opened
+    policy = load_policy()
+    cameras = store.tables.read("cameras")
+    radius = float(policy.max_radius_m)
+
+    def reached(lat: float, lon: float) -> int:
+        dlat = (cameras["lat"] - lat) * 111_320
+        dlon = (cameras["lon"] - lon) * 111_320 * math.cos(math.radians(lat))
+        return int(((dlat**2 + dlon**2) <= (radius * 0.95) ** 2).sum())
+
+    lat, lon = max(
+        zip(cameras["lat"], cameras["lon"], strict=True), key=lambda p: reached(p[0], p[1])
+    )
+    if reached(lat, lon) <= policy.max_cameras_per_search:
+        pytest.skip("this demo city has no dense enough neighbourhood")
+    user = _member(store, "investigator")
+    cases = store.tables.read("cases").filter(
+        (pl.col("status") == "open") & pl.col("assigned_user_ids").list.contains(user)
+    )
+    if cases.is_empty():
+        pytest.skip("no open case assigned to an investigator in this demo city")
+    with pytest.raises(SearchRefused, match="cameras"):
+        Gate(store, audit).search(
+            user,
+            SearchRequest(
+                case_number=cases["case_number"][0], reason_code="kidnapping_abduction",
+                reason_text="vehicle seen near the scene of the abduction",
+                near=(lat, lon, radius),
+            ),
+        )

@@ -37,10 +37,10 @@ import re
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar, Self, cast
 
 import polars as pl
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -167,8 +167,70 @@ class AuditVerification:
     problem: str | None
 
 
+class _SignedJson:
+    """What a signed digest and a signed checkpoint share: JSON form, parsing, signed message.
+
+    Subclasses are frozen dataclasses naming ``_WHAT`` (words for errors), ``_DOMAIN`` (the
+    signature's domain separator) and ``_TYPES`` (each field's kind: ``"int"``, ``"int?"``
+    or ``"str"``).
+    """
+
+    _WHAT: ClassVar[str]
+    _DOMAIN: ClassVar[bytes]
+    _TYPES: ClassVar[dict[str, str]]
+
+    def to_json(self) -> str:
+        """Serialise as JSON (indented, sorted keys).
+
+        Returns
+        -------
+        str
+            The JSON text.
+        """
+        return json.dumps(asdict(cast(Any, self)), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        """Read one written by :meth:`to_json` (not yet verified).
+
+        Parameters
+        ----------
+        text
+            The JSON text.
+
+        Returns
+        -------
+        Self
+            The parsed object; verify it before trusting it.
+
+        Raises
+        ------
+        AuditLogError
+            If the text is not valid JSON, lacks or adds a field, or a field has the wrong type.
+        """
+        try:
+            raw = json.loads(text)
+        except ValueError as exc:
+            raise AuditLogError(f"the {cls._WHAT} is not valid JSON") from exc
+        names = set(cls._TYPES)
+        if not isinstance(raw, dict) or set(raw) != names:
+            raise AuditLogError(f"a signed {cls._WHAT} has exactly the fields {sorted(names)}")
+        kinds: dict[str, Callable[[object], bool]] = {
+            "int": _is_int,
+            "int?": lambda v: v is None or _is_int(v),
+            "str": lambda v: isinstance(v, str),
+        }
+        if not all(kinds[kind](raw[name]) for name, kind in cls._TYPES.items()):
+            raise AuditLogError(f"a signed {cls._WHAT} field has the wrong type")
+        return cls(**raw)
+
+    def _message(self) -> bytes:
+        payload = {k: v for k, v in asdict(cast(Any, self)).items() if k != "signature"}
+        return self._DOMAIN + json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
-class SignedDigest:
+class SignedDigest(_SignedJson):
     """A yearly digest of the audit log, signed with Ed25519.
 
     Attributes
@@ -198,61 +260,16 @@ class SignedDigest:
     public_key_pem: str
     signature: str
 
-    def to_json(self) -> str:
-        """Serialise the digest as JSON (for the transparency report).
-
-        Returns
-        -------
-        str
-            Indented JSON with sorted keys.
-        """
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> SignedDigest:
-        """Read a digest written by :meth:`to_json`.
-
-        Parameters
-        ----------
-        text
-            The JSON text.
-
-        Returns
-        -------
-        SignedDigest
-            The digest (not yet verified: call :func:`verify_digest`).
-
-        Raises
-        ------
-        AuditLogError
-            If the text is not a digest.
-        """
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise AuditLogError("the digest is not valid JSON") from exc
-        names = {f.name for f in fields(cls)}
-        if not isinstance(raw, dict) or set(raw) != names:
-            raise AuditLogError(f"a signed digest has exactly the fields {sorted(names)}")
-        ints = ("year", "records")
-        optional_ints = ("first_seq", "last_seq")
-        texts = ("chain_hash", "signed_at", "public_key_pem", "signature")
-        ok = (
-            all(_is_int(raw[k]) for k in ints)
-            and all(raw[k] is None or _is_int(raw[k]) for k in optional_ints)
-            and all(isinstance(raw[k], str) for k in texts)
-        )
-        if not ok:
-            raise AuditLogError("a signed digest field has the wrong type")
-        return cls(**raw)
-
-    def _message(self) -> bytes:
-        payload = {k: v for k, v in asdict(self).items() if k != "signature"}
-        return _DIGEST_DOMAIN + json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    _WHAT: ClassVar[str] = "digest"
+    _DOMAIN: ClassVar[bytes] = _DIGEST_DOMAIN
+    _TYPES: ClassVar[dict[str, str]] = {
+        "year": "int", "first_seq": "int?", "last_seq": "int?", "records": "int",
+        "chain_hash": "str", "signed_at": "str", "public_key_pem": "str", "signature": "str",
+    }
 
 
 @dataclass(frozen=True)
-class SignedCheckpoint:
+class SignedCheckpoint(_SignedJson):
     """A checkpoint of the audit log (how far it went, and its chain hash), signed with Ed25519.
 
     One is written to ``<home>/audit/checkpoints/`` on the first append of each UTC day, and
@@ -282,52 +299,12 @@ class SignedCheckpoint:
     public_key_pem: str
     signature: str
 
-    def to_json(self) -> str:
-        """Serialise the checkpoint as JSON.
-
-        Returns
-        -------
-        str
-            Indented JSON with sorted keys.
-        """
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> SignedCheckpoint:
-        """Read a checkpoint written by :meth:`to_json`.
-
-        Parameters
-        ----------
-        text
-            The JSON text.
-
-        Returns
-        -------
-        SignedCheckpoint
-            The checkpoint (not yet verified: call :func:`verify_checkpoint`).
-
-        Raises
-        ------
-        AuditLogError
-            If the text is not a checkpoint.
-        """
-        try:
-            raw = json.loads(text)
-        except ValueError as exc:
-            raise AuditLogError("the checkpoint is not valid JSON") from exc
-        names = {f.name for f in fields(cls)}
-        if not isinstance(raw, dict) or set(raw) != names:
-            raise AuditLogError(f"a signed checkpoint has exactly the fields {sorted(names)}")
-        texts = ("log_id", "chain_hash", "signed_at", "public_key_pem", "signature")
-        if not (_is_int(raw["seq"]) and all(isinstance(raw[k], str) for k in texts)):
-            raise AuditLogError("a signed checkpoint field has the wrong type")
-        return cls(**raw)
-
-    def _message(self) -> bytes:
-        payload = {k: v for k, v in asdict(self).items() if k != "signature"}
-        return (
-            _CHECKPOINT_DOMAIN + json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        )
+    _WHAT: ClassVar[str] = "checkpoint"
+    _DOMAIN: ClassVar[bytes] = _CHECKPOINT_DOMAIN
+    _TYPES: ClassVar[dict[str, str]] = {
+        "log_id": "str", "seq": "int", "chain_hash": "str", "signed_at": "str",
+        "public_key_pem": "str", "signature": "str",
+    }
 
 
 # -- event validation (per event, no polars frame: appends must stay fast) -------------------

@@ -381,25 +381,32 @@ class Gate:
             unknown = [c for c in request.camera_ids if c not in in_scope]
             if unknown:
                 return f"cameras {unknown} are unknown or not in this user's scope", []
-        if request.polygon is not None:
-            import shapely
-
-            cameras = self._store.tables.read("cameras").filter(
-                pl.col("network_id").is_in(networks)
-            )
-            inside = shapely.contains_xy(
-                shapely.Polygon(request.polygon),
-                cameras["lon"].to_numpy(),
-                cameras["lat"].to_numpy(),
-            )
-            if int(inside.sum()) > policy.max_cameras_per_search:
-                return (
-                    f"the area holds {int(inside.sum())} cameras, too many for one search "
-                    f"(the policy allows {policy.max_cameras_per_search})"
-                ), []
+        in_area = self._cameras_in_area(request, networks)
+        if in_area is not None and in_area > policy.max_cameras_per_search:
+            return (
+                f"the area holds {in_area} cameras, too many for one search "
+                f"(the policy allows {policy.max_cameras_per_search})"
+            ), []
         if not networks:
             return "no network is in scope for this user", []
         return None, networks
+
+    def _cameras_in_area(self, request: SearchRequest, networks: list[str]) -> int | None:
+        """Cameras of ``networks`` inside the request's area (near or polygon); None: no area."""
+        if request.near is None and request.polygon is None:
+            return None
+        cameras = self._store.tables.read("cameras").filter(pl.col("network_id").is_in(networks))
+        if request.near is not None:
+            lat, lon, radius = request.near
+            cameras = cameras.filter(_haversine_m(lat, lon) <= radius)
+        if request.polygon is None:
+            return cameras.height
+        import shapely
+
+        inside = shapely.contains_xy(
+            shapely.Polygon(request.polygon), cameras["lon"].to_numpy(), cameras["lat"].to_numpy()
+        )
+        return int(inside.sum())
 
     def _bounds_problem(self, request: SearchRequest) -> str | None:
         """Why a filter is too broad for the policy's limits, or None."""
