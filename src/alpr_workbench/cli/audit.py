@@ -170,6 +170,92 @@ def audit_import_vendor(
         err.print(f"  line {line}: {reason}")
 
 
+@audit_app.command("vendor")
+def audit_vendor(
+    files: Annotated[
+        list[Path], typer.Argument(help="Vendor search-audit CSV exports (one or more).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="HTML report to write (mode 0600).")],
+    agency: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--agency",
+            help="Agency of each file, in order (repeat it; default: the file's organization "
+            "column when it names one agency, else the file name).",
+        ),
+    ] = None,
+    retention_days: Annotated[
+        int | None,
+        typer.Option(
+            "--retention-days",
+            help="Flag windows starting more whole days than this before the search "
+            "(default: the department's default retention).",
+        ),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option("--timezone", help="Zone of local days and off-hours (default: policy's)."),
+    ] = None,
+    csv_out: Annotated[
+        Path | None, typer.Option("--csv-out", help="Also write every finding as CSV.")
+    ] = None,
+    show_plates: Annotated[
+        bool, typer.Option("--show-plates", help="Show plates in full instead of masked.")
+    ] = False,
+) -> None:
+    """Audit vendor search-audit exports on their own (no data directory, no session).
+
+    Every check whose columns the export has: reasons, prohibited purposes, case numbers,
+    lookback past retention, scope, off-hours bursts, per-user volume, outside searchers.
+    Exit 0 when every check that ran passed, 1 when any failed, 2 for unusable input.
+    """
+    import zoneinfo
+
+    from alpr_workbench.config import DepartmentSettings
+    from alpr_workbench.policy import load_policy
+    from alpr_workbench.reports.vendor_audit import write_vendor_audit
+
+    try:
+        policy = load_policy()
+        days = retention_days if retention_days is not None else DepartmentSettings().retention_days
+        low, high = policy.retention_days_range
+        if not low <= days <= high:
+            raise WorkbenchError(f"--retention-days {days} is outside {low}..{high}")
+        if timezone is not None:
+            try:
+                zoneinfo.ZoneInfo(timezone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+                raise WorkbenchError(f"unknown --timezone {timezone!r}") from exc
+        audits = write_vendor_audit(
+            files, out=out, policy=policy, retention_days=days, agencies=agency or (),
+            timezone=timezone, csv_out=csv_out, show_plates=show_plates,
+        )  # fmt: skip
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    failed = 0
+    for result in audits:
+        console.print(
+            f"{result.name} ({result.agency}, {result.format}): {result.rows_read:,} rows, "
+            f"{result.searches:,} searches"
+        )
+        for check in result.checks:
+            if check.passed is None:
+                console.print(f"  [dim]{check.check_id}: not run, {check.not_run}[/]")
+            elif not check.passed:
+                failed += 1
+                console.print(
+                    f"  [red]{check.check_id}[/] ({check.rule or 'rows'}) {check.title}: "
+                    f"{check.n_offending:,} offending"
+                )
+    console.print(f"Report written to {out} (mode 0600)")
+    if csv_out is not None:
+        console.print(f"Findings written to {csv_out} (mode 0600)")
+    if failed:
+        err.print(f"[bold red]{failed} check(s) failed[/]")
+        raise typer.Exit(code=1)
+    console.print("Every check that ran passed.")
+
+
 def default_report_folder(session_file: Path | None) -> Path:
     """Where ``audit report`` writes by default: ``reports/`` beside the session file.
 

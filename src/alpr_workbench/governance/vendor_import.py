@@ -20,6 +20,7 @@ Times without a zone are read as UTC, which is what Flock exports use.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import hashlib
 import io
@@ -33,6 +34,7 @@ from typing import Any
 import polars as pl
 
 from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.governance.vendor_profiles import header_key, load_vendor_profiles
 from alpr_workbench.schema import empty_frame, validate_frame
 
 __all__ = ["VendorImport", "classify_organization", "read_vendor_audit"]
@@ -40,128 +42,8 @@ __all__ = ["VendorImport", "classify_organization", "read_vendor_audit"]
 ORG_AUDIT = "flock_org_audit"
 PUBLIC_AUDIT = "flock_public_search_audit"
 
-# Canonical field -> header names that mean it, compared after _header_key (lower-case,
-# letters and digits only). The first synonym is the name used in error messages.
-_SYNONYMS: dict[str, tuple[str, ...]] = {
-    "search_id": ("ID", "search id", "searchId", "audit id", "event id", "uuid"),
-    "user": (
-        "Name",
-        "userId",
-        "user",
-        "user name",
-        "username",
-        "user id",
-        "searcher",
-        "officer",
-        "user email",
-    ),
-    "organization": (
-        "Org Name",
-        "organization",
-        "organization name",
-        "org",
-        "agency",
-        "agency name",
-        "orgName",
-    ),
-    "networks": (
-        "Total Networks Searched",
-        "networkCount",
-        "networks searched",
-        "networks",
-        "network count",
-        "total networks",
-    ),
-    "devices": (
-        "Total Devices Searched",
-        "cameraCount",
-        "devices searched",
-        "camera count",
-        "cameras searched",
-        "device count",
-        "total cameras searched",
-        "cameras",
-    ),
-    "time_frame": ("Time Frame", "timeframe", "search window", "date range"),
-    "time_frame_start": (
-        "Time Frame Start",
-        "time frame from",
-        "window start",
-        "start time",
-        "search from",
-        "timeFrameStart",
-    ),
-    "time_frame_end": (
-        "Time Frame End",
-        "time frame to",
-        "window end",
-        "end time",
-        "search to",
-        "timeFrameEnd",
-    ),
-    "plate": (
-        "License Plate",
-        "plate",
-        "plate number",
-        "license plate number",
-        "lpn",
-        "licensePlate",
-    ),
-    "reason": ("Reason", "search reason", "purpose", "reason for search", "justification"),
-    "case_number": (
-        "Case #",
-        "case number",
-        "case no",
-        "case num",
-        "case",
-        "caseNumber",
-        "case id",
-        "incident number",
-    ),
-    "offense_type": (
-        "Offense Type",
-        "offense",
-        "offenseType",
-        "offense category",
-        "reason category",
-        "crime type",
-    ),
-    "search_time": (
-        "Search Time",
-        "searchDate",
-        "search date",
-        "search date time",
-        "search datetime",
-        "searched at",
-        "timestamp",
-        "date time",
-        "datetime",
-        "search time utc",
-        "searchTime",
-        "created at",
-        "createdAt",
-    ),
-    "search_type": ("Search Type", "searchType", "type"),
-    "filters": ("Filters", "filter"),
-    "text_prompt": ("Text Prompt", "prompt", "textPrompt"),
-    "moderation": ("Moderation", "moderation result"),
-}
-# Columns only the organization/network audit has; the portal's slim export has none of them.
-_ORG_AUDIT_ONLY = (
-    "organization",
-    "time_frame",
-    "time_frame_start",
-    "time_frame_end",
-    "search_type",
-    "filters",
-    "text_prompt",
-    "moderation",
-)
-_REQUIRED = ("search_time", "reason")
-# At least one of these must be there too, so that any CSV with a date and a reason column is
-# not mistaken for a search log.
-_IDENTIFYING = ("search_id", "user", "organization", "networks", "devices", "plate", "case_number")
-
+# Which header names mean which field, and how the format is told from the header, are
+# declared once, as data, in vendor_profiles.yaml (governance/vendor_profiles.py).
 _TIMESTAMP = re.compile(
     r"\d{1,2}/\d{1,2}/\d{4},?\s+\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:[AaPp]\.?[Mm]\.?)?"
     r"(?:\s*(?:UTC|GMT|Z))?"
@@ -197,19 +79,16 @@ class VendorImport:
     rejected
         The records that could not be read: ``line`` (the physical line, 1-based, where the
         record starts), ``reason`` and ``raw`` (the record's text as in the file).
+    columns
+        Canonical field (``vendor_profiles.yaml``) -> the key of its cell in each event's
+        ``query_json`` (the header name as in the file), for the fields the file has.
     """
 
     format: str
     rows_read: int
     events: pl.DataFrame
     rejected: pl.DataFrame
-
-
-def _header_key(name: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", name.lower())
-
-
-_KEY_TO_FIELD = {_header_key(s): field for field, names in _SYNONYMS.items() for s in names}
+    columns: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 class _RowError(ValueError):
@@ -361,20 +240,13 @@ def read_vendor_audit(path: Path, *, organization: str | None = None) -> VendorI
     if header_record is None:
         raise WorkbenchError(f"vendor audit {path} is empty: no header row")
     header = [h.strip() for h in header_record[1]]
-    columns: dict[str, int] = {}
-    for i, name in enumerate(header):
-        field = _KEY_TO_FIELD.get(_header_key(name))
-        if field is not None and field not in columns:
-            columns[field] = i
-    missing = [_SYNONYMS[f][0] for f in _REQUIRED if f not in columns]
-    if not any(f in columns for f in _IDENTIFYING):
-        missing.append(" or ".join(repr(_SYNONYMS[f][0]) for f in _IDENTIFYING))
-    if missing:
+    mapping = load_vendor_profiles().map_header(header)
+    columns, fmt = mapping.columns, mapping.format
+    if mapping.missing:
         raise WorkbenchError(
             f"{path.name} is not a recognisable vendor search audit: missing column(s) "
-            f"{', '.join(missing)} (found {', '.join(repr(h) for h in header) or 'none'})"
+            f"{', '.join(mapping.missing)} (found {', '.join(repr(h) for h in header) or 'none'})"
         )
-    fmt = ORG_AUDIT if any(f in columns for f in _ORG_AUDIT_ONLY) else PUBLIC_AUDIT
     # Disambiguate repeated header names so the raw row keeps every cell in query_json.
     keys: list[str] = []
     for name in header:
@@ -382,7 +254,7 @@ def read_vendor_audit(path: Path, *, organization: str | None = None) -> VendorI
         while key in keys:
             key, n = f"{name}_{n}", n + 1
         keys.append(key)
-    header_keys = [_header_key(h) for h in header]
+    header_keys = [header_key(h) for h in header]
 
     events: list[dict[str, Any]] = []
     rejected: list[tuple[int, str, str]] = []
@@ -411,6 +283,7 @@ def read_vendor_audit(path: Path, *, organization: str | None = None) -> VendorI
             schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String},
             orient="row",
         ),
+        columns={name: keys[i] for name, i in columns.items()},
     )
 
 
@@ -426,7 +299,7 @@ def _event(
     seen_ids: dict[str, int],
 ) -> dict[str, Any]:
     """One record as an ``audit_events`` row; raises _RowError when it is malformed."""
-    if [_header_key(f) for f in fields] == header_keys:
+    if [header_key(f) for f in fields] == header_keys:
         raise _RowError("repeated header row")
     if len(fields) != len(keys):
         # Trailing empty cells (a trailing comma) are harmless; anything else is not.

@@ -23,6 +23,10 @@ Rules (thresholds are keyword parameters; the policy gives the rest)
 * ``per_user_volume``: a user's searches on one local day number at least
   ``volume_min_per_day`` (10) and at least ``volume_factor`` (5) times the median
   user-day; every search of that user-day is flagged.
+* ``lookback_past_retention``: the searched window starts more than ``retention_days``
+  before the search; with ``lookback_whole_days``, more than ``retention_days`` whole days
+  (``(search time - window start).days > retention_days``), for vendor exports whose search
+  time and window are not stamped by one clock (the window can end after the search).
 * Searches refused by the gate or by the vendor's moderation are not flagged (the system
   worked); they are counted by :func:`run_checks` instead.
 """
@@ -436,6 +440,7 @@ def flag_search_patterns(
     burst_idle_days: float = 14.0,
     volume_min_per_day: int = 10,
     volume_factor: float = 5.0,
+    lookback_whole_days: bool = False,
 ) -> pl.DataFrame:
     """Flag searches for the patterns found in real audit logs.
 
@@ -470,6 +475,8 @@ def flag_search_patterns(
 volume_min_per_day, volume_factor
         Thresholds of ``repeat_tracking``, ``off_hours_burst`` and ``per_user_volume``
         (see the module documentation).
+    lookback_whole_days
+        Count ``lookback_past_retention`` in whole days (see the module documentation).
 
     Returns
     -------
@@ -646,8 +653,13 @@ volume_min_per_day, volume_factor
                              pl.lit(policy.broad_search_rows))),
     )  # fmt: skip
     lookback = pl.col("occurred_at") - pl.col("window_from")
+    past_retention = (
+        lookback.dt.total_days() > retention_days
+        if lookback_whole_days
+        else lookback > pl.duration(days=retention_days)
+    )
     add(
-        frame.filter(lookback > pl.duration(days=retention_days)),
+        frame.filter(past_retention.fill_null(False)),
         "lookback_past_retention",
         pl.format(
             "window starts {} days before the search (retention {})",
