@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install demo test lint bench clean browser wheel-check
+.PHONY: help install demo test lint bench clean browser softhsm wheel-check
 
 help:  ## List the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -29,10 +29,18 @@ browser:  ## Install Debian's chromium for the browser test, if missing (needs r
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "WARNING: chromium missing and cannot be installed here; the browser test will skip"; fi; }
 
-STRICT := src/alpr_workbench/keys.py src/alpr_workbench/store src/alpr_workbench/governance \
+softhsm:  ## Install Debian's SoftHSM2 for the PKCS#11 key-root tests, if missing (root and apt)
+	@{ command -v softhsm2-util >/dev/null 2>&1 && [ -f /usr/lib/softhsm/libsofthsm2.so ]; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian softhsm2 for the PKCS#11 key-root tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq softhsm2 >/dev/null; \
+	  else echo "WARNING: softhsm2 missing and cannot be installed here; the PKCS#11 (HSM) tests will skip"; fi; }
+
+STRICT := src/alpr_workbench/keys.py src/alpr_workbench/keys_pkcs11.py src/alpr_workbench/store \
+          src/alpr_workbench/governance \
           src/alpr_workbench/service src/alpr_workbench/client.py
 
-test: $(STAMP) browser  ## Lint, type-check the security-critical modules, run every test, check the wheel
+test: $(STAMP) browser softhsm  ## Lint, type-check the security-critical modules, run every test, check the wheel
 	$(BIN)/ruff check src tests benchmarks dashboards scripts
 	$(BIN)/mypy --strict $(STRICT)
 	$(BIN)/python -m pytest

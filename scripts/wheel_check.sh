@@ -88,9 +88,18 @@ print(users.filter(pl.col("role") == "auditor")["user_id"][0], cameras["camera_i
 PY
 )
 : "${camera:?could not read the demo store}"
-echo "--- alpr-workbench ingest-frames (the same frame, camera $camera)"
+echo "--- ingest-frames' recognition step (the same frame, camera $camera; the upload needs a service session)"
 mkdir frames && cp frame.png frames/
-"$venv/bin/alpr-workbench" ingest-frames frames --camera "$camera" --data-dir "$work/data"
+"$venv/bin/alpr-workbench" ingest-frames --help > /dev/null
+"$venv/bin/python" - "$camera" <<'PY'
+import sys
+
+from alpr_workbench.recognition.pipeline import recognize_frames
+
+reads = recognize_frames("frames", camera_id=sys.argv[1], time_from="mtime", min_confidence=0.5)
+assert "torch" not in sys.modules
+print(f"ingest-frames would send {reads.height} read(s): {reads['plate'].to_list()}; no torch")
+PY
 
 echo "--- the transparency page, as the service renders it (the packaged portal figures, no ../shared)"
 "$venv/bin/python" - "$work/data" "$auditor" <<'PY'

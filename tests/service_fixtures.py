@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -28,6 +29,8 @@ CASE = "BPD-2026-910001"
 ADMIN = "t.admin"
 ANALYSTS = ("t.analyst", "t.other", "t.victim", "t.remote")
 PASSWORD = "correct horse battery staple"
+# The one command that runs the service: `alpr-workbench serve` (here with the API only).
+_EXE = shutil.which("alpr-workbench", path=os.path.dirname(sys.executable)) or "alpr-workbench"
 
 
 def _user(user_id: str, role: str, title: str, now: dt.datetime) -> dict[str, object]:
@@ -96,8 +99,7 @@ def start_service(
     log = home.parent / "service.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "alpr_workbench.service", "--data-dir", str(home),
-             "--port", str(port)],
+            [_EXE, "serve", "--no-dashboard", "--data-dir", str(home), "--port", str(port)],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     service = Service(home, f"https://127.0.0.1:{port}", cert, process, admin_code)

@@ -91,7 +91,8 @@ def test_collect_reads_tables_log_and_stored_days(demo_home):
     assert inputs.chain_ok is True and inputs.chain_problem is None
     assert inputs.days_stored[-1] == END and len(inputs.days_stored) == 8
     assert inputs.audit_events.height > 0
-    assert (inputs.audit_events["occurred_at"].dt.year() == END.year).all()
+    local = inputs.audit_events["occurred_at"].dt.convert_time_zone(POLICY.timezone)
+    assert (local.dt.year() == END.year).all()  # the policy's calendar year
     assert inputs.users.height and inputs.hits.height and inputs.sharing_grants.height
     assert inputs.retention_days == 30
     assert inputs.sharing_history is not None and inputs.sharing_history.height >= 1

@@ -241,7 +241,9 @@ def test_audit_report_command_writes_html(home, signed_in, tmp_path):
     year = str(dt.datetime.now(dt.UTC).year)
     out = tmp_path / "audit.html"
     result = _as(signed_in["auditor"], "audit", "report", "--year", year, "--out", str(out))
-    assert result.exit_code == 0, result.output
+    # The demo city plants improper activity: checks fail, so exit 1, and the report is written.
+    assert result.exit_code == 1, result.output
+    assert "exit status 1, because a check failed" in " ".join(result.output.split())
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     refused = _as(signed_in["investigator"], "audit", "report", "--year", year, "--out",
                   str(tmp_path / "refused.html"))
@@ -261,7 +263,7 @@ def test_audit_report_prints_to_pdf_with_chromium(home, signed_in, tmp_path):
     out = tmp_path / "audit.html"
     result = _as(signed_in["auditor"], "audit", "report", "--year", year, "--out", str(out),
                  "--pdf")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the demo city fails checks
     assert out.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
 
 

@@ -28,6 +28,7 @@ LAYERS = {
     "schema": 1,
     "config": 1,
     "keys": 2,
+    "keys_pkcs11": 2,
     "crypto": 2,
     "store": 3,
     "recognition": 4,

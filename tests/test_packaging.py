@@ -19,6 +19,7 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 OPTIONAL = {
     "torch": ("train", {"recognition/models.py", "recognition/train.py",
                         "recognition/infer.py", "recognition/pipeline.py"}),
+    "pkcs11": ("hsm", {"keys_pkcs11.py"}),
 }
 
 

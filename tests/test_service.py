@@ -135,3 +135,138 @@ def test_sessions_expire_when_idle_and_absolutely():
         now[0] += dt.timedelta(minutes=29)
         result = sessions.check(token)
     assert result.reason == "session expired; sign in again"
+
+
+def test_whoami_is_audited(service, analyst):
+    me = analyst.whoami()
+    store = Store.open(service.home, passphrase=PASSPHRASE)
+    with AuditLog.open(store.home, store.keystore) as log:
+        events = log.events().filter(pl.col("event_id") == me["event_id"])
+    assert events["event_type"].to_list() == ["login"]
+    assert events["user_id"][0] == "t.analyst" and events["outcome"][0] == "allowed"
+    assert '"whoami"' in events["query_json"][0]
+
+
+def test_concurrent_searches_are_each_audited_before_their_rows_return(service, analyst):
+    """Searches run side by side in the service: every one answered has its audit record."""
+    import threading
+
+    url, token, ca_pem = analyst.url, analyst._token, service.cert.read_text()
+    found: list[list[str]] = [[] for _ in range(6)]
+
+    def worker(i: int) -> None:
+        with Client(url, token, ca_pem) as mine:
+            for _ in range(4):
+                found[i].append(mine.search(**_request()).event_id)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(found))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answered = [event for events in found for event in events]
+    assert len(answered) == 24 and len(set(answered)) == 24
+    store = Store.open(service.home, passphrase=PASSPHRASE)
+    with AuditLog.open(store.home, store.keystore) as log:
+        events = log.events().filter(pl.col("event_id").is_in(answered))
+        assert log.verify().ok
+    assert events.height == 24 and (events["outcome"] == "allowed").all()
+    assert set(events["event_type"]) == {"search"} and set(events["user_id"]) == {"t.analyst"}
+
+
+def test_a_result_of_many_batches_streams_back_to_the_same_frame():
+    import httpx
+
+    from alpr_workbench.client import _read_arrow_stream
+    from alpr_workbench.service.app import _BATCH_ROWS, _arrow_stream
+
+    rows = 2 * _BATCH_ROWS + 7
+    frame = pl.DataFrame({
+        "read_id": [f"r{i}" for i in range(rows)],
+        "captured_at": pl.datetime_range(dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                                         dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+                                         + dt.timedelta(seconds=rows - 1), "1s", eager=True),
+        "alternate_plates": [["7ABC123", "7A8C123"]] * rows,
+        "confidence_pct": pl.Series([91.5] * rows, dtype=pl.Float32),
+    })
+    for sent, compression in ((frame, "lz4"), (frame, None), (frame.head(0), "lz4")):
+        table = sent.to_arrow(compat_level=pl.CompatLevel.newest())
+        pieces = list(_arrow_stream(table, compression=compression))
+        assert len(pieces) == (4 if sent.height else 1)  # schema + batch, batches, end
+        response = httpx.Response(200, stream=httpx.ByteStream(b"".join(pieces)))
+        assert_frame_equal(_read_arrow_stream(response), sent)
+
+
+def test_searches_share_the_service_lock_and_a_change_runs_alone():
+    import threading
+
+    from alpr_workbench.service.app import _ServiceLock
+
+    lock, order = _ServiceLock(), []
+    first_in, second_in, release = threading.Event(), threading.Event(), threading.Event()
+    writer_waiting = threading.Event()
+
+    def search(entered: threading.Event, name: str) -> None:
+        with lock.shared():
+            order.append(name)
+            entered.set()
+            assert release.wait(30)
+            order.append(f"{name} done")
+
+    def change() -> None:
+        writer_waiting.set()
+        with lock:
+            order.append("change")
+
+    readers = [threading.Thread(target=search, args=(first_in, "search 1")),
+               threading.Thread(target=search, args=(second_in, "search 2"))]
+    for thread in readers:
+        thread.start()
+    assert first_in.wait(30) and second_in.wait(30)  # both searches hold it at once
+    writer = threading.Thread(target=change)
+    writer.start()
+    assert writer_waiting.wait(30)
+    release.set()
+    for thread in (*readers, writer):
+        thread.join(30)
+    # the change waited for both searches in flight
+    assert sorted(order[:2]) == ["search 1", "search 2"]
+    assert sorted(order[2:4]) == ["search 1 done", "search 2 done"] and order[4] == "change"
+
+
+def test_a_streamed_result_over_tls_equals_the_gate(service, analyst):
+    """The streamed, compressed path end to end: real uvicorn over TLS, the real client."""
+    import threading
+
+    import uvicorn
+
+    from alpr_workbench.service.app import create_app
+    from alpr_workbench.service.tls import tls_files
+    from service_fixtures import free_port
+
+    store = Store.open(service.home, passphrase=PASSPHRASE)
+    sessions = SessionStore()
+    with AuditLog.open(store.home, store.keystore) as log:
+        app = create_app(store, audit=log, sessions=sessions, stream_rows=10)
+        files, port = tls_files(service.home), free_port()
+        server = uvicorn.Server(uvicorn.Config(
+            app, host="127.0.0.1", port=port, ssl_certfile=str(files.certfile),
+            ssl_keyfile=str(files.keyfile), log_level="warning", access_log=False))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            token, _ = sessions.open("t.analyst")
+            with Client(f"https://127.0.0.1:{port}", token,
+                        files.certfile.read_text()) as client:
+                for _ in range(600):  # wait until it listens
+                    if server.started:
+                        break
+                    thread.join(0.05)
+                assert server.started
+                found = client.search(**_request())
+        finally:
+            server.should_exit = True
+            thread.join(30)
+        direct = Gate(store, log).search("t.analyst", SearchRequest(**_request()))
+    assert found.rows.height > 10  # more than stream_rows: it came in batches
+    assert_frame_equal(found.rows, direct.rows)

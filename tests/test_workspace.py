@@ -1,9 +1,10 @@
-"""Front ends use the data the user points them at (issue #13).
+"""Front ends use the data the user points them at (issues #13 and #15).
 
 ``open_workspace`` opens the configured data directory (``data_dir``, ``ALPR_WORKBENCH_HOME``,
 or the default one when it holds a store); only when none is configured does it build a demo
-city, and then it says so. The notebooks call it and print its notice: each notebook, given
-``ALPR_WORKBENCH_HOME``, reports the figures of that data directory.
+city, and then it says so. The notebooks no longer call it: they are clients of the service
+(``client.connect`` with a saved session), never open the store, and report the figures of the
+service's data directory.
 """
 
 from __future__ import annotations
@@ -127,24 +128,31 @@ def test_a_locked_store_names_its_directory(tmp_path) -> None:
         open_workspace(home)
 
 
-# -- the notebooks ---------------------------------------------------------------------------
+# -- the notebooks: clients of the service (issue #15) -----------------------------------------
 
 
 def _setup_index(book: nbformat.NotebookNode) -> int:
-    return next(i for i, c in enumerate(book.cells) if "open_workspace(" in c.source)
+    return next(i for i, c in enumerate(book.cells) if "connect(" in c.source)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_notebooks_share_one_setup_call(path: Path) -> None:
+def test_notebooks_connect_to_the_service_and_never_open_the_store(path: Path) -> None:
     book = nbformat.read(path, as_version=4)
     code = "\n".join(c.source for c in book.cells if c.cell_type == "code")
     setup = book.cells[_setup_index(book)].source
-    assert "open_workspace(data_dir, demo_days=days, demo_scale=scale)" in setup
-    assert "print(workspace.notice)" in setup
-    assert book.cells[-1].source.strip() == "workspace.close()"
-    names = {n.id for n in ast.walk(ast.parse(code)) if isinstance(n, ast.Name)}
-    assert not names & {"tempfile", "build_demo", "tmp", "Store", "AuditLog"}
-    assert "data_dir is None" not in code  # defaults follow workspace.is_demo
+    assert "client = connect(session_file=session_file)" in setup
+    assert "session_file = None" in book.cells[1].source
+    assert book.cells[-1].source.strip().startswith("client.close()")
+    tree = ast.parse(code)
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom | ast.Import)
+                for a in n.names}
+    modules = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    forbidden = {"Store", "AuditLog", "Gate", "open_workspace", "open_case_search",
+                 "build_demo", "tempfile", "current_username"}
+    assert not (names | imported) & forbidden, path.name
+    assert not modules & {"alpr_workbench.store", "alpr_workbench.keys", "alpr_workbench.demo"}
+    assert "workspace." not in code and "data_dir" not in code.replace("data_dir = None", "")
 
 
 def _kernel_env(**changes: str | None) -> dict[str, str]:
@@ -166,48 +174,40 @@ def _run(book: nbformat.NotebookNode, cwd: Path, env: dict[str, str]) -> str:
     return "\n".join(texts)
 
 
-def _through_setup(path: Path, *extra: str) -> nbformat.NotebookNode:
-    """The notebook up to its setup cell, then ``extra`` code cells."""
-    book = nbformat.read(path, as_version=4)
+def test_a_notebook_without_a_session_says_to_sign_in(tmp_path: Path) -> None:
+    from nbclient.exceptions import CellExecutionError
+
+    book = nbformat.read(ROOT / "notebooks" / "03_command_efficacy_and_impact.ipynb",
+                         as_version=4)
     book.cells = book.cells[: _setup_index(book) + 1]
-    book.cells += [nbformat.v4.new_code_cell(src) for src in extra]
-    return book
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
-def test_each_notebook_opens_alpr_workbench_home(path: Path, city: Path, tmp_path: Path) -> None:
-    count = Store.open(city).reads.row_count()
-    env = _kernel_env(ALPR_WORKBENCH_HOME=str(city), HOME=str(tmp_path))
-    out = _run(_through_setup(path, "workspace.close()"), tmp_path, env)
-    assert f"Opened data directory {city} (from ALPR_WORKBENCH_HOME): {count:,} reads" in out
-    assert "No data directory configured" not in out
-
-
-def test_a_notebook_without_configuration_says_it_built_a_demo_city(tmp_path: Path) -> None:
-    path = ROOT / "notebooks" / "03_command_efficacy_and_impact.ipynb"
-    book = _through_setup(path, "print(workspace.home)", "workspace.close()")
-    book.cells.insert(2, nbformat.v4.new_code_cell("days, scale = 1, 0.01"))  # papermill-style
-    out = _run(book, tmp_path, _kernel_env(HOME=str(tmp_path / "user-home")))
-    notice = next(line for line in out.splitlines() if line.startswith(DEMO_NOTICE))
-    home = Path(notice.removeprefix(DEMO_NOTICE).split(" — ")[0])
-    assert notice.endswith(" — figures below are synthetic") and home.name == "city"
-    assert not home.exists()  # removed when the workspace closed
-    assert not (tmp_path / "user-home" / ".local").exists()
+    missing = tmp_path / "no-session.json"
+    with pytest.raises(CellExecutionError, match="run `alpr-workbench login`"):
+        _run(book, tmp_path, _kernel_env(ALPR_WORKBENCH_SESSION=str(missing),
+                                         HOME=str(tmp_path)))
+    assert not (tmp_path / ".local").exists()
 
 
 @pytest.mark.slow
-def test_notebook_03_reports_the_figures_of_alpr_workbench_home(city, tmp_path) -> None:
-    path = ROOT / "notebooks" / "03_command_efficacy_and_impact.ipynb"
-    book = nbformat.read(path, as_version=4)
-    env = _kernel_env(ALPR_WORKBENCH_HOME=str(city), HOME=str(tmp_path))
-    out = _run(book, tmp_path, env)
+def test_notebook_03_reports_the_figures_of_the_service(city, tmp_path) -> None:
+    """Through a real service over ``city``: the reads figure and the monthly trend add up."""
+    from demo_service_fixtures import start_demo_service
+    from service_fixtures import stop_service
+
+    running = start_demo_service(city)
+    try:
+        session = tmp_path / "session.json"
+        account = running.sign_in("command_staff", session)
+        book = nbformat.read(ROOT / "notebooks" / "03_command_efficacy_and_impact.ipynb",
+                             as_version=4)
+        out = _run(book, tmp_path, _kernel_env(ALPR_WORKBENCH_SESSION=str(session),
+                                               HOME=str(tmp_path)))
+    finally:
+        stop_service(running.service)
     count = Store.open(city).reads.row_count()
-    assert f"Opened data directory {city} (from ALPR_WORKBENCH_HOME): {count:,} reads" in out
-    # The headline table: the reads figure is the directory's own count.
-    headline = next(c for c in book.cells if c.source.startswith("figures = report.to_dict()"))
+    assert f"Signed in to the service at {running.service.url} as {account.user_id}" in out
+    headline = next(c for c in book.cells if c.source.startswith('figures = report["figures"]'))
     table = headline.outputs[0]["data"]["text/plain"]
     assert re.search(rf"│ reads\s+┆ {count}\.0\s+│", table), table
-    # The month-by-month trend adds up to the same count.
-    trend = next(c for c in book.cells if "monthly_trend(" in c.source)
-    months = re.findall(r"│ \d{4}-\d\d-01 ┆ (\d+)\s+┆", trend.outputs[0]["data"]["text/plain"])
+    trend = next(c for c in book.cells if "client.trend(" in c.source)
+    months = re.findall(r"│ \d{4}-\d\d-01\s+┆ (\d+)\s+┆", trend.outputs[0]["data"]["text/plain"])
     assert months and sum(map(int, months)) == count

@@ -17,6 +17,7 @@ streams and become Polars frames without row-by-row conversion.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import ssl
@@ -132,6 +133,46 @@ def _raise_for(response: httpx.Response) -> None:
         str(doc.get("detail", response.reason_phrase)),
         doc.get("event_id"),
     )
+
+
+class _ResponseReader(io.RawIOBase):
+    """A streamed response body as a readable file, for :func:`pyarrow.ipc.open_stream`."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__()
+        self._chunks = response.iter_bytes()
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        target = memoryview(buffer).cast("B")
+        size = min(len(target), len(self._pending))
+        target[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def _read_arrow_stream(response: httpx.Response) -> pl.DataFrame:
+    """Decode an Arrow IPC stream batch by batch as it arrives; no row-by-row conversion."""
+    import pyarrow as pa
+    import pyarrow.ipc as pa_ipc
+
+    try:
+        with pa_ipc.open_stream(io.BufferedReader(_ResponseReader(response), 1 << 20)) as reader:
+            table = reader.read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ServiceError(response.status_code, "bad_response",
+                           f"the service's Arrow stream could not be read: {exc}") from exc
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
 
 
 def _post(http: httpx.Client, path: str, body: dict[str, Any] | None = None,
@@ -279,13 +320,24 @@ class Client:
             ``search_refused`` (with the audit event id) when the gate refuses.
         """
         body = {k: _jsonable(v) for k, v in request.items()}
-        response = _post(self._http, "/v1/search", body, token=self._token)
-        _raise_for(response)
-        if response.headers.get("content-type", "").split(";")[0] != ARROW_STREAM:
-            raise ServiceError(response.status_code, "bad_response",
-                               "the service did not answer with an Arrow stream")
+        headers = {"Authorization": f"Bearer {self._token}"}
+        try:
+            with self._http.stream("POST", "/v1/search", json=body,
+                                   headers=headers) as response:
+                if not response.is_success:
+                    response.read()
+                    _raise_for(response)
+                if response.headers.get("content-type", "").split(";")[0] != ARROW_STREAM:
+                    raise ServiceError(response.status_code, "bad_response",
+                                       "the service did not answer with an Arrow stream")
+                if "content-length" in response.headers:  # one small body
+                    rows = pl.read_ipc_stream(response.read())
+                else:  # streamed batch by batch
+                    rows = _read_arrow_stream(response)
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
         return ClientSearchResult(
-            rows=pl.read_ipc_stream(response.content),
+            rows=rows,
             event_id=response.headers["X-Audit-Event-Id"],
             total_rows=int(response.headers["X-Total-Rows"]),
             truncated=response.headers["X-Truncated"] == "true",
@@ -434,13 +486,18 @@ class Client:
         params = {"organization": organization} if organization else None
         return self._admin("POST", "/audit/vendor-import", csv=csv, params=params)
 
-    def ingest(self, csv: bytes, *, source: str | None = None) -> dict[str, Any]:
+    def ingest(self, csv: bytes, *, source: str | None = None,
+               camera: str | None = None) -> dict[str, Any]:
         """Store reads from a CSV export and match them against the hotlists.
 
-        ``source`` names the file in the audit record.
+        ``source`` names the file in the audit record. ``camera``: the reads were recognized
+        in that camera's frames; the service fills their network and place from its cameras
+        table (the CSV leaves ``network_id``, ``lat`` and ``lon`` out).
         """
-        params = {"source": source} if source else None
-        return self._admin("POST", "/ingest", csv=csv, params=params)
+        params = {"source": source} if source else {}
+        if camera is not None:
+            params["camera"] = camera
+        return self._admin("POST", "/ingest", csv=csv, params=params or None)
 
     # -- reports (``/v1/reports/...``; run in the service as the session's user) ---------
     def _report(self, method: str, path: str, *, body: dict[str, Any] | None = None,
@@ -496,6 +553,110 @@ class Client:
                                 body={"year": year, "show_plates": show_plates})
         checks: list[list[Any]] = json.loads(response.headers.get("X-Audit-Checks", "[]"))
         return response.content, checks
+
+    # -- data for the notebooks (``/v1/data/...``; read as the session's user, audited) --
+    def _data(self, path: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        """One ``GET /v1/data{path}``: the answer, or :class:`ServiceError`."""
+        query = {k: (v.isoformat() if isinstance(v, dt.date) else str(v))
+                 for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self._http.get(f"/v1/data{path}", params=query,
+                                      headers={"Authorization": f"Bearer {self._token}"})
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        _raise_for(response)
+        return response
+
+    def _data_frame(self, path: str, params: dict[str, Any] | None = None) -> pl.DataFrame:
+        response = self._data(path, params)
+        if response.headers.get("content-type", "").split(";")[0] != ARROW_STREAM:
+            raise ServiceError(response.status_code, "bad_response",
+                               "the service did not answer with an Arrow stream")
+        return pl.read_ipc_stream(response.content)
+
+    def cases(self) -> pl.DataFrame:
+        """The open cases the user may search in now, or every case (audit, administer).
+
+        The first: ``case_number``, ``title``, ``reason_code``, ``user_id``, ``role``.
+        """
+        return self._data_frame("/cases")
+
+    def cameras(self) -> pl.DataFrame:
+        """Every camera: its network, name and place (no read)."""
+        return self._data_frame("/cameras")
+
+    def networks(self) -> pl.DataFrame:
+        """Every camera network and its owner."""
+        return self._data_frame("/networks")
+
+    def read_counts(self, *, start: dt.date | None = None,
+                    end: dt.date | None = None) -> pl.DataFrame:
+        """Reads per camera per UTC day (``view_aggregates``; counts, never a plate).
+
+        Default period: every stored day.
+        """
+        return self._data_frame("/read-counts", {"start": start, "end": end})
+
+    def trend(self, *, start: dt.date | None = None, end: dt.date | None = None,
+              every: str = "1mo") -> pl.DataFrame:
+        """Reads, hits, confirmed hits, recoveries, arrests per ``1d``, ``1w`` or ``1mo``."""
+        return self._data_frame("/trend", {"start": start, "end": end, "every": every})
+
+    def efficacy_tables(self, *, start: dt.date | None = None,
+                        end: dt.date | None = None) -> dict[str, Any]:
+        """The efficacy report: ``figures``, ``funnel`` and ``hits_by_source`` as frames.
+
+        Also ``start``, ``end``, ``period_days`` and ``staff_hours_assumption``.
+        """
+        doc: dict[str, Any] = self._data("/efficacy", {"start": start, "end": end}).json()
+        doc["funnel"] = pl.DataFrame(doc["funnel"], schema=["stage", "hits"], orient="row")
+        doc["hits_by_source"] = pl.DataFrame(doc["hits_by_source"])
+        return doc
+
+    def hits(self) -> pl.DataFrame:
+        """Every hit at its camera, without plates (``view_aggregates``)."""
+        return self._data_frame("/hits")
+
+    def outcomes(self) -> pl.DataFrame:
+        """Stops, recoveries, arrests; with ``lat``/``lon`` only for roles that see places."""
+        return self._data_frame("/outcomes")
+
+    def hotlist_entries(self) -> pl.DataFrame:
+        """Hotlist entries without plate, plate state or VIN."""
+        return self._data_frame("/hotlist-entries")
+
+    def audit_checks(self, year: int | None = None) -> tuple[int, pl.DataFrame]:
+        """The year audited and every annual check of it, plates masked.
+
+        Columns ``check_id``, ``title``, ``passed``, ``offending`` (rows), ``explanation``.
+        Default ``year``: the year of the latest audit record. Needs ``audit`` or
+        ``administer``.
+        """
+        response = self._data("/audit/checks", {"year": year})
+        return int(response.headers["X-Year"]), pl.read_ipc_stream(response.content)
+
+    def audit_offending(self, check_id: str, year: int | None = None) -> pl.DataFrame:
+        """The offending records of one annual check, every plate masked."""
+        return self._data_frame("/audit/offending", {"check_id": check_id, "year": year})
+
+    def audit_digest(self, year: int) -> tuple[Any, str]:
+        """The year's signed audit digest and the log's public key (PEM).
+
+        Check one with the other: ``governance.verify_digest(digest, public_key_pem)``.
+        """
+        from alpr_workbench.governance.audit_log import SignedDigest
+
+        doc = self._data("/audit/digest", {"year": year}).json()
+        return SignedDigest.from_json(json.dumps(doc["digest"])), str(doc["public_key_pem"])
+
+    def my_audit_trail(self, limit: int = 50) -> pl.DataFrame:
+        """The signed-in user's own audit records (latest ``limit``, no query text)."""
+        return self._data_frame("/audit/mine", {"limit": limit})
+
+    def transparency_findings(self, *, as_of: dt.datetime | None = None) -> dict[str, Any]:
+        """What the transparency page flags, and the portal comparison (``portal.rows``)."""
+        doc: dict[str, Any] = self._data("/transparency", {"as_of": as_of}).json()
+        return doc
 
 
 def connect(url: str | None = None, *, session_file: Path | None = None) -> Client:

@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.keys import DEMO_PASSPHRASE_FILE
 from alpr_workbench.store import Store, store_paths
 
@@ -64,17 +65,43 @@ class DemoSummary:
     recognized_exact: int = 0
 
 
-def open_or_create_demo_store(home: Path) -> tuple[Store, Path | None]:
+def open_or_create_demo_store(home: Path, *, key_root: str = "file") -> tuple[Store, Path | None]:
     """Open the store in ``home``, or create a demo store with a random passphrase.
+
+    Parameters
+    ----------
+    home
+        The data directory.
+    key_root
+        For a new store: ``"file"`` (the key store file alone) or ``"softhsm"`` (a SoftHSM2
+        token made in ``<home>/keys/softhsm/`` holds the key root, so a purge reaches every
+        copy of the key store; see ``docs/decisions/0005-pkcs11-key-root.md``).
 
     Returns
     -------
     tuple
         The store and, for a demo store, the file holding its generated passphrase.
+
+    Raises
+    ------
+    WorkbenchError
+        If ``key_root`` is unknown, SoftHSM2 is missing, or an existing store has another root.
     """
+    from alpr_workbench.keys_pkcs11 import create_demo_softhsm_token
+
+    if key_root not in ("file", "softhsm"):
+        raise WorkbenchError(f"--key-root must be 'file' or 'softhsm', not {key_root!r}")
     paths = store_paths(home)
     if (paths.keys / "keystore.json").is_file():
         store = Store.open(home)
+        if key_root == "softhsm" and store.keystore.key_root != "pkcs11":
+            raise WorkbenchError(
+                f"the store in {home} keeps its key root in a file; --key-root softhsm needs a "
+                "new data directory"
+            )
+    elif key_root == "softhsm":
+        token = create_demo_softhsm_token(paths.keys)
+        store = Store.create(home, demo=True, root=token)
     else:
         store = Store.create(home, demo=True)
     passphrase_file = paths.keys / DEMO_PASSPHRASE_FILE
@@ -153,6 +180,7 @@ def build_demo(
     recognized_frames: int = 0,
     retention_days: int = 30,
     on_progress: Callable[[int, int], None] | None = None,
+    key_root: str = "file",
 ) -> DemoSummary:
     """Generate the synthetic city and store it, encrypted, in ``home``.
 
@@ -177,6 +205,8 @@ def build_demo(
         ``alpr-workbench settings set``).
     on_progress
         Called with ``(days_done, days_total)`` as the reads are stored.
+    key_root
+        ``"file"`` or ``"softhsm"`` for a new store (see :func:`open_or_create_demo_store`).
 
     Returns
     -------
@@ -185,7 +215,7 @@ def build_demo(
     """
     from alpr_workbench.synth import CityConfig, generate_city, generate_day
 
-    store, passphrase_file = open_or_create_demo_store(home)
+    store, passphrase_file = open_or_create_demo_store(home, key_root=key_root)
     last_day = end_date or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
     city = generate_city(CityConfig(seed=seed, days=days, scale=scale, end_date=last_day))
     for table in _REFERENCE_TABLES:

@@ -27,8 +27,10 @@ __all__ = [
     "check_reads",
     "ingest_csv",
     "ingest_reads",
+    "place_at_camera",
     "quote_value",
     "read_reads_csv",
+    "write_reads_csv",
 ]
 
 #: How far past the ingesting machine's clock a read's ``captured_at`` may lie (camera clocks
@@ -36,6 +38,9 @@ __all__ = [
 MAX_CLOCK_SKEW = dt.timedelta(minutes=5)
 _QUOTE_LIMIT = 60
 _ZONED = r"(?:[Zz]|[+-]\d{2}(?::?\d{2})?)$"
+#: The columns of a read that describe its camera: filled from the ``cameras`` table when an
+#: ingest names its camera (``ingest-frames``), never taken from the upload.
+_CAMERA_PLACE = {"network_id": "network_id", "lat": "lat", "lon": "lon"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,96 @@ def read_reads_csv(path: Path) -> pl.DataFrame:
                 f"{quote_value(frame.get_column(name)[row])} as {spec.field(name).type}"
             )
     return parsed
+
+
+def write_reads_csv(reads: pl.DataFrame) -> bytes:
+    """Write reads as the CSV that :func:`read_reads_csv` reads back (how a client uploads).
+
+    Times are written in UTC with a ``Z``; alternate readings are joined with ``;`` (an empty
+    list is written as an empty field).
+
+    Parameters
+    ----------
+    reads
+        Columns named as in ``data_schema/reads.yaml`` (any subset).
+
+    Returns
+    -------
+    bytes
+        UTF-8 CSV with a header line.
+
+    Examples
+    --------
+    >>> import datetime as dt
+    >>> frame = pl.DataFrame({"read_id": ["r1"], "captured_at": [
+    ...     dt.datetime(2026, 3, 1, 8, 15, 2, tzinfo=dt.UTC)], "alternate_plates": [["7ABC12"]]})
+    >>> write_reads_csv(frame).decode().splitlines()
+    ['read_id,captured_at,alternate_plates', 'r1,2026-03-01T08:15:02.000000Z,7ABC12']
+    """
+    spec = load_table("reads")
+    unknown = [c for c in reads.columns if c not in spec.columns]
+    if unknown:
+        raise WorkbenchError(f"columns not in the reads schema: {', '.join(unknown[:5])}")
+    out = []
+    for name in reads.columns:
+        kind = spec.field(name).type
+        col = pl.col(name)
+        if kind == "datetime":
+            col = col.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%6fZ")
+        elif kind == "list[string]":
+            col = pl.when(col.list.len() > 0).then(col.list.join(";"))
+        out.append(col.alias(name))
+    return reads.select(out).write_csv().encode("utf-8")
+
+
+def place_at_camera(store: Store, reads: pl.DataFrame, camera_id: str) -> pl.DataFrame:
+    """Give reads from one camera that camera's network and place, from the ``cameras`` table.
+
+    Parameters
+    ----------
+    store
+        The store whose ``cameras`` table knows the camera.
+    reads
+        Reads without ``network_id``, ``lat`` and ``lon`` (those come from the table);
+        ``camera_id``, when present, must name the camera on every row.
+    camera_id
+        The camera that made the reads.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``reads`` with ``camera_id``, ``network_id``, ``lat`` and ``lon`` filled.
+
+    Raises
+    ------
+    WorkbenchError
+        For an unknown camera, reads that carry their own network or place, or a row that
+        names another camera.
+    """
+    cameras = store.tables.read("cameras").filter(pl.col("camera_id") == camera_id)
+    if cameras.is_empty():
+        raise WorkbenchError(
+            f"unknown camera {quote_value(camera_id)} (not in the cameras table)"
+        )
+    given = [c for c in _CAMERA_PLACE if c in reads.columns]
+    if given:
+        raise WorkbenchError(
+            f"reads for camera {quote_value(camera_id)} must not carry {', '.join(given)}: "
+            "the cameras table gives them"
+        )
+    if "camera_id" in reads.columns:
+        other = reads.get_column("camera_id").ne_missing(camera_id)
+        if other.any():
+            row = int(other.arg_true()[0])
+            raise WorkbenchError(
+                f"row {row}: camera_id {quote_value(reads.get_column('camera_id')[row])} is not "
+                f"the camera {quote_value(camera_id)} the reads were sent for"
+            )
+    camera = cameras.row(0, named=True)
+    return reads.with_columns(
+        pl.lit(camera_id, dtype=pl.String).alias("camera_id"),
+        *(pl.lit(camera[src]).alias(dst) for dst, src in _CAMERA_PLACE.items()),
+    )
 
 
 def quote_value(value: object, limit: int = _QUOTE_LIMIT) -> str:
@@ -256,17 +351,22 @@ def ingest_csv(
     policy: Policy | None = None,
     now: dt.datetime | None = None,
     source: str | None = None,
+    camera_id: str | None = None,
 ) -> IngestResult:
     """Read a CSV export of reads (:func:`read_reads_csv`) and ingest it (:func:`ingest_reads`).
 
     A file that cannot be read is refused, and the refusal is audited like any other.
     ``source`` names the file in the audit record (default: ``path``; the service passes the
-    name the client gave, not its own temporary copy).
+    name the client gave, not its own temporary copy). With ``camera_id`` (reads recognized
+    in one camera's frames), the camera's network and place come from the ``cameras`` table
+    (:func:`place_at_camera`), and an unknown camera is refused.
     """
     now = now or dt.datetime.now(dt.UTC)
     label = source if source is not None else str(path)
     try:
         reads = read_reads_csv(path)
+        if camera_id is not None:
+            reads = place_at_camera(store, reads, camera_id)
     except WorkbenchError as exc:
         _audit_ingest(audit_append, actor, now, label, None, refused=str(exc))
         raise

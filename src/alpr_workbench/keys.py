@@ -11,6 +11,15 @@ Environment
     URL-safe base64 of a 32-byte key-encryption key (for services; takes precedence).
 ``ALPR_WORKBENCH_PASSPHRASE``
     Passphrase from which the KEK is derived with scrypt.
+
+Key roots
+---------
+With the default **file** root, the KEK alone protects the master keys, so a copy of
+``keystore.json`` taken before a purge, opened with the unchanged passphrase, still decrypts
+the purged day: older copies of the key store must be destroyed too (``purge`` says so). With
+the **PKCS#11** root (``alpr_workbench.keys_pkcs11``), each master key is also wrapped on a
+token under its own non-extractable key object, which a purge destroys, so no copy of the key
+store decrypts a purged day. See ``docs/decisions/0005-pkcs11-key-root.md``.
 """
 
 from __future__ import annotations
@@ -31,10 +40,12 @@ from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from alpr_workbench._fsutil import atomic_write_bytes, exclusive_lock
 from alpr_workbench.errors import KeyDestroyedError, KeyStoreError
+from alpr_workbench.keys_pkcs11 import Pkcs11Config, Pkcs11Root
 
 __all__ = [
     "KEYSTORE_FILE",
     "DEMO_PASSPHRASE_FILE",
+    "FILE_ROOT_PURGE_WARNING",
     "KeyStore",
     "MasterKey",
     "resolve_kek_source",
@@ -48,6 +59,13 @@ _SCRYPT_N = 2**15
 _SCRYPT_R = 8
 _SCRYPT_P = 1
 _MIN_PASSPHRASE_LEN = 12
+#: What a purge under the file-only key root does not reach (shown by ``purge``).
+FILE_ROOT_PURGE_WARNING = (
+    "This key store keeps its root in a file (keys/keystore.json): any older copy of that "
+    "file (a backup, a snapshot) still decrypts the purged days with the unchanged "
+    "passphrase. Destroy every older copy of keystore.json too, or the purge does not hold. "
+    "A PKCS#11 key root (init --key-root pkcs11) makes a purge reach every copy."
+)
 
 
 def _b64e(data: bytes) -> str:
@@ -132,17 +150,25 @@ class KeyStore:
     are written atomically under a file lock, so a crash never leaves a half-written store.
     """
 
-    def __init__(self, path: Path, kek: bytes, doc: dict[str, Any]) -> None:
+    def __init__(
+        self, path: Path, kek: bytes, doc: dict[str, Any], root: Pkcs11Root | None = None
+    ) -> None:
         self._path = path
         self._kek = kek
         self._doc = doc
+        self._root = root
         self._cache: dict[tuple[str, int], bytes] = {}
         self._mutex = threading.RLock()
 
     # -- construction -------------------------------------------------------------------
     @classmethod
     def create(
-        cls, keys_dir: Path, *, passphrase: str | None = None, demo: bool = False
+        cls,
+        keys_dir: Path,
+        *,
+        passphrase: str | None = None,
+        demo: bool = False,
+        root: Pkcs11Config | None = None,
     ) -> KeyStore:
         """Create a new, empty key store in ``keys_dir``.
 
@@ -156,12 +182,16 @@ class KeyStore:
             ``DEMO-PASSPHRASE.txt`` (0600) beside the store.
         demo
             Mark the store as a demo store (not for real data).
+        root
+            Keep the key root on a PKCS#11 token (module, token label); the user PIN comes
+            from ``ALPR_WORKBENCH_PKCS11_PIN`` or ``ALPR_WORKBENCH_PKCS11_PIN_FILE``. Default:
+            the file-only root.
 
         Raises
         ------
         KeyStoreError
             If a store already exists there, or no secret is available, or the passphrase
-            is too short.
+            is too short, or the token cannot be used (module, token or PIN).
         """
         keys_dir = Path(keys_dir)
         keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -200,7 +230,11 @@ class KeyStore:
             doc["kdf"] = {"name": "raw"}
             kek = secret
         doc["check"] = _seal(kek, _CHECK_PLAINTEXT, b"check")
-        store = cls(path, kek, doc)
+        pkcs11_root = None
+        if root is not None:
+            doc["root"] = root.to_doc(secrets.token_hex(16))
+            pkcs11_root = Pkcs11Root.open(keys_dir, doc["root"], demo=demo)
+        store = cls(path, kek, doc, pkcs11_root)
         with exclusive_lock(keys_dir / ".lock"):
             store._save()
         return store
@@ -237,7 +271,14 @@ class KeyStore:
             ok = False
         if not ok:
             raise KeyStoreError("wrong passphrase or key-encryption key for this key store")
-        return cls(path, kek, doc)
+        root = None
+        if doc.get("root") is not None:
+            if not isinstance(doc["root"], dict) or doc["root"].get("kind") != "pkcs11":
+                raise KeyStoreError(f"key store {path} names an unknown key root")
+            root = Pkcs11Root.open(keys_dir, doc["root"], demo=doc.get("demo") is True)
+            # A purge that stopped between the key store and the token left key objects.
+            root.sweep({k for k, v in doc["keys"].items() if v.get("destroyed_at")})
+        return cls(path, kek, doc, root)
 
     def witness_path(self, name: str) -> Path:
         """Where the witness ``name`` of a log kept elsewhere lives: beside the key store.
@@ -260,6 +301,16 @@ class KeyStore:
         if not name.isascii() or not name.isalnum() or not name.islower():
             raise KeyStoreError(f"witness name {name!r} must be lowercase letters and digits")
         return self._path.parent / f"witness-{name}.bin"
+
+    @property
+    def key_root(self) -> str:
+        """Where the root of the key hierarchy is: ``"file"`` or ``"pkcs11"``."""
+        return "file" if self._root is None else "pkcs11"
+
+    @property
+    def purge_warning(self) -> str | None:
+        """What a purge does not reach with this key root, or None (PKCS#11 root)."""
+        return FILE_ROOT_PURGE_WARNING if self._root is None else None
 
     @property
     def is_demo(self) -> bool:
@@ -369,20 +420,28 @@ class KeyStore:
     def destroy(self, key_ids: list[str]) -> None:
         """Crypto-shred ``key_ids``: every version's material is erased from the store.
 
-        Data encrypted under them can never be decrypted again, from any copy.
+        With the PKCS#11 root, each key's object on the token is destroyed as well, so no
+        copy of the key store (older ones included) can decrypt what the keys protected.
+        With the file-only root, an older copy of ``keystore.json`` still can (see
+        :data:`FILE_ROOT_PURGE_WARNING`).
         """
         with self._mutex, exclusive_lock(self._path.parent / ".lock"):
             self._reload()
             now = dt.datetime.now(dt.UTC).isoformat()
+            known = []
             for key_id in key_ids:
                 entry = self._doc["keys"].get(key_id)
                 if entry is None:
                     continue
+                known.append(key_id)
                 for item in entry["versions"]:
                     item["wrapped"] = None
                     self._cache.pop((key_id, item["version"]), None)
                 entry["destroyed_at"] = now
             self._save()
+            if self._root is not None:
+                # After the save: a crash in between leaves objects that `open` sweeps.
+                self._root.destroy(known)
 
     def is_destroyed(self, key_id: str) -> bool:
         """True when ``key_id`` exists and was destroyed."""
@@ -418,8 +477,9 @@ class KeyStore:
                 for item in entry["versions"]:
                     if item.get("wrapped") is not None:
                         aad = _aad(key_id, item["version"])
-                        material = self._unwrap(key_id, item["version"], item["wrapped"])
-                        item["wrapped"] = _seal(new_kek, material, aad)
+                        # Only the KEK layer changes; a token's wrapping stays inside it.
+                        inner = self._open_outer(key_id, item["version"], item["wrapped"])
+                        item["wrapped"] = _seal(new_kek, inner, aad)
             self._doc["kdf"] = kdf
             self._doc["check"] = _seal(new_kek, _CHECK_PLAINTEXT, b"check")
             self._kek = new_kek
@@ -428,6 +488,12 @@ class KeyStore:
     # -- internals -----------------------------------------------------------------------
     def _unwrap(self, key_id: str, version: int, wrapped: str) -> bytes:
         """Unseal one master key version, or say clearly that the key store is damaged."""
+        inner = self._open_outer(key_id, version, wrapped)
+        if self._root is None:
+            return inner
+        return self._root.unwrap(key_id, _aad(key_id, version), inner)
+
+    def _open_outer(self, key_id: str, version: int, wrapped: str) -> bytes:
         try:
             return _open(self._kek, wrapped, _aad(key_id, version))
         except (InvalidTag, ValueError) as exc:
@@ -435,6 +501,13 @@ class KeyStore:
                 f"key store {self._path}: master key {key_id!r} version {version} does not "
                 "authenticate; the key store is damaged or the passphrase is wrong"
             ) from exc
+
+    def _wrap(self, key_id: str, version: int, material: bytes) -> str:
+        aad = _aad(key_id, version)
+        inner = material
+        if self._root is not None:
+            inner = self._root.wrap(key_id, aad, material, create=version == 1)
+        return _seal(self._kek, inner, aad)
 
     def _entry(self, key_id: str) -> dict[str, Any]:
         entry = self._doc["keys"].get(key_id)
@@ -464,7 +537,7 @@ class KeyStore:
             {
                 "version": version,
                 "created_at": dt.datetime.now(dt.UTC).isoformat(),
-                "wrapped": _seal(self._kek, material, _aad(key_id, version)),
+                "wrapped": self._wrap(key_id, version, material),
             }
         )
         self._cache[(key_id, version)] = material

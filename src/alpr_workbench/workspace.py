@@ -1,7 +1,9 @@
 """Open the data a front end works on: the configured data directory, or a demo city.
 
-The notebooks (and any other front end) call :func:`open_workspace` instead of building
-their own data. Which directory counts as **configured**, in this order:
+The notebooks no longer open a store: they are clients of the service
+(``alpr_workbench.client.connect``) and keep the reports it sends with :func:`save_report`.
+:func:`open_workspace` is for tools run **as the service account** (with the key-store
+secret). Which directory counts as **configured**, in this order:
 
 1. an explicit ``data_dir`` argument (the notebooks' ``data_dir`` parameter);
 2. ``ALPR_WORKBENCH_HOME``, when set and not empty;
@@ -26,6 +28,7 @@ from typing import Any, Literal
 
 import polars as pl
 
+from alpr_workbench._fsutil import atomic_write_bytes
 from alpr_workbench.config import default_home
 from alpr_workbench.errors import KeyStoreError, WorkbenchError
 from alpr_workbench.governance.audit_log import AuditLog
@@ -40,6 +43,7 @@ __all__ = [
     "Workspace",
     "open_case_search",
     "open_workspace",
+    "save_report",
 ]
 
 #: The environment variable that names the data directory.
@@ -337,3 +341,52 @@ def open_case_search(workspace: Workspace, *, session_file: Path | None = None) 
     return CaseSearch(
         workspace, user, client, f"Searching through the service at {client.url} as {user}"
     )
+
+
+def save_report(
+    content: bytes,
+    out: str | os.PathLike[str] | None,
+    *,
+    name: str,
+    session_file: Path | None,
+    public: bool = False,
+) -> Path:
+    """Keep a report the service sent (HTML): at ``out``, else beside the session file.
+
+    Parameters
+    ----------
+    content
+        The report's bytes.
+    out
+        Where to write it; None: ``reports/<name>`` in the session file's folder (made
+        mode 0700), where the command line puts reports too.
+    name
+        The file name used when ``out`` is None.
+    session_file
+        The client's session file (``Client.session_file``).
+    public
+        A page for the public (mode 0644); otherwise mode 0600, as reports name users.
+
+    Returns
+    -------
+    pathlib.Path
+        The file written (atomically).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> path = save_report(b"<p>hi</p>", None, name="r.html", session_file=folder / "s.json")
+    >>> path == folder / "reports" / "r.html", oct(path.stat().st_mode & 0o777)
+    (True, '0o600')
+    """
+    if out is not None:
+        path = Path(out).expanduser()
+    else:
+        if session_file is None:
+            raise WorkbenchError(f"give a file to write {name} to (no session file to go beside)")
+        folder = Path(session_file).expanduser().parent / "reports"
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = folder / name
+    atomic_write_bytes(path, content, mode=0o644 if public else 0o600)
+    return path

@@ -229,3 +229,39 @@ def test_the_dashboard_cookie_is_a_service_session_that_sign_out_ends(bench, sec
         )
     status, location, _ = _page_with(bench, pair)
     assert status in (302, 303) and "/login" in location
+
+
+def _get(bench, path: str, cookie: str) -> tuple[int, str]:
+    parts = urllib.parse.urlsplit(bench.dashboard_url)
+    context = ssl.create_default_context(cafile=str(bench.cert))
+    conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=60, context=context)
+    conn.request("GET", path, headers={"Cookie": cookie})
+    response = conn.getresponse()
+    body = response.read().decode("utf-8", "replace")
+    conn.close()
+    return response.status, body
+
+
+def test_dashboard_logout_ends_the_service_session_and_is_audited(bench, secrets_by_user):
+    """Log out on the dashboard: the token it held must not keep working on the API."""
+    cookie = _cookie_of(bench, ADMIN, _fresh_code(secrets_by_user[ADMIN]))
+    value = cookie.split(";")[0].split("=", 1)[1].strip('"')
+    token = base64.b64decode(value.split("|")[-2].split(":", 1)[1]).decode()
+    pair = cookie.split(";")[0]
+    context = ssl.create_default_context(cafile=str(bench.cert))
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=bench.url, verify=context, timeout=60) as api:
+        assert api.get("/v1/whoami", headers=auth).json()["user_id"] == ADMIN
+        status, page = _get(bench, "/logout", pair)
+        assert status == 200 and "signed out" in page
+        after = api.get("/v1/whoami", headers=auth)
+    assert after.status_code == 401 and after.json()["error"] == "invalid_session"
+    status, location, _ = _page_with(bench, pair)
+    assert status in (302, 303) and "/login" in location
+    logouts = _login_events(bench).filter(
+        pl.col("query_json").str.contains('"action": "logout"', literal=True)
+    )
+    assert logouts.height >= 1
+    last = logouts.row(-1, named=True)
+    assert last["user_id"] == ADMIN and last["outcome"] == "allowed"
+    assert '"session_ended": true' in last["query_json"]

@@ -111,7 +111,8 @@ def test_audit_report_is_not_written_to_the_current_folder(
         )
     finally:
         stop_service(service)
-    assert result.exit_code == 0, result.output
+    # 1: a check failed (the report is written all the same); never 2 or 3.
+    assert result.exit_code in (0, 1), result.output
     assert list(cwd.iterdir()) == []
     folder = session.parent / "reports"
     report = folder / f"alpr-audit-{YEAR}.html"

@@ -250,3 +250,73 @@ def test_a_client_without_access_to_the_data_directory_searches_only_through_the
     assert out.returncode == 0, out.stderr
     assert "rows " in out.stdout
     assert "keystore: PermissionError" in out.stdout and "store: PermissionError" in out.stdout
+
+
+def _head_then_stall(service, path: str, token: str | None, declared: int) -> tuple[int, dict]:
+    """Send a request's headers and a sliver of its body, never the rest; read the answer.
+
+    A service that reads the body before it checks the token would wait for the rest of the
+    ``declared`` bytes and never answer (the socket's 60 s guard then fails the test).
+    """
+    import json
+    import socket
+    import ssl
+
+    host, port = "127.0.0.1", int(service.url.rsplit(":", 1)[1])
+    auth = f"Authorization: Bearer {token}\r\n" if token is not None else ""
+    head = (f"POST {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: text/csv\r\n"
+            f"Content-Length: {declared}\r\n\r\n").encode()
+    context = ssl.create_default_context(cafile=str(service.cert))
+    with (
+        socket.create_connection((host, port), timeout=60,
+                                 source_address=(next(_SOURCES), 0)) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        tls.sendall(head + b"read_id,plate\n" * 64)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = tls.recv(65536)
+            assert chunk, "the service closed the connection without an answer"
+            answer += chunk
+        head_bytes, _, body = answer.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        length = next(int(line.split(":", 1)[1]) for line in lines
+                      if line.lower().startswith("content-length:"))
+        while len(body) < length:
+            chunk = tls.recv(65536)
+            assert chunk, "the answer was cut short"
+            body += chunk
+    return int(lines[0].split()[1]), json.loads(body)
+
+
+def test_a_forged_token_gets_401_before_a_big_upload_is_read(service, people):
+    from alpr_workbench.service.routes_admin import MAX_UPLOAD_BYTES
+
+    status, doc = _head_then_stall(service, "/v1/admin/ingest", "F" * 43,
+                                   MAX_UPLOAD_BYTES - 1024)
+    assert status == 401 and doc["error"] == "invalid_session"
+    assert doc["event_id"]  # audited and backed off, as a route would
+
+
+def test_a_signed_out_token_gets_401_before_the_body_is_read(service, people):
+    client = _login(service, people, "t.analyst", step=1)
+    token = client._token
+    client.logout()
+    for path in ("/v1/search", "/v1/admin/hotlists/import"):
+        status, doc = _head_then_stall(service, path, token, 60_000)
+        assert status == 401 and doc["error"] == "invalid_session", (path, doc)
+
+
+def test_no_token_gets_401_before_the_body_is_read(service):
+    for path, declared in (("/v1/search", 60_000), ("/v1/admin/ingest", 30 * 1024 * 1024)):
+        status, doc = _head_then_stall(service, path, None, declared)
+        assert status == 401 and doc["error"] == "unauthenticated", path
+
+
+def test_only_health_enroll_and_login_are_open_without_a_session(service):
+    with service.raw(next(_SOURCES)) as http:
+        assert http.get("/v1/health").status_code == 200
+        for path in ("/v1/whoami", "/v1/admin/users", "/v1/no-such-route", "/docs"):
+            answer = http.get(path)
+            assert answer.status_code == 401, path
+            assert answer.json()["error"] == "unauthenticated"

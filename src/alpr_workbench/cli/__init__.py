@@ -34,10 +34,8 @@ app.command()(dashboard.serve)
 app.command()(recognition.recognize)
 app.command("ingest-frames")(recognition.ingest_frames)
 
-# The service (issue #15): `service` beside the dashboard's `serve` until the dashboard moves
-# behind it.
+# The service (issue #15): `serve` (above) runs it; these set it up and sign users in.
 app.command()(service.init)
-app.command()(service.service)
 app.command()(service.enroll)
 app.command()(service.login)
 app.command()(service.logout)

@@ -289,7 +289,10 @@ def audit_report(
     """The annual audit: every docs/policy.md check, offending rows, signed digest.
 
     Through the service, as the signed-in user (``audit`` or ``administer``; whole plates
-    ``audit`` only, audited); the report is written here with mode 0600.
+    ``audit`` only, audited); the report is written here with mode 0600. Imported vendor
+    logs are audited in their own section (``vendor-*`` checks). Like a linter: exit 0 when
+    every check that applies passes, 1 when any fails (the report is written all the same),
+    2 for unusable input, 3 when refused.
     """
     from alpr_workbench._fsutil import atomic_write_bytes
     from alpr_workbench.cli.reports import _refusable
@@ -325,3 +328,19 @@ def audit_report(
         except WorkbenchError as exc:
             raise _fail(exc) from exc
         console.print(f"PDF written to {written} (mode 0600)")
+    raise typer.Exit(code=_report_exit_code(checks))
+
+
+def _report_exit_code(checks: list[list[object]]) -> int:
+    """Print the one-line verdict of ``audit report`` and return its exit status (0 or 1)."""
+    applicable = [c for c in checks if c[2] is not None]
+    failed = [str(c[0]) for c in applicable if c[2] is False]
+    if not failed:
+        console.print(f"All {len(applicable)} applicable checks passed: exit status 0.")
+        return 0
+    err.print(
+        f"[bold red]{len(failed)} of {len(applicable)} applicable checks failed[/] "
+        f"({', '.join(failed)}): exit status 1, because a check failed (the report was "
+        "written all the same)."
+    )
+    return 1

@@ -56,7 +56,9 @@ def serve(
     host: Host = "127.0.0.1",
     port: ServePort = 8443,
     dashboard_port: DashboardPort = 8444,
-    dashboard: Annotated[bool, typer.Option(help="Serve the dashboard too.")] = True,
+    dashboard: Annotated[
+        bool, typer.Option(help="Serve the dashboard too (--no-dashboard: the data API only).")
+    ] = True,
     allow_remote: AllowRemote = False,
     secret_file: SecretFile = None,
     show: Annotated[bool, typer.Option(help="Open a browser on the dashboard.")] = False,

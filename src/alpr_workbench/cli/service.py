@@ -1,7 +1,7 @@
-"""The service commands (issue #15): init, service, enroll, login, logout, whoami.
+"""The service commands (issue #15): init, enroll, login, logout, whoami.
 
-``serve`` (cli/dashboard.py) starts the service with its data API and the dashboard;
-``service`` is the API-only form of it, kept for scripts.
+``serve`` (cli/dashboard.py) starts the service: its data API and the dashboard, or the API
+alone with ``--no-dashboard``; it is the one command that runs the service.
 The other commands are clients: they hold a session token, never a key.
 """
 
@@ -27,39 +27,50 @@ def init(
     admin_user: Annotated[str, typer.Option("--admin-user", help="First administrator's id.")],
     admin_name: Annotated[str, typer.Option("--admin-name", help="Their full name.")],
     data_dir: DataDir = None,
+    key_root: Annotated[
+        str,
+        typer.Option(
+            "--key-root",
+            help="Where the key root lives: 'file' (keystore.json) or 'pkcs11' (a token; a "
+            "purge then reaches every copy of the key store). PIN: ALPR_WORKBENCH_PKCS11_PIN "
+            "or ALPR_WORKBENCH_PKCS11_PIN_FILE.",
+        ),
+    ] = "file",
+    pkcs11_module: Annotated[
+        str, typer.Option("--pkcs11-module", help="The PKCS#11 module (library) path.")
+    ] = "/usr/lib/softhsm/libsofthsm2.so",
+    pkcs11_token: Annotated[
+        str | None, typer.Option("--pkcs11-token", help="Label of the token (--key-root pkcs11).")
+    ] = None,
 ) -> None:
     """Create an empty store, its key store, the TLS certificate and the first administrator."""
+    from alpr_workbench.keys_pkcs11 import Pkcs11Config
     from alpr_workbench.service.initialize import init_workbench
 
+    root = None
+    if key_root == "pkcs11":
+        if not pkcs11_token:
+            raise _fail(WorkbenchError("--key-root pkcs11 needs --pkcs11-token LABEL"))
+        root = Pkcs11Config(token_label=pkcs11_token, module=pkcs11_module)
+    elif key_root != "file":
+        raise _fail(WorkbenchError(f"--key-root must be 'file' or 'pkcs11', not {key_root!r}"))
     try:
-        result = init_workbench(_home(data_dir), admin_user, admin_name)
+        result = init_workbench(_home(data_dir), admin_user, admin_name, key_root=root)
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     console.print(f"Store created in {result.home}")
+    if root is None:
+        console.print(
+            "Key root: keys/keystore.json. A purge does not reach older copies of that file: "
+            "destroy them too (or use --key-root pkcs11)."
+        )
+    else:
+        console.print(f"Key root: PKCS#11 token {root.token_label!r} ({root.module})")
     console.print(f"Service certificate (give it to clients): {result.certfile}")
     console.print(
         f"One-time enrolment code for {result.admin_user_id} (shown once): "
         f"{result.enrolment_code}"
     )
-
-
-def service(
-    data_dir: DataDir = None,
-    host: Annotated[str, typer.Option(help="Address to listen on (loopback).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8443,
-    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback host.")] = False,
-    secret_file: Annotated[
-        Path | None, typer.Option(help="File holding the key-store passphrase.")
-    ] = None,
-) -> None:
-    """Run the service's data API only (no dashboard); `serve` runs both."""
-    from alpr_workbench.service.run import run_service
-
-    try:
-        run_service(_home(data_dir), host=host, port=port, allow_remote=allow_remote,
-                    secret_file=secret_file)
-    except WorkbenchError as exc:
-        raise _fail(exc) from exc
 
 
 def enroll(

@@ -47,6 +47,14 @@ def demo(
             help="Retention signed into a new store's department settings (default 30).",
         ),
     ] = 30,
+    key_root: Annotated[
+        str,
+        typer.Option(
+            "--key-root",
+            help="A new store's key root: 'file' or 'softhsm' (a SoftHSM2 token in the data "
+            "directory; a purge then reaches every key-store copy).",
+        ),
+    ] = "file",
 ) -> None:
     """Build the synthetic city (the embedded default) in an encrypted data directory.
 
@@ -81,6 +89,7 @@ def demo(
                 recognized_frames=frames,
                 retention_days=retention_days,
                 on_progress=lambda done, total: progress.update(task, completed=done),
+                key_root=key_root,
             )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
@@ -172,6 +181,8 @@ def purge(
     )
     if days:
         console.print(f"Days: {days[0]} .. {days[-1]}")
+    if done.get("warning"):
+        err.print(f"[bold yellow]WARNING:[/] {done['warning']}")
 
 
 def verify(data_dir: DataDir = None) -> None:

@@ -43,6 +43,7 @@ __all__ = [
     "allowed_dashboard_users",
     "attempt_login",
     "dashboard_user_problem",
+    "record_logout",
 ]
 
 #: Roles that may open the dashboard (aggregates only, whatever the role).
@@ -172,6 +173,10 @@ class SessionKeeper(Protocol):
         """The user of a live session (its idle timer restarted), or None."""
         ...
 
+    def close_session(self, token: str) -> str | None:
+        """End the session of ``token`` at once; return its user (None: there was none)."""
+        ...
+
 
 @dataclass
 class LoginThrottle:
@@ -257,6 +262,43 @@ def _audit_login(
             "outcome": "allowed" if problem is None else "refused",
             "refusal_reason": problem,
             "query_json": json.dumps({"login": "dashboard", "source": source}),
+        }
+    )
+
+
+def record_logout(
+    audit: AuditSink | None, store: Store, user_id: str | None, *, source: str
+) -> None:
+    """Audit a sign-out from the dashboard (``login`` event, ``{"login": "dashboard", ...}``).
+
+    Parameters
+    ----------
+    audit
+        Where to record it (default: nowhere).
+    store
+        The workbench store (the user's organization goes in the record).
+    user_id
+        Whose session ended; None when the browser held no live session (recorded too, as
+        a sign-out that ended nothing).
+    source
+        The client address.
+    """
+    if audit is None:
+        return
+    user = get_user(store, user_id) if user_id else None
+    audit.append(
+        {
+            "event_type": "login",
+            "occurred_at": _now(),
+            "user_id": user_id[:128] if user_id else None,
+            "organization": user.organization if user else None,
+            "organization_type": user.organization_type if user else None,
+            "outcome": "allowed",
+            "refusal_reason": None,
+            "query_json": json.dumps(
+                {"login": "dashboard", "action": "logout", "source": source,
+                 "session_ended": user_id is not None}
+            ),
         }
     )
 

@@ -28,6 +28,7 @@ from alpr_workbench.dashboard.auth import (
     LoginThrottle,
     SessionKeeper,
     attempt_login,
+    record_logout,
 )
 from alpr_workbench.dashboard.state import DashboardSource
 from alpr_workbench.dashboard.views import create_app
@@ -96,6 +97,29 @@ def _login_handler(
     return WorkbenchLoginHandler
 
 
+def _logout_handler(source: DashboardSource, sessions: SessionKeeper) -> type[Any]:
+    from panel.auth import LogoutHandler
+
+    class WorkbenchLogoutHandler(LogoutHandler):
+        """Panel's log-out page that also ends the service session the cookie names.
+
+        The token stops working at once, on the dashboard and on the API alike, and the
+        sign-out is a ``login`` audit event (``"action": "logout"``).
+        """
+
+        def get(self) -> None:
+            raw = self.get_secure_cookie(_COOKIE, max_age_days=1)
+            token = raw.decode("ascii", "replace") if raw else ""
+            user_id = sessions.close_session(token) if token and token != "guest" else None
+            client = self.request.remote_ip or "unknown"
+            if token:
+                record_logout(source.audit, source.store, user_id, source=client)
+                log.info("dashboard logout: %s from %s", user_id or "(no live session)", client)
+            super().get()
+
+    return WorkbenchLogoutHandler
+
+
 # Panel's login page, without its CDN logo and favicon: the dashboard must work offline.
 _LOGIN_HTML = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -135,6 +159,16 @@ html, body {height: 100%; font-family: 'Segoe UI', sans-serif; line-height: 1.6;
 """
 
 
+# Panel's log-out page, offline like the login page.
+_LOGOUT_HTML = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>ALPR Workbench | Logged out</title>
+<style>body {font-family: 'Segoe UI', sans-serif; background: #f4f6f8; text-align: center;
+  padding-top: 20vh;} a {color: #1f4e79;}</style></head>
+<body><h3>You are signed out</h3><p>Your session has ended on the workbench service.</p>
+<p><a href=".{{ LOGIN_ENDPOINT }}">Sign in again</a></p></body></html>
+"""
+
+
 class _WorkbenchAuthProvider(BasicAuthProvider):
     def __init__(
         self,
@@ -147,9 +181,12 @@ class _WorkbenchAuthProvider(BasicAuthProvider):
 
         # Set before the base class validates the provider (it reads login_handler).
         self._handler = _login_handler(source, accounts, throttle, sessions)
+        self._logout = _logout_handler(source, sessions)
         self._sessions = sessions
         super().__init__()
-        self._login_template = jinja2.Environment(autoescape=True).from_string(_LOGIN_HTML)
+        templates = jinja2.Environment(autoescape=True)
+        self._login_template = templates.from_string(_LOGIN_HTML)
+        self._logout_template = templates.from_string(_LOGOUT_HTML)
 
     @property
     def get_user(self) -> Callable[[Any], str | None]:
@@ -169,6 +206,13 @@ class _WorkbenchAuthProvider(BasicAuthProvider):
         self._handler._login_endpoint = self._login_endpoint
         self._handler._login_template = self._login_template
         return self._handler
+
+    @property
+    def logout_handler(self) -> type[Any]:
+        """Log-out: end the service session, audit it, then clear the cookies."""
+        self._logout._login_endpoint = self._login_endpoint
+        self._logout._logout_template = self._logout_template
+        return self._logout
 
 
 @dataclass

@@ -30,7 +30,7 @@ from alpr_workbench.governance.gate import (
     SearchRequest,
     SearchResult,
 )
-from alpr_workbench.governance.registry import Case, User, current_username, get_case, get_user
+from alpr_workbench.governance.registry import Case, User, get_case, get_user
 from alpr_workbench.governance.screening import ScreenResult, is_vague_reason, screen_text
 from alpr_workbench.governance.sharing import (
     SharingRefused,
@@ -81,7 +81,6 @@ __all__ = [
     "VendorImport",
     "add_grant",
     "classify_organization",
-    "current_username",
     "get_case",
     "get_user",
     "grants_digest",

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
-import os
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -12,7 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from alpr_workbench.policy import Policy
 from alpr_workbench.store import Store
 
-__all__ = ["Case", "User", "current_username", "get_case", "get_user", "user_problem"]
+__all__ = ["Case", "User", "get_case", "get_user", "user_problem"]
 
 
 class User(BaseModel):
@@ -46,19 +44,6 @@ class Case(BaseModel):
     opened_at: dt.datetime
     closed_at: dt.datetime | None = None
     assigned_user_ids: tuple[str, ...] | None = None
-
-
-def current_username(explicit: str | None = None) -> str:
-    """The acting user.
-
-    In order: ``explicit``, ``ALPR_WORKBENCH_USER``, the JupyterHub user, the operating-system
-    user. The gate then checks that this user exists and may act.
-    """
-    if explicit:
-        return explicit
-    return (os.environ.get("ALPR_WORKBENCH_USER") or os.environ.get("JUPYTERHUB_USER")
-            or getpass.getuser())
-
 
 
 def get_user(store: Store, user_id: str) -> User | None:

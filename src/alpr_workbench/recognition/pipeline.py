@@ -1,9 +1,19 @@
 """From image files to results: the ``recognize`` command and camera frames to reads.
 
-Capture time of a frame (used by :func:`frames_to_reads`): the first ``YYYYMMDDTHHMMSS``
-(optionally with ``Z`` and/or milliseconds ``.fff``/``_fff``) or ``YYYY-MM-DDTHH-MM-SS`` in the
-file name, read as UTC — e.g. ``cam07_20260301T081502Z.jpg``. A file without one gets its
-modification time (UTC), which copying can change; name files by capture time when it matters.
+Capture time of a frame (:func:`capture_time_of`, chosen with ``time_from``) comes from one of:
+
+* ``"exif"``: the image's EXIF ``DateTimeOriginal`` (with ``OffsetTimeOriginal`` when the
+  camera wrote one, else read as UTC) and ``SubSecTimeOriginal``;
+* ``"name"``: the first ``YYYYMMDDTHHMMSS`` (optionally with ``Z`` and/or milliseconds
+  ``.fff``/``_fff``) or ``YYYY-MM-DDTHH-MM-SS`` in the file name, read as UTC — e.g.
+  ``cam07_20260301T081502Z.jpg``;
+* ``"name:<strftime pattern>"``: the first part of the file name that fits the pattern (e.g.
+  ``name:IMG_%d%m%Y-%H%M%S``), read as UTC unless the pattern has ``%z``;
+* ``"auto"`` (the default): EXIF, else the built-in name stamp;
+* ``"mtime"``: the file's modification time, which copying changes — only when the operator
+  asks for it.
+
+A frame whose time cannot be found is an error naming the file, never a silent guess.
 """
 
 from __future__ import annotations
@@ -26,21 +36,95 @@ from alpr_workbench.recognition.infer import (
     recognize_paths,
 )
 
-__all__ = ["capture_time_of", "frames_to_reads", "reads_from_rendered_frames", "recognize_cli"]
+__all__ = [
+    "CAMERA_COLUMNS",
+    "DEFAULT_MIN_CONFIDENCE",
+    "capture_time_of",
+    "check_time_from",
+    "frames_to_reads",
+    "reads_from_rendered_frames",
+    "recognize_cli",
+    "recognize_frames",
+]
+
+#: Plates read below this confidence (0–1) are not stored by ``ingest-frames`` unless the
+#: operator gives ``--min-confidence`` (the policy declares no threshold of its own).
+DEFAULT_MIN_CONFIDENCE = 0.5
+#: Columns of a read that describe the camera, filled from the ``cameras`` table (by the
+#: service, for ``ingest-frames``), never by the recognizer.
+CAMERA_COLUMNS = ("network_id", "lat", "lon")
 
 _STAMP = re.compile(
     r"(\d{4})-?(\d{2})-?(\d{2})[T_ -]?(\d{2})[-:]?(\d{2})[-:]?(\d{2})(?:[._](\d{1,6}))?"
 )
+# strftime directives a file-name pattern may use, as regular expressions.
+_DIRECTIVES = {
+    "Y": r"\d{4}", "y": r"\d{2}", "m": r"\d{1,2}", "d": r"\d{1,2}", "H": r"\d{1,2}",
+    "I": r"\d{1,2}", "M": r"\d{1,2}", "S": r"\d{1,2}", "f": r"\d{1,6}", "j": r"\d{1,3}",
+    "p": r"[AaPp][Mm]", "b": r"[A-Za-z]{3}", "B": r"[A-Za-z]{3,9}",
+    "z": r"(?:[Zz]|[+-]\d{2}:?\d{2})", "%": "%",
+}
+_EXIF_IFD, _DATETIME_ORIGINAL, _OFFSET_ORIGINAL, _SUBSEC_ORIGINAL = 0x8769, 0x9003, 0x9011, 0x9291
 
 
-def capture_time_of(path: Path) -> dt.datetime:
-    """Capture time (UTC) from the file name, else from the file's modification time.
+def check_time_from(time_from: str) -> str:
+    """Check a ``time_from`` choice (see the module's docstring); return it.
+
+    Raises
+    ------
+    WorkbenchError
+        For an unknown choice, or a ``name:`` pattern without a date and a time of day.
 
     Examples
     --------
-    >>> capture_time_of(Path("cam07_20260301T081502Z.jpg"))
-    datetime.datetime(2026, 3, 1, 8, 15, 2, tzinfo=datetime.timezone.utc)
+    >>> check_time_from("name:cam_%Y%m%d-%H%M%S")
+    'name:cam_%Y%m%d-%H%M%S'
+    >>> check_time_from("ctime")
+    Traceback (most recent call last):
+    ...
+    alpr_workbench.errors.WorkbenchError: unknown time source 'ctime': give auto, exif, ...
     """
+    if time_from in ("auto", "exif", "name", "mtime"):
+        return time_from
+    if time_from.startswith("name:"):
+        _name_pattern(time_from[5:])
+        return time_from
+    raise WorkbenchError(
+        f"unknown time source {time_from[:60]!r}: give auto, exif, name, "
+        "name:<strftime pattern> (e.g. name:cam_%Y%m%d-%H%M%S) or mtime"
+    )
+
+
+def _name_pattern(pattern: str) -> re.Pattern[str]:
+    """The regular expression that finds ``pattern`` (strftime directives) in a file name."""
+    parts: list[str] = []
+    used: set[str] = set()
+    i = 0
+    while i < len(pattern):
+        if pattern[i] != "%":
+            parts.append(re.escape(pattern[i]))
+            i += 1
+            continue
+        code = pattern[i + 1] if i + 1 < len(pattern) else ""
+        if code not in _DIRECTIVES:
+            raise WorkbenchError(
+                f"time pattern {pattern[:60]!r}: %{code} is not supported (use "
+                f"{' '.join('%' + c for c in _DIRECTIVES if c != '%')})"
+            )
+        parts.append(f"({_DIRECTIVES[code]})" if code != "%" else "%")
+        used.add(code)
+        i += 2
+    day = "j" in used or ("d" in used and bool(used & {"m", "b", "B"}))
+    date = bool(used & {"Y", "y"}) and day
+    if not date or not (used & {"H", "I"}) or "M" not in used:
+        raise WorkbenchError(
+            f"time pattern {pattern[:60]!r} must give the date and the time of day "
+            "(at least %Y, %m, %d, %H and %M)"
+        )
+    return re.compile("".join(parts))
+
+
+def _time_from_name(path: Path) -> dt.datetime | None:
     m = _STAMP.search(path.name)
     if m:
         y, mo, d, h, mi, s, frac = m.groups()
@@ -50,12 +134,215 @@ def capture_time_of(path: Path) -> dt.datetime:
                                tzinfo=dt.UTC)
         except ValueError:
             pass  # digits that only look like a time stamp
-    return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+    return None
+
+
+def _time_from_pattern(path: Path, pattern: str) -> dt.datetime | None:
+    m = _name_pattern(pattern).search(path.name)
+    if m is None:
+        return None
+    text = m.group(0)
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+0000"
+    try:
+        value = dt.datetime.strptime(text, pattern)  # noqa: DTZ007 - zone set below
+    except ValueError:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _time_from_exif(path: Path) -> dt.datetime | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            exif = image.getexif().get_ifd(_EXIF_IFD)
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None
+    raw = exif.get(_DATETIME_ORIGINAL)
+    if not isinstance(raw, str):
+        return None
+    try:
+        value = dt.datetime.strptime(raw.strip("\x00 ").strip(), "%Y:%m:%d %H:%M:%S")  # noqa: DTZ007
+    except ValueError:
+        return None
+    subsec = str(exif.get(_SUBSEC_ORIGINAL, "")).strip("\x00 ").strip()
+    if subsec.isdigit():
+        value = value.replace(microsecond=int(subsec.ljust(6, "0")[:6]))
+    offset = str(exif.get(_OFFSET_ORIGINAL, "")).strip("\x00 ").strip()
+    m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", offset)
+    if m is None:
+        return value.replace(tzinfo=dt.UTC)
+    sign = 1 if m.group(1) == "+" else -1
+    zone = dt.timezone(sign * dt.timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+    return value.replace(tzinfo=zone).astimezone(dt.UTC)
+
+
+def capture_time_of(path: Path, time_from: str = "auto") -> dt.datetime:
+    """Capture time (UTC) of a frame, from where ``time_from`` says (see the module's docstring).
+
+    Parameters
+    ----------
+    path
+        The frame.
+    time_from
+        ``"auto"`` (EXIF, else the name stamp), ``"exif"``, ``"name"``,
+        ``"name:<strftime pattern>"`` or ``"mtime"``.
+
+    Returns
+    -------
+    datetime.datetime
+        Timezone-aware, UTC.
+
+    Raises
+    ------
+    WorkbenchError
+        Naming the file, when the chosen source gives no time (never a silent fallback).
+
+    Examples
+    --------
+    >>> capture_time_of(Path("cam07_20260301T081502Z.jpg"), "name")
+    datetime.datetime(2026, 3, 1, 8, 15, 2, tzinfo=datetime.timezone.utc)
+    >>> capture_time_of(Path("IMG_01032026-081502.jpg"), "name:IMG_%d%m%Y-%H%M%S")
+    datetime.datetime(2026, 3, 1, 8, 15, 2, tzinfo=datetime.timezone.utc)
+    """
+    check_time_from(time_from)
+    found: dt.datetime | None
+    if time_from == "mtime":
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)
+    if time_from == "exif":
+        found, looked = _time_from_exif(path), "no EXIF DateTimeOriginal"
+    elif time_from == "name":
+        found, looked = _time_from_name(path), "no time stamp (YYYYMMDDTHHMMSS) in its name"
+    elif time_from == "auto":
+        found = _time_from_exif(path) or _time_from_name(path)
+        looked = "no EXIF DateTimeOriginal and no time stamp (YYYYMMDDTHHMMSS) in its name"
+    else:
+        found = _time_from_pattern(path, time_from[5:])
+        looked = f"its name does not fit the pattern {time_from[5:][:60]!r}"
+    if found is None:
+        raise WorkbenchError(
+            f"{path}: no capture time: {looked}; give --time-from exif, "
+            "--time-from name:<strftime pattern>, or (knowing that copying changes it) "
+            "--time-from mtime"
+        )
+    return found
 
 
 def _read_id(camera_id: str, path: Path, digest: str, k: int) -> str:
     h = hashlib.sha256(f"{camera_id}\0{path.name}\0{digest}\0{k}".encode()).hexdigest()
     return f"rec:{h[:40]}"
+
+
+def recognize_frames(
+    folder: str | Path,
+    *,
+    camera_id: str,
+    recognizer: Recognizer | None = None,
+    time_from: str = "auto",
+    min_confidence: float = 0.0,
+    on_error: Callable[[Path, str], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> pl.DataFrame:
+    """Read the plates in a camera's frames: reads without the camera's network and place.
+
+    Each plate found becomes one read with ``source="recognition"``, the detector's box, the
+    reader's confidence (percent) and alternatives, and ``image_ref`` = the frame's path.
+    ``read_id`` is derived from the camera, the file name, the file's content hash and the
+    plate's rank, so ingesting the same folder twice stores nothing new. Every frame's capture
+    time is found first (:func:`capture_time_of`), so a frame without one stops the run
+    before anything is recognized. Unreadable files are skipped (reported through
+    ``on_error``). The columns :data:`CAMERA_COLUMNS` are left out: they come from the
+    ``cameras`` table of the store (the service fills them).
+
+    Parameters
+    ----------
+    folder
+        Folder of frames (not searched recursively) or a single image file.
+    camera_id
+        The camera that took the frames.
+    recognizer
+        Loaded :class:`Recognizer`; the shipped models when ``None``.
+    time_from
+        Where each frame's capture time comes from (see :func:`capture_time_of`).
+    min_confidence
+        Readings below this confidence (0–1) are not turned into reads.
+    on_error
+        Called with ``(path, message)`` for each file that could not be read.
+    on_progress
+        Called with ``(frames done, frames in all)`` after each frame.
+
+    Returns
+    -------
+    polars.DataFrame
+        The reads' columns of ``data_schema/reads.yaml`` but :data:`CAMERA_COLUMNS`.
+
+    Raises
+    ------
+    WorkbenchError
+        For a bad ``time_from`` or ``min_confidence``, or a readable frame without a capture
+        time (naming it).
+    """
+    from alpr_workbench.schema import load_table
+
+    check_time_from(time_from)
+    if not 0.0 <= min_confidence <= 1.0:
+        raise WorkbenchError(f"min_confidence {min_confidence!r} must lie between 0 and 1")
+    paths = iter_image_files([folder])
+    times: dict[Path, dt.datetime] = {}
+    for path in paths:
+        try:
+            times[path] = capture_time_of(path, time_from)
+        except WorkbenchError:
+            try:
+                load_image(path)
+            except (WorkbenchError, OSError):
+                continue  # unreadable: reported below, with the reason
+            raise
+        except OSError:
+            continue  # e.g. a file that vanished: reported below
+    rec = recognizer or Recognizer.load()
+    rows: list[dict[str, Any]] = []
+    for done, path in enumerate(paths, start=1):
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            readings = rec.recognize(load_image(path))
+            captured = times[path] if path in times else capture_time_of(path, time_from)
+        except (WorkbenchError, OSError) as exc:
+            if on_error is not None:
+                on_error(path, str(exc))
+            readings = []
+        for k, r in enumerate(readings):
+            if not re.fullmatch(r"[A-Z0-9]{1,8}", r.text) or r.confidence < min_confidence:
+                continue
+            assert r.box is not None
+            x, y, w, h = r.box
+            rows.append({
+                "read_id": _read_id(camera_id, path, digest, k),
+                "camera_id": camera_id,
+                "captured_at": captured,
+                "plate": r.text,
+                "plate_state": r.state,
+                "confidence_pct": r.confidence * 100,
+                "alternate_plates": [t for t, _ in r.candidates[1:]],
+                "box_x_px": x,
+                "box_y_px": y,
+                "box_w_px": w,
+                "box_h_px": h,
+                "image_ref": str(path),
+                "source": "recognition",
+            })
+        if on_progress is not None:
+            on_progress(done, len(paths))
+    spec = load_table("reads")
+    schema = {c: t for c, t in spec.polars_schema.items() if c not in CAMERA_COLUMNS}
+    frame = pl.DataFrame(rows, schema={c: schema[c] for c in rows[0]}) if rows else None
+    if frame is None:
+        return pl.DataFrame(schema=schema)
+    return frame.select(
+        [pl.col(c) if c in frame.columns else pl.lit(None, dtype=t).alias(c)
+         for c, t in schema.items()]
+    )
 
 
 def frames_to_reads(
@@ -67,15 +354,12 @@ def frames_to_reads(
     lon: float,
     recognizer: Recognizer | None = None,
     min_confidence_pct: float = 0.0,
+    time_from: str = "auto",
     on_error: Callable[[Path, str], None] | None = None,
 ) -> pl.DataFrame:
     """Turn a folder of camera frames into reads that conform to ``data_schema/reads.yaml``.
 
-    Each plate found becomes one read with ``source="recognition"``, the detector's box, the
-    reader's confidence (percent) and alternatives, and ``image_ref`` = the frame's path.
-    ``read_id`` is derived from the camera, the file name, the file's content hash and the
-    plate's rank, so ingesting the same folder twice stores nothing new. Unreadable files are
-    skipped (reported through ``on_error``).
+    :func:`recognize_frames`, with the camera's network and place given here.
 
     Parameters
     ----------
@@ -86,7 +370,9 @@ def frames_to_reads(
     recognizer
         Loaded :class:`Recognizer`; the shipped models when ``None``.
     min_confidence_pct
-        Readings below this confidence are not turned into reads.
+        Readings below this confidence (percent) are not turned into reads.
+    time_from
+        Where each frame's capture time comes from (see :func:`capture_time_of`).
     on_error
         Called with ``(path, message)`` for each file that could not be read.
 
@@ -95,49 +381,20 @@ def frames_to_reads(
     polars.DataFrame
         Validated reads, ready for :func:`alpr_workbench.ingest.ingest_reads`.
     """
-    from alpr_workbench.schema import empty_frame, validate_frame
+    from alpr_workbench.schema import empty_frame, load_table, validate_frame
 
-    rec = recognizer or Recognizer.load()
-    rows: list[dict[str, Any]] = []
-    for path in iter_image_files([folder]):
-        try:
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            readings = rec.recognize(load_image(path))
-        except (WorkbenchError, OSError) as exc:
-            if on_error is not None:
-                on_error(path, str(exc))
-            continue
-        captured = capture_time_of(path)
-        for k, r in enumerate(readings):
-            conf_pct = r.confidence * 100
-            if not re.fullmatch(r"[A-Z0-9]{1,8}", r.text) or conf_pct < min_confidence_pct:
-                continue
-            assert r.box is not None
-            x, y, w, h = r.box
-            rows.append({
-                "read_id": _read_id(camera_id, path, digest, k),
-                "camera_id": camera_id,
-                "network_id": network_id,
-                "captured_at": captured,
-                "plate": r.text,
-                "plate_state": r.state,
-                "confidence_pct": conf_pct,
-                "alternate_plates": [t for t, _ in r.candidates[1:]],
-                "box_x_px": x,
-                "box_y_px": y,
-                "box_w_px": w,
-                "box_h_px": h,
-                "image_ref": str(path),
-                "lat": float(lat),
-                "lon": float(lon),
-                "source": "recognition",
-            })
-    if not rows:
+    reads = recognize_frames(
+        folder, camera_id=camera_id, recognizer=recognizer, time_from=time_from,
+        min_confidence=min_confidence_pct / 100, on_error=on_error,
+    )
+    if reads.is_empty():
         return empty_frame("reads")
-    frame = pl.DataFrame(rows, schema_overrides={
-        "plate_state": pl.String, "alternate_plates": pl.List(pl.String),
-    })
-    return validate_frame("reads", frame)
+    placed = reads.with_columns(
+        pl.lit(network_id).alias("network_id"),
+        pl.lit(float(lat)).alias("lat"),
+        pl.lit(float(lon)).alias("lon"),
+    ).select(load_table("reads").columns)
+    return validate_frame("reads", placed)
 
 
 def recognize_cli(

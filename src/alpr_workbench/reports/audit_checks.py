@@ -34,10 +34,12 @@ Rules (thresholds are keyword parameters; the policy gives the rest)
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
@@ -48,16 +50,25 @@ from alpr_workbench.policy import Policy
 
 __all__ = [
     "AUDIT_EXTRA_TERMS",
+    "CHECK_RULES",
     "CHECK_TITLES",
     "SEARCH_EVENT_TYPES",
+    "VENDOR_EVENT_TYPES",
     "AuditInputs",
     "CheckResult",
+    "audit_period",
+    "describe_check_rules",
     "flag_search_patterns",
     "run_checks",
+    "split_vendor_events",
 ]
 
 #: Event types that are one person's search of reads (the imported vendor logs included).
 SEARCH_EVENT_TYPES: tuple[str, ...] = ("search", "lookup", "retro_match", "vendor_search")
+#: Event types that are another system's records (imported vendor logs), never the
+#: department's own audit trail: the annual checks leave them out and the report gives them
+#: their own section (docs/policy.md#imported-vendor-logs).
+VENDOR_EVENT_TYPES: tuple[str, ...] = ("vendor_search",)
 #: Event types that are an access to data (docs/policy.md#a1).
 ACCESS_EVENT_TYPES: tuple[str, ...] = (*SEARCH_EVENT_TYPES, "export")
 #: Paths every one of which must leave an audit record (docs/policy.md#a4).
@@ -186,6 +197,9 @@ class AuditInputs:
         default: those in ``audit_events``.
     log_started_at
         When the audit log's first record was written; default: the first event given.
+    timezone
+        Zone whose calendar year is audited (the policy's ``timezone``); ``None``: UTC.
+        Every table counted is restricted to that year (:func:`audit_period`).
     """
 
     year: int
@@ -206,6 +220,7 @@ class AuditInputs:
     outcomes: pl.DataFrame | None = None
     sharing_history: pl.DataFrame | None = None
     log_started_at: dt.datetime | None = field(default=None)
+    timezone: str | None = None
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -280,8 +295,68 @@ def _local_hour_in(hours: pl.Expr, window: tuple[int, int]) -> pl.Expr:
     return (hours >= start) & (hours < end)
 
 
-def _year_bounds(year: int) -> tuple[dt.datetime, dt.datetime]:
-    return dt.datetime(year, 1, 1, tzinfo=_UTC), dt.datetime(year + 1, 1, 1, tzinfo=_UTC)
+def audit_period(year: int, timezone: str | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """The audited calendar year in ``timezone``, as a half-open UTC interval.
+
+    Parameters
+    ----------
+    year
+        Calendar year audited.
+    timezone
+        IANA zone whose midnights bound the year (the policy's ``timezone``); ``None``: UTC.
+
+    Returns
+    -------
+    tuple of datetime
+        The first instant of ``year`` and the first instant of ``year + 1``, both in UTC.
+
+    Raises
+    ------
+    ValueError
+        If the zone is unknown.
+
+    Examples
+    --------
+    >>> start, end = audit_period(2025, "America/Los_Angeles")
+    >>> start.isoformat(), end.isoformat()
+    ('2025-01-01T08:00:00+00:00', '2026-01-01T08:00:00+00:00')
+    """
+    try:
+        zone = ZoneInfo(timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {timezone!r} for the audit period") from exc
+    return (
+        dt.datetime(year, 1, 1, tzinfo=zone).astimezone(_UTC),
+        dt.datetime(year + 1, 1, 1, tzinfo=zone).astimezone(_UTC),
+    )
+
+
+def _year_bounds(inputs: AuditInputs) -> tuple[dt.datetime, dt.datetime]:
+    return audit_period(inputs.year, inputs.timezone)
+
+
+def split_vendor_events(events: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split audit events into the department's own trail and imported vendor rows.
+
+    Parameters
+    ----------
+    events
+        Audit events (``audit_events`` schema).
+
+    Returns
+    -------
+    tuple of polars.DataFrame
+        The department's own events, then the rows of :data:`VENDOR_EVENT_TYPES`.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"event_type": ["search", "vendor_search", "export"]})
+    >>> own, vendor = split_vendor_events(frame)
+    >>> own["event_type"].to_list(), vendor.height
+    (['search', 'export'], 1)
+    """
+    is_vendor = pl.col("event_type").is_in(list(VENDOR_EVENT_TYPES)).fill_null(False)
+    return events.filter(~is_vendor), events.filter(is_vendor)
 
 
 def _ts(value: dt.datetime) -> pl.Expr:
@@ -803,7 +878,7 @@ def _check_a4(inputs: AuditInputs) -> CheckResult:
     present = {str(k): int(v) for k, v in events.group_by("event_type").len().iter_rows()}
     counts: dict[str, int | float] = {f"events_{p}": present.get(p, 0) for p in LOGGED_PATHS}
     started = inputs.log_started_at or (events["occurred_at"].min() if events.height else None)
-    start_y, end_y = _year_bounds(inputs.year)
+    start_y, end_y = _year_bounds(inputs)
     lo = max(start_y, started) if isinstance(started, dt.datetime) else None
     hi = min(end_y, inputs.as_of)
     parts: list[pl.DataFrame] = []
@@ -876,7 +951,7 @@ def _check_a4(inputs: AuditInputs) -> CheckResult:
 
 def _check_a5(inputs: AuditInputs, *, max_gap_days: int) -> CheckResult:
     events = inputs.audit_events
-    start_y, end_y = _year_bounds(inputs.year)
+    start_y, end_y = _year_bounds(inputs)
     counts: dict[str, int | float] = {"records": events.height}
     parts: list[pl.DataFrame] = []
     if inputs.chain_ok is False:
@@ -1123,7 +1198,7 @@ def _check_r4(inputs: AuditInputs, policy: Policy) -> CheckResult:
 
 
 def _grants_in_year(inputs: AuditInputs) -> pl.DataFrame:
-    start_y, end_y = _year_bounds(inputs.year)
+    start_y, end_y = _year_bounds(inputs)
     return inputs.sharing_grants.filter(
         (pl.col("granted_at") < _ts(min(end_y, inputs.as_of)))
         & (pl.col("revoked_at").is_null() | (pl.col("revoked_at") >= _ts(start_y)))
@@ -1546,12 +1621,168 @@ def _check_x1(inputs: AuditInputs, *, pending_days: float) -> CheckResult:
     )
 
 
+def _in_period(col: str, start: dt.datetime, end: dt.datetime, *, keep_null: bool) -> pl.Expr:
+    inside = (pl.col(col) >= _ts(start)) & (pl.col(col) < _ts(end))
+    return (pl.col(col).is_null() | inside) if keep_null else (pl.col(col).is_not_null() & inside)
+
+
+def _scoped(inputs: AuditInputs) -> AuditInputs:
+    """The inputs restricted to the audited year and to the department's own events.
+
+    Events, hits and outcomes count only inside the year (an event without a time stays, so
+    A1 reports it); holds, lists and entries only if they existed in the year; stored days
+    only up to the year's end and ``as_of``. Imported vendor rows are another system's
+    records: they leave the events here and get their own section of the report.
+    """
+    start, end = _year_bounds(inputs)
+    own, _ = split_vendor_events(inputs.audit_events)
+    outcomes = inputs.outcomes
+    if outcomes is not None:
+        outcomes = outcomes.filter(_in_period("occurred_at", start, end, keep_null=False))
+    last_day = min(end - dt.timedelta(microseconds=1), inputs.as_of).date()
+    return replace(
+        inputs,
+        audit_events=own.filter(_in_period("occurred_at", start, end, keep_null=True)),
+        hits=inputs.hits.filter(_in_period("captured_at", start, end, keep_null=False)),
+        outcomes=outcomes,
+        legal_holds=inputs.legal_holds.filter(
+            (pl.col("created_at").is_null() | (pl.col("created_at") < _ts(end)))
+            & (pl.col("released_at").is_null() | (pl.col("released_at") >= _ts(start)))
+        ),
+        hotlists=inputs.hotlists.filter(
+            pl.col("created_at").is_null() | (pl.col("created_at") < _ts(end))
+        ),
+        hotlist_entries=inputs.hotlist_entries.filter(
+            pl.col("added_at").is_null() | (pl.col("added_at") < _ts(end))
+        ),
+        days_stored=[d for d in inputs.days_stored if d <= last_day],
+    )
+
+
+#: A5's default: the most days in a row without any audit record while the system ran.
+DEFAULT_MAX_GAP_DAYS = 3
+#: X1's default: days a hit may stay pending after its read.
+DEFAULT_PENDING_DAYS = 7.0
+
+#: Each check's rule, with its thresholds as fields filled from the policy and the run's
+#: options by :func:`describe_check_rules` (the methodology section of the report).
+CHECK_RULES: dict[str, str] = {
+    "A1": "Every search, lookup, retro-match and export record has a timestamp, the query, "
+    "the user, the organization and a purpose (Civil Code 1798.90.52). Fails on any record "
+    "lacking one.",
+    "A2": "Every allowed search names a case number matching {case_number_pattern} that was "
+    "open when the search ran. Fails on any search that does not.",
+    "A3": "Every reason is one of: {reason_codes}; {reasons_requiring_text} needs a text that "
+    "is not vague (the policy's vague_reasons). Fails on any blank, vague or unlisted reason.",
+    "A4": "Paths counted: {logged_paths}. Each legal hold, sharing grant and hotlist created "
+    "or changed while the log ran in the year has its audit record. Fails on any without one.",
+    "A5": "The audit log's hash chain verifies, and no stretch of more than {max_gap_days} "
+    "days without any audit record of the department's own while the system ran.",
+    "R1": "No stored day of reads is older than {retention_days} days (the store's signed "
+    "retention) on the audit date outside a legal hold, and no hold partition outlives its "
+    "hold.",
+    "R2": "Every legal hold in force during the year names a case in the department's format "
+    "and an approver; a live hold's review date has not passed.",
+    "R3": "No search's window starts more than {retention_days} days before the search.",
+    "R4": "Custom hotlists have an owner, a case, a reason and an expiry at most "
+    "{custom_hotlist_max_days} days ahead, and no joke or personal name; entries have an "
+    "adder, a reason and an expiry; no hit of the year after its entry expired.",
+    "S1": "Grants in force during the year go only to: {allowed_recipient_types} (Civil Code "
+    "1798.90.55); a recipient whose name reads otherwise is flagged.",
+    "S2": "Consecutive sharing snapshots differ only by audited, allowed sharing changes, and "
+    "the grants table matches the last audited state.",
+    "S3": "No search by a federal, out-of-state or private organization, and no active "
+    "account of one.",
+    "S4": "No hotlist serves immigration enforcement; no entry or hit of the year in a "
+    "never-alert category ({never_alert_categories}) (Gov. Code 7284.6).",
+    "S5": "Every grant in force has a documented approver and basis, and a review date not "
+    "passed on the audit date.",
+    "U1": "Every active user is approved and was trained within {training_refresh_days} days.",
+    "U2": "No audit record after a user's separation; no separated account enabled; no "
+    "enabled account idle more than {idle_days_before_disable} days on the audit date.",
+    "U3": "No generic or shared account (the policy's generic-account rule); every job title "
+    "is one of: {job_titles}.",
+    "X1": "No hit of the year pending more than {pending_days:g} days and no stop on a "
+    "misread; at least one hit decided by a person (the misread rate is reported).",
+    "P1": "No reason text screens as a prohibited purpose (the policy's prohibited_terms, "
+    "plus {audit_extra_terms}); every bare 'ice' is listed for review.",
+    "P2": "No search over {max_networks_per_search} networks; no partial plate with fewer "
+    "than {min_pattern_literals} known characters or result over {broad_search_rows} rows; "
+    "no user searching one plate on {repeat_min_days} or more days; no burst of "
+    "{burst_min_searches} or more off-hours ({off_hours}) searches {burst_gap_minutes:g} "
+    "minutes apart after {burst_idle_days:g} quiet days; no user-day of at least "
+    "{volume_min_per_day} searches and {volume_factor:g} times the median user-day.",
+}
+
+
+def describe_check_rules(
+    policy: Policy,
+    *,
+    retention_days: int,
+    max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
+    pending_days: float = DEFAULT_PENDING_DAYS,
+    **pattern_options: Any,
+) -> dict[str, str]:
+    """Each check's rule in words, with the thresholds the run used.
+
+    Parameters
+    ----------
+    policy
+        The policy audited against (lists, formats and limits).
+    retention_days
+        The store's retention.
+    max_gap_days, pending_days, **pattern_options
+        As given to :func:`run_checks` (defaults: the same as there).
+
+    Returns
+    -------
+    dict
+        Check id -> rule, for every id of :data:`CHECK_TITLES`.
+
+    Examples
+    --------
+    >>> from alpr_workbench.policy import load_policy
+    >>> rules = describe_check_rules(load_policy(), retention_days=30)
+    >>> rules["R3"]
+    "No search's window starts more than 30 days before the search."
+    """
+    defaults = {
+        name: param.default
+        for name, param in inspect.signature(flag_search_patterns).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+    start, end = policy.off_hours_local
+    values: dict[str, Any] = {
+        **defaults,
+        **pattern_options,
+        "retention_days": retention_days,
+        "max_gap_days": max_gap_days,
+        "pending_days": pending_days,
+        "logged_paths": ", ".join(LOGGED_PATHS),
+        "case_number_pattern": policy.case_number_pattern,
+        "reason_codes": ", ".join(policy.reason_codes),
+        "reasons_requiring_text": " or ".join(policy.reasons_requiring_text) or "no reason",
+        "custom_hotlist_max_days": policy.custom_hotlist_max_days,
+        "allowed_recipient_types": ", ".join(policy.allowed_recipient_types),
+        "never_alert_categories": ", ".join(policy.never_alert_categories),
+        "training_refresh_days": policy.training_refresh_days,
+        "idle_days_before_disable": policy.idle_days_before_disable,
+        "job_titles": ", ".join(policy.job_titles),
+        "audit_extra_terms": ", ".join(t for terms in AUDIT_EXTRA_TERMS.values() for t in terms),
+        "max_networks_per_search": policy.max_networks_per_search,
+        "min_pattern_literals": policy.min_pattern_literals,
+        "broad_search_rows": policy.broad_search_rows,
+        "off_hours": f"{start:02d}:00 to {end:02d}:00 {policy.timezone}",
+    }
+    return {check_id: CHECK_RULES[check_id].format(**values) for check_id in CHECK_TITLES}
+
+
 def run_checks(
     inputs: AuditInputs,
     *,
     policy: Policy,
-    max_gap_days: int = 3,
-    pending_days: float = 7.0,
+    max_gap_days: int = DEFAULT_MAX_GAP_DAYS,
+    pending_days: float = DEFAULT_PENDING_DAYS,
     **pattern_options: Any,
 ) -> list[CheckResult]:
     """Run every audit check of docs/policy.md (A1..X1) and the search-pattern checks P1, P2.
@@ -1577,7 +1808,15 @@ def run_checks(
         (prohibited purposes: immigration, protected activity, civil or personal use,
         personal characteristics, "ice" held for review) and P2 (oversized scope, repeat
         tracking of one plate, off-hours bursts, per-user volume).
+
+    Notes
+    -----
+    The checks judge the department's own records of ``inputs.year`` (in
+    ``inputs.timezone``) only: events, hits and outcomes outside the year are not counted,
+    nor are holds, lists and entries that did not exist in it, and imported vendor rows
+    (:data:`VENDOR_EVENT_TYPES`) never count; the report audits those on their own.
     """
+    inputs = _scoped(inputs)
     events = inputs.audit_events
     flags = flag_search_patterns(
         events,

@@ -23,8 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from alpr_workbench.governance.vendor_import import VendorImport, read_vendor_au
 from alpr_workbench.governance.vendor_profiles import load_vendor_profiles
 from alpr_workbench.policy import Policy
 from alpr_workbench.reports.audit_checks import flag_search_patterns
-from alpr_workbench.reports.audit_report import mask_plate
+from alpr_workbench.reports.audit_report import mask_plate, plate_masker
 
 __all__ = [
     "VendorCheck",
@@ -54,7 +53,7 @@ _TOP_USERS = 25
 
 # (id, the department's check it applies, title, columns needed (each a group of fields of
 # which one suffices), flag patterns). The patterns and their rules are audit_checks'.
-_CHECKS: tuple[tuple[str, str, str, tuple[tuple[str, ...], ...], tuple[str, ...]], ...] = (
+VENDOR_CHECKS: tuple[tuple[str, str, str, tuple[tuple[str, ...], ...], tuple[str, ...]], ...] = (
     ("reason", "A3", "Every search gives a reason that states a purpose", (("reason",),),
      ("blank_reason", "vague_reason")),
     ("purpose", "P1", "No search for a prohibited purpose", (("reason",),),
@@ -294,7 +293,7 @@ def audit_vendor_file(
             counts={"rejected_rows": imported.rejected.height}, offending=imported.rejected,
         )
     ]  # fmt: skip
-    for check_id, rule, title, needs, patterns in _CHECKS:
+    for check_id, rule, title, needs, patterns in VENDOR_CHECKS:
         lacking = [group for group in needs if not present & set(group)]
         not_run: str | None = None
         if lacking:
@@ -439,22 +438,6 @@ def _svg_bars(items: Sequence[tuple[str, float]], *, label: str, width: int = 64
         )
     parts.append("</svg>")
     return Markup("".join(parts))
-
-
-def _plate_masker(frames: Sequence[pl.DataFrame]) -> Callable[[str], str]:
-    """Mask, in any text, every plate of a ``plate_queried`` column of ``frames``."""
-    plates = {
-        str(p).strip()
-        for f in frames
-        if "plate_queried" in f.columns
-        for p in f["plate_queried"].drop_nulls().to_list()
-    }
-    plates = {p for p in plates if len(p) >= 4}
-    if not plates:
-        return lambda text: text
-    alternatives = "|".join(re.escape(p) for p in sorted(plates, key=lambda p: (-len(p), p)))
-    pattern = re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])", re.IGNORECASE)
-    return lambda text: pattern.sub(lambda m: mask_plate(m.group(0)), text)
 
 
 def _fmt(value: Any) -> str:
@@ -631,7 +614,7 @@ def render_vendor_audit(
     mask = (
         (lambda text: text)
         if show_plates
-        else _plate_masker([c.offending for a in audits for c in a.checks])
+        else plate_masker([c.offending for a in audits for c in a.checks])
     )
     files: list[dict[str, Any]] = []
     for audit in audits:

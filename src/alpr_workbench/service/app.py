@@ -1,27 +1,34 @@
 """The service's HTTP API: sign-in, sessions, and the gate behind them.
 
-Every route but ``/v1/health``, ``/v1/enroll`` and ``/v1/login`` needs a session token
-(``Authorization: Bearer <token>``). Identity comes from the session only: no route takes the
-acting user from the request. Each request re-checks the session's user in the store's
-``users`` table, so a disabled or separated user is cut off on the next request. Results are
-Arrow IPC streams (``application/vnd.apache.arrow.stream``); errors are JSON objects
+Every route but ``/v1/health``, ``/v1/enroll`` and ``/v1/login`` (and ``/openapi.json``)
+needs a session token (``Authorization: Bearer <token>``), checked before any request body is
+read: a missing, unknown or expired token is answered 401 at once. Identity comes from the
+session only: no route takes the acting user from the request. Each request re-checks the
+session's user in the store's ``users`` table, so a disabled or separated user is cut off on
+the next request. Searches run side by side (each one audited before its result leaves);
+administrative work runs alone. Results are Arrow IPC streams
+(``application/vnd.apache.arrow.stream``), sent batch by batch; errors are JSON objects
 ``{"error": <code>, "detail": <words>, "event_id": <audit record, when audited>}``. See
 ``docs/decisions/0003-service-boundary.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
 import re
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+import polars as pl
+import pyarrow as pa
+import pyarrow.ipc as pa_ipc
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -35,12 +42,21 @@ from alpr_workbench.service.sessions import Session, SessionProblem, SessionStor
 from alpr_workbench.service.throttle import LoginThrottle, make_throttle
 from alpr_workbench.store import Store
 
-__all__ = ["ARROW_STREAM", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["ARROW_STREAM", "MAX_BODY_BYTES", "PUBLIC_PATHS", "STREAM_ROWS", "create_app"]
 
 #: The media type of result bodies.
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 #: Larger request bodies are refused (413) before they are read.
 MAX_BODY_BYTES = 64 * 1024
+#: The only paths answered without a session token; every other one is refused with 401
+#: before its body is read.
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/enroll", "/v1/login", "/openapi.json"})
+#: Rows per Arrow record batch of a result, at most.
+_BATCH_ROWS = 65_536
+#: Results of more rows are streamed batch by batch, their buffers LZ4-compressed (the Arrow
+#: IPC format's own body compression, which every Arrow reader decodes): a quarter of the
+#: bytes, and the bytes on the wire, not the compression, are the cost over loopback TLS.
+STREAM_ROWS = 4_096
 _USER_ID = re.compile(r"^[a-z0-9._-]{2,40}$")
 _WRONG_LOGIN = "invalid user name, password or authentication code"
 _WRONG_CODE = "invalid, used or expired enrolment code"
@@ -133,6 +149,97 @@ class _BodyLimit:
         await self.app(scope, limited, send)
 
 
+class _ServiceLock:
+    """Administrative work runs alone (``with lock:``); searches share (``lock.shared()``).
+
+    The store's readers take no lock and the audit log serialises its own appends, so
+    searches may run side by side; a change (a purge, a key rotation, a user disabled) still
+    waits for the searches in flight and none starts while it runs. Writers go first: a
+    waiting change holds back new searches, so a stream of searches cannot starve it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writing = False
+        self._writers_waiting = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                self._cond.wait_for(lambda: not self._writing and self._readers == 0)
+            finally:
+                self._writers_waiting -= 1
+            self._writing = True
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._writing = False
+            self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        """Hold the lock beside other shared holders (searches, whoami)."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._writing and self._writers_waiting == 0)
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+
+def _bearer_token(headers: Any) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    scheme, _, token = str(headers.get("authorization", "")).partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+_NO_TOKEN = "sign in first: this request carries no session token"
+
+
+class _TokenFirst:
+    """ASGI middleware: a request without a live session is answered 401 before its body.
+
+    Every path but :data:`PUBLIC_PATHS` needs a bearer token naming a live session. A missing
+    token is refused at once; an unknown, revoked or expired one is refused with back-off
+    and an audit record, as the routes do, without reading a byte of the body (so a forged
+    token cannot make the service take in a 32 MiB upload). The route then checks the
+    session again, with the user's standing (:meth:`_Service.authenticate`).
+    """
+
+    def __init__(self, app: _ASGIApp, svc: _Service) -> None:
+        self.app = app
+        self.svc = svc
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http" or scope.get("path") in PUBLIC_PATHS:
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        token = _bearer_token(request.headers)
+        try:
+            if token is None:
+                raise ServiceError(401, "unauthenticated", _NO_TOKEN,
+                                   headers={"WWW-Authenticate": "Bearer"})
+            source = _source(request)
+            self.svc.backoff_check(source)
+            found = self.svc.sessions.check(token)
+            if isinstance(found, SessionProblem):
+                await run_in_threadpool(self.svc.refuse_session, found, source, request)
+        except ServiceError as exc:
+            response = _error_response(exc.status, exc.code, exc.detail,
+                                       event_id=exc.event_id, headers=exc.headers)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class _EnrollBody(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     user_id: str = Field(max_length=64)
@@ -157,7 +264,7 @@ class _Service:
     accounts: AccountStore
     sessions: SessionStore
     throttle: LoginThrottle
-    lock: threading.Lock
+    lock: _ServiceLock
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -200,37 +307,36 @@ class _Service:
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
 
+    def refuse_session(self, found: SessionProblem, source: str, request: Request) -> NoReturn:
+        """Back the source off, audit the dead token, and answer 401 (always raises)."""
+        delay = self.throttle.failed(source)
+        reason = found.reason if delay == 0 else f"{found.reason}; back off {delay:.0f} s"
+        event_id = self.record(
+            "login",
+            action="session",
+            source=source,
+            user_id=found.user_id,
+            problem=reason,
+            details={"path": request.url.path},
+        )
+        raise ServiceError(
+            401,
+            "invalid_session",
+            found.reason,
+            event_id=event_id,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
     def authenticate(self, request: Request, source: str) -> tuple[User, Session]:
-        header = request.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = _bearer_token(request.headers)
+        if token is None:
             raise ServiceError(
-                401,
-                "unauthenticated",
-                "sign in first: this request carries no session token",
-                headers={"WWW-Authenticate": "Bearer"},
+                401, "unauthenticated", _NO_TOKEN, headers={"WWW-Authenticate": "Bearer"}
             )
         self.backoff_check(source)
         found = self.sessions.check(token)
         if isinstance(found, SessionProblem):
-            delay = self.throttle.failed(source)
-            reason = found.reason if delay == 0 else f"{found.reason}; back off {delay:.0f} s"
-            event_id = self.record(
-                "login",
-                action="session",
-                source=source,
-                user_id=found.user_id,
-                problem=reason,
-                details={"path": request.url.path},
-            )
-            raise ServiceError(
-                401,
-                "invalid_session",
-                found.reason,
-                event_id=event_id,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            self.refuse_session(found, source, request)
         user = get_user(self.store, found.user_id)
         problem = user_problem(user, policy=self.gate.policy, now=self.now())
         if problem is not None or user is None:
@@ -246,6 +352,51 @@ class _Service:
             )
             raise ServiceError(403, "account_refused", reason, event_id=event_id)
         return user, found
+
+
+class _Pieces(io.RawIOBase):
+    """A write-only file that keeps what was written until :meth:`take` hands it over."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._parts: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        piece = bytes(data)
+        self._parts.append(piece)
+        self._position += len(piece)
+        return len(piece)
+
+    def tell(self) -> int:
+        return self._position
+
+    def take(self) -> bytes:
+        data = b"".join(self._parts)
+        self._parts.clear()
+        return data
+
+
+def _arrow_stream(table: pa.Table, *, compression: str | None = None) -> Iterator[bytes]:
+    """``table`` as one Arrow IPC stream, a piece per record batch (schema first, then EOS).
+
+    Each batch is serialised only when the response asks for the next piece, so a large
+    result is not held twice in memory and the client decodes while the rest is on the wire.
+    ``compression`` (``"lz4"`` or ``"zstd"``) compresses each batch's buffers.
+    """
+    pieces = _Pieces()
+    options = pa_ipc.IpcWriteOptions(compression=compression)
+    sink = pa.PythonFile(pieces, mode="w")
+    with pa_ipc.new_stream(sink, table.schema, options=options) as writer:
+        for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
+            writer.write_batch(batch)
+            piece = pieces.take()
+            if piece:
+                yield piece
+    yield pieces.take()
 
 
 def _source(request: Request) -> str:
@@ -276,6 +427,7 @@ def create_app(
     sessions: SessionStore | None = None,
     throttle: LoginThrottle | None = None,
     max_body_bytes: int = MAX_BODY_BYTES,
+    stream_rows: int = STREAM_ROWS,
 ) -> FastAPI:
     """The service's FastAPI application over an opened store.
 
@@ -290,6 +442,9 @@ def create_app(
         credentials, a fresh in-memory session table, :func:`make_throttle`).
     max_body_bytes
         Larger request bodies are refused with 413.
+    stream_rows
+        Search results of more rows are streamed in LZ4-compressed record batches; smaller
+        ones are sent as one body.
 
     Returns
     -------
@@ -304,7 +459,7 @@ def create_app(
         accounts=accounts or AccountStore(store.home, store.keystore),
         sessions=sessions or SessionStore(),
         throttle=throttle or make_throttle(),
-        lock=threading.Lock(),
+        lock=_ServiceLock(),
     )
     app = FastAPI(
         title="ALPR Workbench service",
@@ -318,6 +473,7 @@ def create_app(
 
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes, upload_bytes=MAX_UPLOAD_BYTES,
                        upload_paths=UPLOAD_PATHS | REPORT_UPLOAD_PATHS)
+    app.add_middleware(_TokenFirst, svc=svc)  # added last, so it runs first
 
     async def _service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
@@ -338,9 +494,9 @@ def create_app(
     app.add_exception_handler(_BodyTooLarge, _too_large)
     app.add_exception_handler(StarletteHTTPException, _http_error)
 
-    async def _run(fn: Callable[[], Response]) -> Response:
+    async def _run(fn: Callable[[], Response], *, shared: bool = False) -> Response:
         def locked() -> Response:
-            with svc.lock:
+            with svc.lock.shared() if shared else svc.lock:
                 return fn()
 
         return await run_in_threadpool(locked)
@@ -468,6 +624,10 @@ def create_app(
 
         def work() -> Response:
             user, session = svc.authenticate(request, source)
+            event_id = svc.record(
+                "login", action="whoami", source=source, user_id=user.user_id, problem=None,
+                details={"session_id": session.session_id},
+            )
             return JSONResponse(
                 {
                     "user_id": user.user_id,
@@ -476,10 +636,11 @@ def create_app(
                     "organization": user.organization,
                     "session_id": session.session_id,
                     "session_expires_at": session.expires_at.isoformat(),
+                    "event_id": event_id,
                 }
             )
 
-        return await _run(work)
+        return await _run(work, shared=True)
 
     @app.post("/v1/search")
     async def search(request: Request) -> Response:
@@ -507,21 +668,23 @@ def create_app(
                 raise ServiceError(
                     403, "search_refused", exc.reason, event_id=exc.event_id
                 ) from exc
-            sink = io.BytesIO()
-            result.rows.write_ipc_stream(sink)
-            return Response(
-                sink.getvalue(),
-                media_type=ARROW_STREAM,
-                headers={
-                    "X-Audit-Event-Id": result.event_id,
-                    "X-Total-Rows": str(result.total_rows),
-                    "X-Truncated": "true" if result.truncated else "false",
-                    "X-Window-From": result.window_from.isoformat(),
-                    "X-Window-To": result.window_to.isoformat(),
-                },
-            )
+            # The search is in the audit log; only now does its result leave.
+            headers = {
+                "X-Audit-Event-Id": result.event_id,
+                "X-Total-Rows": str(result.total_rows),
+                "X-Truncated": "true" if result.truncated else "false",
+                "X-Window-From": result.window_from.isoformat(),
+                "X-Window-To": result.window_to.isoformat(),
+            }
+            if result.rows.height <= stream_rows:  # one small body: Polars writes it
+                sink = io.BytesIO()
+                result.rows.write_ipc_stream(sink)
+                return Response(sink.getvalue(), media_type=ARROW_STREAM, headers=headers)
+            table = result.rows.to_arrow(compat_level=pl.CompatLevel.newest())
+            return StreamingResponse(_arrow_stream(table, compression="lz4"),
+                                     media_type=ARROW_STREAM, headers=headers)
 
-        return await _run(work)
+        return await _run(work, shared=True)
 
     @app.post("/v1/users/{user_id}/enrolment")
     async def issue_enrolment(user_id: str, request: Request) -> Response:
@@ -561,4 +724,7 @@ def create_app(
 
     app.include_router(admin_router(svc))
     app.include_router(reports_router(svc))
+    from alpr_workbench.service.routes_data import data_router
+
+    app.include_router(data_router(svc))
     return app

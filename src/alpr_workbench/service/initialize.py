@@ -18,6 +18,7 @@ from alpr_workbench.config import write_department_settings
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.registry import User, user_problem
+from alpr_workbench.keys_pkcs11 import Pkcs11Config
 from alpr_workbench.policy import load_policy
 from alpr_workbench.service.accounts import AccountStore
 from alpr_workbench.service.tls import make_loopback_certificate
@@ -47,6 +48,7 @@ def init_workbench(
     job_title: str = "IT Administrator",
     retention_days: int = 30,
     passphrase: str | None = None,
+    key_root: Pkcs11Config | None = None,
 ) -> InitResult:
     """Create an empty store, its key store and the first administrator.
 
@@ -63,6 +65,11 @@ def init_workbench(
     passphrase
         The key-store passphrase (default: ``ALPR_WORKBENCH_PASSPHRASE`` or
         ``ALPR_WORKBENCH_KEK``); there is no default and no demo passphrase.
+    key_root
+        Keep the root of the key hierarchy on a PKCS#11 token (its PIN from
+        ``ALPR_WORKBENCH_PKCS11_PIN`` or ``ALPR_WORKBENCH_PKCS11_PIN_FILE``), so a purge
+        reaches every copy of the key store; default: the file-only root
+        (``docs/decisions/0005-pkcs11-key-root.md``).
 
     Returns
     -------
@@ -101,7 +108,7 @@ def init_workbench(
         raise WorkbenchError(f"the first administrator is refused: {problem}")
     home.mkdir(parents=True, exist_ok=True, mode=0o700)
     home.chmod(0o700)
-    store = Store.create(home, passphrase=passphrase)
+    store = Store.create(home, passphrase=passphrase, root=key_root)
     audit = AuditLog.open(home, store.keystore)
     try:
         write_department_settings(home, store.keystore, retention_days=retention_days)

@@ -430,7 +430,10 @@ def admin_router(svc: _Service) -> APIRouter:
                     "days_purged": [d.isoformat() for d in report.days_purged],
                     "rows_destroyed": report.rows_destroyed,
                     "rows_kept_under_hold": report.rows_kept_under_hold,
-                    "hold_ids": list(report.hold_ids)}
+                    "hold_ids": list(report.hold_ids),
+                    # File-only key root: older keystore.json copies still decrypt the days.
+                    "key_root": svc.store.keystore.key_root,
+                    "warning": report.key_copies_warning}
 
         return await handle(request, event_type="purge", permission="purge", action="purge",
                             work=work)
@@ -604,10 +607,14 @@ def admin_router(svc: _Service) -> APIRouter:
                             action="import vendor audit logs", work=work)
 
     @router.post("/ingest")
-    async def ingest(request: Request, source: str | None = None) -> Response:
+    async def ingest(
+        request: Request, source: str | None = None, camera: str | None = None
+    ) -> Response:
         """Store reads from a CSV body and match them against the hotlists (administrators).
 
-        ``source`` names the file in the audit record (the client's name for it).
+        ``source`` names the file in the audit record (the client's name for it). ``camera``
+        (reads recognized in that camera's frames, ``ingest-frames``): the reads' network and
+        place come from the cameras table, and an unknown camera is refused.
         """
         bearer_first(request)
         raw = await request.body()
@@ -619,7 +626,8 @@ def admin_router(svc: _Service) -> APIRouter:
                 path = _csv_file(raw, request, folder)
                 result = ingest_csv(svc.store, path, audit_append=audit, actor=actor.user_id,
                                     policy=svc.gate.policy, now=now(),
-                                    source=source[:300] if source else "upload")
+                                    source=source[:300] if source else "upload",
+                                    camera_id=camera[:200] if camera is not None else None)
             r = result.report
             return {"rows_received": r.rows_received, "rows_added": r.rows_added,
                     "rows_already_stored": r.rows_already_stored,

@@ -140,12 +140,16 @@ def reports_router(svc: _Service) -> APIRouter:
     async def audit_report(request: Request) -> Response:
         """The annual audit report as HTML (``audit`` or ``administer``).
 
-        Whole plates need ``audit``, and are audited as an export (a refusal too).
+        Whole plates need ``audit``, and are audited as an export (a refusal too). The
+        ``X-Audit-Checks`` header lists every check as ``[check_id, title, passed,
+        flagged]``: the department's (A1..P2), then the imported vendor logs' own
+        (``vendor-<id>``). The service only reports the results; the client decides what
+        a failure means (the command line exits 1).
         """
         raw = await request.body()
 
         def work(user: User, source: str) -> Response:
-            from alpr_workbench.reports.audit_report import ReportRefused, write_audit_report
+            from alpr_workbench.reports.audit_report import ReportRefused, write_annual_audit
 
             try:
                 body = _AuditReportBody.model_validate_json(raw or b"{}")
@@ -171,9 +175,9 @@ def reports_router(svc: _Service) -> APIRouter:
             with tempfile.TemporaryDirectory() as folder:
                 out = Path(folder) / f"alpr-audit-{body.year}.html"
                 try:
-                    results = write_audit_report(svc.store, svc.audit, year=body.year, out=out,
-                                                 show_plates=body.show_plates,
-                                                 user_id=user.user_id)
+                    audit = write_annual_audit(svc.store, svc.audit, year=body.year, out=out,
+                                               show_plates=body.show_plates,
+                                               user_id=user.user_id)
                 except ReportRefused as exc:
                     raise ServiceError(403, "refused", str(exc)) from exc
                 html = out.read_bytes()
@@ -181,7 +185,11 @@ def reports_router(svc: _Service) -> APIRouter:
             if not body.show_plates:  # with whole plates the export was audited already
                 allowed_id = svc.record(event_type, action=action, source=source,
                                         user_id=user.user_id, problem=None, details=details)
-            summary = [[r.check_id, r.title, r.passed, r.offending.height] for r in results]
+            summary: list[list[Any]] = [
+                [r.check_id, r.title, r.passed, r.offending.height] for r in audit.results
+            ]
+            summary += [[f"vendor-{c.check_id}", f"Imported vendor logs: {c.title}", c.passed,
+                         c.n_offending] for c in audit.vendor.checks]
             headers = {"X-Audit-Checks": json.dumps(summary)}
             if allowed_id:
                 headers["X-Audit-Event-Id"] = allowed_id

@@ -158,6 +158,9 @@ def run_service(
         log_level="warning",
         access_log=False,
         server_header=False,
+        # A client keeps one TLS connection for its session; a notebook pausing between
+        # searches should not pay a new handshake each time (uvicorn's default is 5 s).
+        timeout_keep_alive=60,
     )
     dashboard = None
     try:
@@ -191,6 +194,11 @@ class _DashboardSessions:
 
         found = self._sessions.check(token)
         return found.user_id if isinstance(found, Session) else None
+
+    def close_session(self, token: str) -> str | None:
+        """End the session of ``token`` (a dashboard sign-out); return its user, or None."""
+        ended = self._sessions.revoke(token)
+        return ended.user_id if ended is not None else None
 
 
 def _start_dashboard(

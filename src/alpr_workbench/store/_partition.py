@@ -321,7 +321,8 @@ class Partition:
             keys = (footer, self._leaf_paths(by_column))
         except KeyDestroyedError as exc:
             raise KeyDestroyedError(
-                f"{self.label}: its master key was destroyed; the data cannot be decrypted"
+                f"{self.label}: its master key was destroyed; the data cannot be decrypted "
+                f"({exc})"
             ) from exc
         except KeyStoreError as exc:
             raise StoreError(f"{self.label}: {exc}") from exc

@@ -52,6 +52,8 @@ class PurgeReport:
     rows_destroyed: int
     rows_kept_under_hold: int
     hold_ids: tuple[str, ...] = field(default=())
+    #: With the file-only key root, what the purge does not reach (older key-store copies).
+    key_copies_warning: str | None = None
 
 
 class ReadStore:
@@ -388,8 +390,11 @@ class ReadStore:
 
         A day ``d`` is purged when ``d < as_of - retention_days``. One commit removes the
         purged days from the store's index (so they are never reported missing) and destroys
-        their master keys (from then on no copy of their files can be decrypted); then their
-        files are deleted. Reads under legal hold live on in their hold partitions.
+        their master keys; then their files are deleted. Reads under legal hold live on in
+        their hold partitions, under the holds' own keys. With the PKCS#11 key root the day's
+        key objects on the token are destroyed too, so no copy of the files *or of the key
+        store* decrypts the day again; with the file-only root, an older copy of
+        ``keystore.json`` still does, and the report's ``key_copies_warning`` says so.
         """
         if retention_days < 1:
             raise StoreError("retention_days must be at least 1")
@@ -406,7 +411,13 @@ class ReadStore:
             purged.append(dt.date.fromisoformat(partition.key_prefix.split("/")[1]))
         held = sum(self.hold_partition(h).row_count() for h in self.hold_ids())
         return PurgeReport(
-            as_of, retention_days, tuple(purged), destroyed, held, tuple(self.hold_ids())
+            as_of,
+            retention_days,
+            tuple(purged),
+            destroyed,
+            held,
+            tuple(self.hold_ids()),
+            self.keystore.purge_warning,
         )
 
     def rotate_keys(self) -> int:

@@ -10,6 +10,7 @@ import polars as pl
 
 from alpr_workbench.errors import StoreError
 from alpr_workbench.keys import KeyStore
+from alpr_workbench.keys_pkcs11 import Pkcs11Config
 from alpr_workbench.store._commit import commit_lock, publish, recover
 from alpr_workbench.store._index import initialise, load_index
 from alpr_workbench.store._reads import IngestReport, ReadStore
@@ -77,13 +78,26 @@ class Store:
         return report, added
 
     @classmethod
-    def create(cls, home: Path, *, passphrase: str | None = None, demo: bool = False) -> Store:
-        """Create a new data directory with an empty key store (see :meth:`KeyStore.create`)."""
+    def create(
+        cls,
+        home: Path,
+        *,
+        passphrase: str | None = None,
+        demo: bool = False,
+        root: Pkcs11Config | None = None,
+    ) -> Store:
+        """Create a new data directory with an empty key store (see :meth:`KeyStore.create`).
+
+        ``root`` puts the key root on a PKCS#11 token, so a purge reaches every copy of the
+        key store (``docs/decisions/0005-pkcs11-key-root.md``).
+        """
         paths = store_paths(home)
         paths.home.mkdir(parents=True, exist_ok=True)
         paths.data.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(paths.data, 0o700)
-        return cls(home, KeyStore.create(paths.keys, passphrase=passphrase, demo=demo))
+        return cls(
+            home, KeyStore.create(paths.keys, passphrase=passphrase, demo=demo, root=root)
+        )
 
     @classmethod
     def open(cls, home: Path, *, passphrase: str | None = None) -> Store:
