@@ -20,6 +20,8 @@ OPTIONAL = {
     "torch": ("train", {"recognition/models.py", "recognition/train.py",
                         "recognition/infer.py", "recognition/pipeline.py"}),
     "pkcs11": ("hsm", {"keys_pkcs11.py"}),
+    "authlib": ("oidc", {"service/oidc.py"}),
+    "joserfc": ("oidc", {"service/oidc.py"}),
 }
 
 

@@ -34,6 +34,7 @@ from alpr_workbench.errors import WorkbenchError
 __all__ = [
     "ARROW_STREAM",
     "Client",
+    "ClientPatternResult",
     "ClientSearchResult",
     "EnrolmentResult",
     "ServiceError",
@@ -658,6 +659,182 @@ class Client:
         doc: dict[str, Any] = self._data("/transparency", {"as_of": as_of}).json()
         return doc
 
+    # -- pattern searches (``/v1/patterns/...``; case-gated and audited like a search) ---
+    def seen_at_both(self, *, case_number: str, reason_code: str, place_a: dict[str, Any],
+                     place_b: dict[str, Any], within: dt.timedelta,
+                     **request: Any) -> ClientPatternResult:
+        """Plates read at place A and at place B within ``within``: one gated search.
+
+        A place is ``{"camera_ids": [...]}``, ``{"near": (lat, lon, radius_m)}`` or
+        ``{"polygon": [(lon, lat), ...]}``; each is checked as one search would be. Other
+        fields: ``reason_text``, ``window_from``, ``window_to`` (aware datetimes),
+        ``plate_pattern``, ``vehicle_make``, ``vehicle_color``, ``vehicle_type``,
+        ``approved_by``.
+
+        Returns
+        -------
+        ClientPatternResult
+            One row per plate (``plate``, ``a_camera_id``, ``a_at``, ``b_camera_id``,
+            ``b_at``, ``gap``), the audit event, and whether the policy's cap cut the reads.
+
+        Raises
+        ------
+        ServiceError
+            ``search_refused`` (with the audit event id) when the gate refuses.
+        """
+        return self._pattern("/seen-at-both", {
+            "case_number": case_number, "reason_code": reason_code, "place_a": place_a,
+            "place_b": place_b, "within_minutes": within.total_seconds() / 60, **request})
+
+    def repeat_sightings(self, *, case_number: str, reason_code: str, place: dict[str, Any],
+                         min_sightings: int = 2, min_days: int = 1,
+                         **request: Any) -> ClientPatternResult:
+        """Plates read at one place at least ``min_sightings`` times on ``min_days`` days.
+
+        ``place`` and the other fields as in :meth:`seen_at_both`; days are the
+        department's local days. A minimum of one sighting is refused (a plate dump).
+
+        Returns
+        -------
+        ClientPatternResult
+            One row per plate (``plate``, ``sightings``, ``cameras``, ``days``,
+            ``first_seen_at``, ``last_seen_at``, vehicle description), the audit event, and
+            whether the policy's cap cut the reads.
+
+        Raises
+        ------
+        ServiceError
+            ``search_refused`` (with the audit event id) when the gate refuses.
+        """
+        return self._pattern("/repeats", {
+            "case_number": case_number, "reason_code": reason_code, "place": place,
+            "min_sightings": min_sightings, "min_days": min_days, **request})
+
+    def _pattern(self, path: str, body: dict[str, Any]) -> ClientPatternResult:
+        try:
+            content = json.dumps(_json_tree(body), allow_nan=False).encode()
+        except ValueError as exc:
+            raise ValueError("a place holds a number that is not finite (NaN or infinity); "
+                             "give coordinates and radii as real numbers") from exc
+        try:
+            response = self._http.post(f"/v1/patterns{path}", content=content,
+                                       headers={"Authorization": f"Bearer {self._token}",
+                                                "Content-Type": "application/json"})
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        _raise_for(response)
+        if response.headers.get("content-type", "").split(";")[0] != ARROW_STREAM:
+            raise ServiceError(response.status_code, "bad_response",
+                               "the service did not answer with an Arrow stream")
+        return ClientPatternResult(
+            rows=pl.read_ipc_stream(response.content),
+            event_id=response.headers["X-Audit-Event-Id"],
+            reads_matched=int(response.headers["X-Reads-Matched"]),
+            reads_considered=int(response.headers["X-Reads-Considered"]),
+            truncated=response.headers["X-Truncated"] == "true",
+        )
+
+    # -- the hit workflow (``/v1/hits/...``; the actor is always the session's user) -----
+    def _hits(self, method: str, hit_id: str, action: str = "",
+              body: dict[str, Any] | None = None,
+              params: dict[str, Any] | None = None) -> dict[str, Any]:
+        from urllib.parse import quote  # a hit id goes into the path: escape it
+
+        path = f"/{quote(hit_id, safe='')}{action}"
+        try:
+            response = self._http.request(
+                method, f"/v1/hits{path}", json=None if body is None else _json_tree(body),
+                params=params, headers={"Authorization": f"Bearer {self._token}"})
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        _raise_for(response)
+        doc: dict[str, Any] = response.json()
+        return doc
+
+    def hit_queue(self, *, limit: int = 500) -> dict[str, Any]:
+        """New hits to work (``work_hits``): ``hits`` (a list of dicts) and ``timezone``.
+
+        No hit shows the hotlist entry's actionable fields (reason, originating agency and
+        case) before a person confirms it correct.
+        """
+        return self._hits("GET", "queue", params={"limit": limit})
+
+    def show_hit(self, hit_id: str) -> dict[str, Any]:
+        """One hit (``hit``, with ``outcomes`` and ``is_actionable``) and ``timezone``."""
+        return self._hits("GET", hit_id)
+
+    def confirm_hit(self, hit_id: str, decision: str, *, note: str = "") -> dict[str, Any]:
+        """Record a decision: ``correct``, ``wrong_state``, ``misread`` or ``not_actionable``."""
+        return self._hits("POST", hit_id, "/confirm",
+                          {"decision": decision, "note": note})
+
+    def record_hit_outcome(self, hit_id: str, outcome_type: str, *,
+                           occurred_at: dt.datetime | None = None,
+                           value_usd: float | None = None, case_number: str | None = None,
+                           lat: float | None = None, lon: float | None = None) -> str:
+        """Record a stop, recovery, arrest or cleared case on a confirmed hit; its id."""
+        body = {"outcome_type": outcome_type, "occurred_at": occurred_at,
+                "value_usd": value_usd, "case_number": case_number, "lat": lat, "lon": lon}
+        doc = self._hits("POST", hit_id, "/outcome",
+                         {k: v for k, v in body.items() if v is not None})
+        return str(doc["outcome_id"])
+
+    # -- onboarding (``/v1/admin/onboarding/...``, ``/v1/admin/holds``; administrators) ----
+    def import_records(self, table: str, csv: bytes, *,
+                       name: str | None = None) -> dict[str, Any]:
+        """Import ``users``, ``cases``, ``cameras`` or ``networks`` from CSV bytes.
+
+        The whole file or nothing: a bad file is a :class:`ServiceError` naming every bad
+        line. The answer lists the records ``created``, ``changed`` and ``unchanged``.
+        """
+        from urllib.parse import quote as q
+
+        params = {"name": name} if name else None
+        return self._admin("POST", f"/onboarding/{q(table, safe='')}/import", csv=csv,
+                           params=params)
+
+    def list_records(self, table: str) -> pl.DataFrame:
+        """Every record of ``users``, ``cases``, ``cameras`` or ``networks`` (times as text)."""
+        from urllib.parse import quote as q
+
+        rows = self._admin("GET", f"/onboarding/{q(table, safe='')}")["records"]
+        return pl.DataFrame(rows, infer_schema_length=None)
+
+    def edit_record(self, table: str, key: str, changes: dict[str, str], *,
+                    reason: str = "") -> dict[str, Any]:
+        """Change fields of one record (values as CSV text; ``""`` empties one)."""
+        from urllib.parse import quote as q
+
+        return self._admin("POST", f"/onboarding/{q(table, safe='')}/{q(key, safe='')}/edit",
+                           {"changes": changes, "reason": reason})
+
+    def separate_user(self, user_id: str, *, separated_at: dt.datetime | None = None,
+                      reason: str = "") -> dict[str, Any]:
+        """Record that ``user_id`` left: separated, disabled, live sessions ended."""
+        from urllib.parse import quote as q
+
+        return self._admin("POST", f"/onboarding/users/{q(user_id, safe='')}/separate",
+                           {"separated_at": _jsonable(separated_at), "reason": reason})
+
+    def close_case(self, case_number: str, *, reason: str = "") -> dict[str, Any]:
+        """Close an open case now."""
+        from urllib.parse import quote as q
+
+        return self._admin("POST", f"/onboarding/cases/{q(case_number, safe='')}/close",
+                           {"reason": reason})
+
+    def list_legal_holds(self) -> pl.DataFrame:
+        """Every legal hold, in force or released."""
+        return pl.DataFrame(self._admin("GET", "/holds")["holds"], infer_schema_length=None)
+
+    def review_legal_hold(self, hold_id: str, review_by_date: dt.date,
+                          reason: str) -> dict[str, Any]:
+        """Keep a legal hold until a new review date, saying why."""
+        from urllib.parse import quote as q
+
+        return self._admin("POST", f"/holds/{q(hold_id, safe='')}/review",
+                           {"review_by_date": review_by_date.isoformat(), "reason": reason})
+
 
 def connect(url: str | None = None, *, session_file: Path | None = None) -> Client:
     """The session saved by ``alpr-workbench login`` (or :meth:`Client.login`).
@@ -687,3 +864,28 @@ def connect(url: str | None = None, *, session_file: Path | None = None) -> Clie
         raise ServiceError(0, "no_session",
                            f"the saved session is for {saved_url}, not {url}: sign in there")
     return Client(saved_url, token, ca_pem, user_id=doc.get("user_id"), session_file=path)
+
+
+@dataclass(frozen=True)
+class ClientPatternResult:
+    """What a pattern search found (a Polars frame, one row per plate) and the gate recorded.
+
+    ``truncated``: the reads at the places (``reads_matched``) were more than the policy lets
+    one search return, so the pattern was computed from the first ``reads_considered`` of
+    them and may miss plates.
+    """
+
+    rows: pl.DataFrame
+    event_id: str
+    reads_matched: int
+    reads_considered: int
+    truncated: bool
+
+
+def _json_tree(value: Any) -> Any:
+    """``value`` with datetimes as ISO text, in nested dicts, tuples and lists too."""
+    if isinstance(value, dict):
+        return {str(k): _json_tree(v) for k, v in value.items()}
+    if isinstance(value, tuple | list | set | frozenset):
+        return [_json_tree(v) for v in value]
+    return _jsonable(value)

@@ -31,6 +31,7 @@ Permission = Literal[
     "import_vendor_audit",
     "configure",
     "manage_legal_holds",
+    "work_hits",
 ]
 
 

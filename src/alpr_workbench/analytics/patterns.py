@@ -178,9 +178,9 @@ def sightings_by_weekday(rows: pl.DataFrame, *, timezone: str = "UTC") -> pl.Dat
 
 
 def repeat_sightings(
-    rows: pl.DataFrame, *, min_sightings: int = 2, timezone: str = "UTC"
+    rows: pl.DataFrame, *, min_sightings: int = 2, min_days: int = 1, timezone: str = "UTC"
 ) -> pl.DataFrame:
-    """Plates read at least ``min_sightings`` times, most often first.
+    """Plates read at least ``min_sightings`` times on ``min_days`` days, most often first.
 
     With ``min_sightings=1`` this lists every plate a partial-plate search matched, as
     candidates with their description.
@@ -192,6 +192,8 @@ def repeat_sightings(
         ``vehicle_color`` and ``vehicle_type`` are summarised when present.
     min_sightings
         Fewest reads for a plate to be listed.
+    min_days
+        Fewest distinct local days with a read for a plate to be listed.
     timezone
         Zone in which distinct days are counted.
 
@@ -210,10 +212,14 @@ def repeat_sightings(
     ...     "camera_id": ["a", "b", "a"], "captured_at": [t, t + dt.timedelta(days=1), t]})
     >>> repeat_sightings(rows).select("plate", "sightings", "cameras", "days").rows()
     [('7ABC123', 2, 2, 2)]
+    >>> repeat_sightings(rows, min_days=3).height
+    0
     """
     _require(rows, ["plate", "camera_id", "captured_at"])
     if min_sightings < 1:
         raise WorkbenchError("min_sightings must be at least 1")
+    if min_days < 1:
+        raise WorkbenchError("min_days must be at least 1")
     described = [c for c in ("vehicle_make", "vehicle_color", "vehicle_type") if c in rows.columns]
     return (
         rows.group_by("plate")
@@ -225,7 +231,7 @@ def repeat_sightings(
             pl.col("captured_at").max().alias("last_seen_at"),
             *[pl.col(c).drop_nulls().mode().sort().first().alias(c) for c in described],
         )
-        .filter(pl.col("sightings") >= min_sightings)
+        .filter((pl.col("sightings") >= min_sightings) & (pl.col("days") >= min_days))
         .sort(["sightings", "plate"], descending=[True, False])
     )
 

@@ -12,8 +12,16 @@ import typer
 from alpr_workbench.cli import dashboard, recognition, reports, search, service, store
 from alpr_workbench.cli.audit import audit_app
 from alpr_workbench.cli.grants import grants_app
+from alpr_workbench.cli.hits import hits_app
 from alpr_workbench.cli.hotlist import hotlist_app
 from alpr_workbench.cli.keys import keys_app
+from alpr_workbench.cli.onboarding import (
+    add_user_commands,
+    cameras_app,
+    cases_app,
+    holds_app,
+    networks_app,
+)
 from alpr_workbench.cli.settings import settings_app
 from alpr_workbench.cli.users import users_app
 
@@ -27,6 +35,7 @@ app.command()(store.demo)
 app.command()(store.purge)
 app.command()(store.verify)
 app.command()(search.search)
+app.add_typer(search.patterns_app, name="patterns")
 app.command()(reports.efficacy)
 app.command()(store.ingest)
 app.command()(reports.transparency)
@@ -46,7 +55,15 @@ app.add_typer(grants_app, name="grants")
 app.add_typer(settings_app, name="settings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(hotlist_app, name="hotlist")
+app.add_typer(hits_app, name="hits")
 app.add_typer(users_app, name="users")
+# Onboarding a department (issue #16): users import|edit|separate, cases, cameras, networks,
+# legal holds.
+add_user_commands(users_app)
+app.add_typer(cases_app, name="cases")
+app.add_typer(cameras_app, name="cameras")
+app.add_typer(networks_app, name="networks")
+app.add_typer(holds_app, name="holds")
 
 
 def main() -> None:  # pragma: no cover - console entry point

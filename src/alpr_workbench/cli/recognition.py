@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -58,6 +58,16 @@ def ingest_frames(
         ),
     ] = None,
     threads: Annotated[int, typer.Option(min=1, max=64, help="CPU threads.")] = 2,
+    watch: Annotated[
+        bool,
+        typer.Option("--watch", help="Keep running: store new frames as they appear in the "
+                     "folder (a camera uploading), until Ctrl-C or SIGTERM."),
+    ] = False,
+    interval: Annotated[
+        float,
+        typer.Option("--interval", min=0.1, max=3600.0,
+                     help="With --watch: seconds between looks at the folder."),
+    ] = 5.0,
     session_file: Session = None,
 ) -> None:
     """Read the plates in a camera's frames here, then store them through the service.
@@ -66,6 +76,12 @@ def ingest_frames(
     The reads go to the service as the signed-in user (``alpr-workbench login`` first; the
     ingest needs an administrator), which adds the camera's network and place from its
     cameras table, stores them, matches them against the hotlists and audits the ingest.
+
+    With ``--watch`` the command keeps running and stores each new frame once it is complete
+    (its size unchanged across two looks; hidden files and ``.part``/``.tmp`` names are left
+    alone); a frame that cannot be read is reported and skipped. When the service cannot be
+    reached, or has signed the session out (a restart does; sign in again), it retries with
+    back-off; Ctrl-C or SIGTERM stops it with a summary.
     """
     from rich.markup import escape
 
@@ -87,6 +103,14 @@ def ingest_frames(
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     as_session_user(session_file, lambda c: c.whoami())  # signed in? say so before the work
+    if watch:
+        if not folder.is_dir():
+            raise _fail(WorkbenchError(f"{folder}: --watch needs a folder"))
+        raise typer.Exit(_watch_frames(
+            folder, camera=camera, time_from=time_from, min_confidence=min_confidence,
+            recognizer=Recognizer.load(threads=threads), interval=interval,
+            session_file=session_file,
+        ))
     failed: list[tuple[Path, str]] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn()]
@@ -127,3 +151,157 @@ def ingest_frames(
     if failed:
         err.print(f"[bold red]{len(failed)} file(s) could not be read[/]; the others were stored.")
         raise typer.Exit(1)
+
+
+#: Longest wait between two tries to reach the service (``--watch``).
+_MAX_BACKOFF_S = 60.0
+#: Names a camera or a copy tool gives a file it is still writing.
+_PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".filepart")
+
+
+def _complete_frames(folder: Path, sizes: dict[Path, tuple[int, int]]) -> list[Path]:
+    """Frames whose size and modified time are as at the last look (``sizes``, updated)."""
+    from alpr_workbench.recognition.infer import IMAGE_SUFFIXES
+
+    now: dict[Path, tuple[int, int]] = {}
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError:
+        entries = []
+    for path in entries:
+        name = path.name.lower()
+        if (name.startswith(".") or name.endswith(_PARTIAL_SUFFIXES)
+                or path.suffix.lower() not in IMAGE_SUFFIXES):
+            continue
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # vanished between the listing and now
+        if path.is_file() and st.st_size > 0:
+            now[path] = (st.st_size, st.st_mtime_ns)
+    ready = [p for p, sig in now.items() if sizes.get(p) == sig]
+    sizes.clear()
+    sizes.update(now)
+    return ready
+
+
+def _watch_frames(
+    folder: Path,
+    *,
+    camera: str,
+    time_from: str,
+    min_confidence: float,
+    recognizer: Any,
+    interval: float,
+    session_file: Path | None,
+) -> int:
+    """``ingest-frames --watch``: the loop; returns the exit code (0, or 1 if a frame failed)."""
+    import signal
+    import time
+
+    import polars as pl
+    from rich.markup import escape
+
+    from alpr_workbench.client import ServiceError, connect
+    from alpr_workbench.ingest import write_reads_csv
+    from alpr_workbench.recognition.pipeline import recognize_frames
+
+    stopping: list[int] = []
+
+    def stop(signum: int, _frame: object) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def pause(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not stopping and time.monotonic() < end:
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+
+    totals = {"rows_received": 0, "rows_added": 0, "rows_already_stored": 0, "hits_added": 0}
+    sizes: dict[Path, tuple[int, int]] = {}
+    done: set[tuple[str, int, int]] = set()  # (name, size, mtime): sent or reported
+    waiting: list[tuple[str, int, int]] = []  # read, not yet stored
+    unsent: list[pl.DataFrame] = []
+    frames_stored = failed = 0
+    backoff = interval
+    refused: ServiceError | None = None
+
+    def send() -> None:
+        nonlocal unsent
+        with connect(session_file=session_file) as client:
+            while unsent:
+                batch = pl.concat(unsent)
+                head = batch.head(_BATCH_ROWS)
+                if head.height:
+                    answer = client.ingest(write_reads_csv(head), source=str(folder),
+                                           camera=camera)
+                    for key in totals:
+                        totals[key] += int(answer[key])
+                unsent = [batch.slice(_BATCH_ROWS)] if batch.height > _BATCH_ROWS else []
+
+    err.print(f"Watching {escape(str(folder))} for frames of camera {escape(camera)} "
+              f"(every {interval:g} s); Ctrl-C or SIGTERM stops.")
+    try:
+        while not stopping:
+            for path in _complete_frames(folder, sizes):
+                st_key = (path.name, *sizes[path])
+                if stopping or st_key in done or st_key in waiting:
+                    continue
+                problems: list[str] = []
+
+                def note(_path: Path, why: str, out: list[str] = problems) -> None:
+                    out.append(why)
+
+                try:
+                    reads = recognize_frames(
+                        path, camera_id=camera, recognizer=recognizer, time_from=time_from,
+                        min_confidence=min_confidence, on_error=note,
+                    )
+                except WorkbenchError as exc:
+                    problems.append(str(exc))
+                if problems:
+                    failed += 1
+                    done.add(st_key)
+                    err.print(f"[bold red]unreadable:[/] {escape(str(path))}: "
+                              f"{escape(problems[0][:300])}")
+                    continue
+                waiting.append(st_key)
+                unsent.append(reads)
+            if waiting:
+                try:
+                    send()
+                except ServiceError as exc:
+                    if exc.status in (0, 401) or exc.status >= 500:
+                        why = ("the service signed this session out (a restart does): run "
+                               "`alpr-workbench login` again" if exc.status == 401
+                               else f"cannot reach the service ({exc.detail[:200]})")
+                        err.print(f"[yellow]{escape(why)}; {len(waiting)} frame(s) wait; "
+                                  f"retrying in {backoff:g} s[/]")
+                        pause(backoff)
+                        backoff = min(backoff * 2, _MAX_BACKOFF_S)
+                        continue
+                    refused = exc
+                    break
+                console.print(f"{len(waiting)} new frame(s) stored: {totals['rows_added']:,} "
+                              "read(s) stored so far")
+                done.update(waiting)
+                frames_stored += len(waiting)
+                waiting.clear()
+                backoff = interval
+            pause(interval)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if refused is not None:
+        err.print(f"[bold red]error:[/] {escape(str(refused))}")
+    console.print(
+        f"{escape(str(folder))}: stopped watching. {frames_stored:,} frame(s) stored: "
+        f"{totals['rows_received']:,} plate(s) read at or above {min_confidence:.0%} "
+        f"confidence, {totals['rows_added']:,} stored, {totals['rows_already_stored']:,} already "
+        f"stored; {totals['hits_added']:,} new hit(s)."
+        + (f" {len(waiting)} frame(s) read but not stored." if waiting else "")
+    )
+    if failed:
+        err.print(f"[bold red]{failed} file(s) could not be read[/]; the others were stored.")
+    return 2 if refused is not None else (1 if failed or waiting else 0)

@@ -94,11 +94,22 @@ def enroll(
     segno.make(result.otpauth_uri).terminal(compact=True)
 
 
-def login(url: Url, ca: Ca, user: Annotated[str, typer.Option("--user")],
-          session_file: Session = None) -> None:
-    """Sign in (password and authenticator code); the session is saved with mode 0600."""
+def login(url: Url, ca: Ca, user: Annotated[str | None, typer.Option("--user")] = None,
+          session_file: Session = None,
+          oidc: Annotated[bool, typer.Option(
+              "--oidc", help="Sign in through the department's identity provider (OpenID "
+              "Connect): open the printed URL, then paste the one-time code it shows.")] = False,
+          ) -> None:
+    """Sign in (password and authenticator code, or --oidc); the session is saved with mode 0600."""
     from alpr_workbench.client import Client
 
+    if oidc:
+        if user is not None:
+            raise _fail(WorkbenchError("--oidc takes no --user: the identity provider says who"))
+        _login_oidc(url, ca, session_file)
+        return
+    if user is None:
+        raise _fail(WorkbenchError("give --user (or --oidc to use your identity provider)"))
     password = typer.prompt("Password", hide_input=True)
     totp = typer.prompt("Authenticator code")
     try:
@@ -107,6 +118,44 @@ def login(url: Url, ca: Ca, user: Annotated[str, typer.Option("--user")],
         raise _fail(exc) from exc
     client.close()
     console.print(f"Signed in as {client.user_id}; session saved to {client.session_file}")
+
+
+def _login_oidc(url: str, ca: Path, session_file: Path | None) -> None:
+    """``login --oidc``: start the flow, print its URL, redeem the pasted one-time code.
+
+    The one-time code works only with this run's flow secret, once, for two minutes
+    (docs/decisions/0006-oidc-sign-in.md).
+    """
+    import json
+
+    import httpx
+
+    from alpr_workbench._fsutil import atomic_write_bytes
+    from alpr_workbench.client import _http, _raise_for, default_session_file
+
+    ca_pem = Path(ca).read_text()
+    try:
+        with _http(url, ca_pem) as http:
+            started = http.get("/v1/oidc/start")
+            _raise_for(started)
+            flow = started.json()
+            console.print("Open this address in your browser and sign in:")
+            print(flow["authorization_url"], flush=True)  # one line, never wrapped
+            code = typer.prompt("One-time code shown after sign-in").strip()
+            answer = http.post("/v1/oidc/redeem",
+                               json={"flow_secret": flow["flow_secret"], "code": code})
+            _raise_for(answer)
+    except WorkbenchError as exc:
+        raise _fail(exc) from exc
+    except (OSError, httpx.HTTPError) as exc:
+        raise _fail(WorkbenchError(f"cannot reach the service: {exc}")) from exc
+    doc = answer.json()
+    path = Path(session_file) if session_file is not None else default_session_file()
+    payload = {"url": url, "token": doc["token"], "user_id": doc["user_id"], "ca_pem": ca_pem,
+               "expires_at": doc["expires_at"]}
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    atomic_write_bytes(path, json.dumps(payload, indent=1).encode(), mode=0o600)
+    console.print(f"Signed in as {doc['user_id']}; session saved to {path}")
 
 
 def logout(session_file: Session = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -14,6 +14,9 @@ from alpr_workbench.cli._common import DataDir, _fail, _home, console, err
 from alpr_workbench.cli.dashboard import _serve
 from alpr_workbench.cli.service import Session
 from alpr_workbench.errors import WorkbenchError
+
+if TYPE_CHECKING:
+    from alpr_workbench.client import Client
 
 
 def demo(
@@ -216,21 +219,93 @@ def verify(data_dir: DataDir = None) -> None:
 
 
 def ingest(
-    file: Annotated[Path, typer.Argument(help="CSV of reads (columns as in data_schema/reads).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV of reads: columns as in data_schema/reads, or a vendor's read "
+                       "export (see --profile)."),
+    ],
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", help="The export's read profile (read_profiles.yaml), e.g. "
+                     "openalpr_webserver_group; default: recognised from the header."),
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option("--camera", help="Camera id of every read, for an export that names no "
+                     "camera (as in the cameras table)."),
+    ] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option("--time-zone", help="Zone of export times that carry no offset (e.g. "
+                     "America/Los_Angeles), where the profile declares none."),
+    ] = None,
     session_file: Session = None,
 ) -> None:
     """Store reads from a camera or vendor CSV export and match them against the hotlists.
 
-    Through the service, as the signed-in user (``alpr-workbench login`` first).
+    A file in the reads layout (data_schema/reads.yaml) goes as it is. A vendor's read export is
+    first mapped to that layout by its profile (``--profile``, or the one profile its header
+    matches); a file with any bad line is refused whole, naming every bad line. The camera's
+    network and place come from the service's cameras table. Through the service, as the
+    signed-in user (``alpr-workbench login`` first).
     """
+    import csv
+    import io
+
+    import polars as pl
+
     from alpr_workbench.cli._session import as_session_user
+    from alpr_workbench.ingest import write_reads_csv
+    from alpr_workbench.read_profiles import is_reads_layout, map_reads_export
 
     try:
         raw = file.read_bytes()
     except OSError as exc:
         raise _fail(WorkbenchError(f"cannot read {file}: {exc}")) from exc
-    r = as_session_user(session_file, lambda c: c.ingest(raw, source=str(file)))
+    first = raw.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()[:1]
+    header = next(csv.reader(io.StringIO(first[0])), []) if first else []
+    totals = {"rows_received": 0, "rows_added": 0, "rows_already_stored": 0, "hits_added": 0}
+    if profile is None and time_zone is None and is_reads_layout(header):
+        r = as_session_user(session_file, lambda c: c.ingest(raw, source=str(file),
+                                                              camera=camera))
+        totals = {k: int(r[k]) for k in totals}
+        mapped_by = ""
+    else:
+        try:
+            chosen, reads = map_reads_export(file, profile=profile, camera_id=camera,
+                                             time_zone=time_zone)
+        except WorkbenchError as exc:
+            raise _fail(exc) from exc
+        mapped_by = f" (mapped by profile {chosen.name})"
+
+        def upload(client: Client) -> None:
+            cameras = sorted(set(reads.get_column("camera_id").to_list()))
+            known = set(client.cameras().get_column("camera_id").to_list())
+            unknown = [c for c in cameras if c not in known]
+            if unknown:  # refuse the whole file before any camera's reads are stored
+                raise WorkbenchError(
+                    f"{file}: camera(s) not in the cameras table: "
+                    f"{', '.join(repr(c) for c in unknown[:10])}; nothing was stored"
+                )
+            for cam in cameras:
+                part = reads.filter(pl.col("camera_id") == cam)
+                for offset in range(0, part.height, _BATCH_ROWS):
+                    batch = write_reads_csv(part.slice(offset, _BATCH_ROWS))
+                    answer = client.ingest(batch, source=str(file), camera=cam)
+                    for key in totals:
+                        totals[key] += int(answer[key])
+
+        if reads.height:
+            try:
+                as_session_user(session_file, upload)
+            except WorkbenchError as exc:
+                raise _fail(exc) from exc
     console.print(
-        f"{file.name}: {r['rows_received']:,} reads, {r['rows_added']:,} stored, "
-        f"{r['rows_already_stored']:,} already stored; {r['hits_added']:,} new hit(s)."
+        f"{file.name}{mapped_by}: {totals['rows_received']:,} reads, "
+        f"{totals['rows_added']:,} stored, {totals['rows_already_stored']:,} already stored; "
+        f"{totals['hits_added']:,} new hit(s)."
     )
+
+
+#: Reads per upload of a mapped export: each request stays far below the service's CSV limit.
+_BATCH_ROWS = 5_000

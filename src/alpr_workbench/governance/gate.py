@@ -12,13 +12,13 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import polars as pl
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alpr_workbench._csvsafe import csv_bytes
 from alpr_workbench._fsutil import atomic_write_bytes
@@ -37,13 +37,27 @@ from alpr_workbench.plates import (
 from alpr_workbench.policy import Policy, load_policy
 from alpr_workbench.store import Store
 
-__all__ = ["Gate", "ReadSummary", "SearchRefused", "SearchRequest", "SearchResult"]
+__all__ = [
+    "CountSightings",
+    "Gate",
+    "PairSightings",
+    "PatternResult",
+    "Place",
+    "ReadSummary",
+    "RepeatSightingsRequest",
+    "SearchRefused",
+    "SearchRequest",
+    "SearchResult",
+    "SeenAtBothRequest",
+]
 
 _EARTH_RADIUS_M = 6_371_000.0
 _KM_PER_DEGREE_LAT = 110.574
 _KM_PER_DEGREE_LON_AT_EQUATOR = 111.320
 _CLOCK_SKEW = dt.timedelta(minutes=5)
 _KEYBOARD_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+# "Repeat" means seen more than once: a minimum of 1 would list every plate at a place.
+_MIN_REPEAT_SIGHTINGS = 2
 
 
 class SearchRefused(WorkbenchError):
@@ -109,23 +123,14 @@ class SearchRequest(BaseModel):
     @field_validator("near")
     @classmethod
     def _near(cls, value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
-        if value is not None:
-            _check_point(value[1], value[0])
-            if not (math.isfinite(value[2]) and value[2] > 0):
-                raise ValueError(f"radius {value[2]!r} must be a finite number of metres > 0")
-        return value
+        return _valid_near(value)
 
     @field_validator("polygon")
     @classmethod
     def _polygon(
         cls, value: tuple[tuple[float, float], ...] | None
     ) -> tuple[tuple[float, float], ...] | None:
-        if value is not None:
-            if len(value) < 3:
-                raise ValueError("an area needs at least 3 (lon, lat) vertices")
-            for lon, lat in value:
-                _check_point(lon, lat)
-        return value
+        return _valid_polygon(value)
 
     @field_validator("window_from", "window_to")
     @classmethod
@@ -164,6 +169,141 @@ class SearchResult:
     window_to: dt.datetime
     total_rows: int  # rows that matched, before the policy's cap
     truncated: bool  # True when ``rows`` holds fewer than ``total_rows``
+
+
+class Place(BaseModel):
+    """One place of a pattern search: a list of cameras, a circle or an area (exactly one).
+
+    Each place is checked as one search would be: its cameras must be in the user's scope, a
+    circle's radius, an area's size and extent and the cameras inside it are bounded by the
+    policy (``max_radius_m``, ``max_polygon_area_km2``, ``max_polygon_extent_m``,
+    ``max_cameras_per_search``).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    camera_ids: tuple[str, ...] = ()
+    near: tuple[float, float, float] | None = None  # lat, lon, radius in metres
+    polygon: tuple[tuple[float, float], ...] | None = None  # (lon, lat) vertices
+
+    @field_validator("near")
+    @classmethod
+    def _near(cls, value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+        return _valid_near(value)
+
+    @field_validator("polygon")
+    @classmethod
+    def _polygon(
+        cls, value: tuple[tuple[float, float], ...] | None
+    ) -> tuple[tuple[float, float], ...] | None:
+        return _valid_polygon(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Place:
+        given = [bool(self.camera_ids), self.near is not None, self.polygon is not None]
+        if sum(given) != 1:
+            raise ValueError(
+                "a place is cameras (camera_ids), a circle (near) or an area (polygon): "
+                "give exactly one of them"
+            )
+        return self
+
+
+class _PatternRequest(BaseModel):
+    """What every pattern search names: the case, the reason, the window, narrowing filters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    case_number: str
+    reason_code: str
+    reason_text: str | None = None
+    window_from: dt.datetime | None = None
+    window_to: dt.datetime | None = None
+    plate_pattern: str | None = None
+    vehicle_make: str | None = None
+    vehicle_color: str | None = None
+    vehicle_type: str | None = None
+    approved_by: str | None = None  # a supervisor approving more reads than the policy's cap
+
+    @field_validator("plate_pattern")
+    @classmethod
+    def _pattern(cls, value: str | None) -> str | None:
+        return None if value is None else canonical_pattern(value)
+
+    @field_validator("window_from", "window_to")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone (UTC) with the time window")
+        return value
+
+
+class SeenAtBothRequest(_PatternRequest):
+    """Plates read at place A and at place B within ``within_minutes`` of each other.
+
+    Unknown fields are errors. See :meth:`Gate.seen_at_both`.
+    """
+
+    place_a: Place
+    place_b: Place
+    within_minutes: float = Field(gt=0, allow_inf_nan=False)
+
+
+class RepeatSightingsRequest(_PatternRequest):
+    """Plates read at one place at least ``min_sightings`` times, on ``min_days`` local days.
+
+    Unknown fields are errors. See :meth:`Gate.repeat_sightings`.
+    """
+
+    place: Place
+    min_sightings: int = Field(default=2, ge=1)
+    min_days: int = Field(default=1, ge=1)
+
+
+class PairSightings(Protocol):
+    """The analysis of "seen at A and B" (``analytics.patterns.seen_at_both``)."""
+
+    def __call__(
+        self,
+        rows: pl.DataFrame,
+        *,
+        place_a: Sequence[str],
+        place_b: Sequence[str],
+        within: dt.timedelta,
+    ) -> pl.DataFrame:
+        """Plates of ``rows`` read at a camera of A and one of B within ``within``."""
+        ...
+
+
+class CountSightings(Protocol):
+    """The analysis of repeat sightings (``analytics.patterns.repeat_sightings``)."""
+
+    def __call__(
+        self, rows: pl.DataFrame, *, min_sightings: int, min_days: int, timezone: str
+    ) -> pl.DataFrame:
+        """Plates of ``rows`` read at least ``min_sightings`` times on ``min_days`` days."""
+        ...
+
+
+@dataclass(frozen=True)
+class PatternResult:
+    """What a pattern search found (one row per plate), its audit record, the reads it used.
+
+    ``truncated`` is True when the reads at the places were more than the policy lets one
+    search return: the pattern was computed from the first ``reads_considered`` of them (by
+    time) and may miss plates.
+    """
+
+    rows: pl.DataFrame
+    event_id: str
+    user_id: str
+    case_number: str
+    networks: tuple[str, ...]
+    window_from: dt.datetime
+    window_to: dt.datetime
+    reads_matched: int  # reads at the places in the window, before the policy's cap
+    reads_considered: int  # reads the pattern was computed from (at most the cap)
+    truncated: bool
 
 
 @dataclass(frozen=True)
@@ -531,6 +671,191 @@ class Gate:
         """
         return self.search(user_id, request, event_type="retro_match")
 
+    # -- pattern searches ----------------------------------------------------------------
+    # The analyses are passed in because they live in ``analytics`` (a layer above this one,
+    # docs/architecture.md#layers); they see only the rows the gate's own search returned.
+    def seen_at_both(
+        self, user_id: str, request: SeenAtBothRequest, *, pair: PairSightings
+    ) -> PatternResult:
+        """Plates read at place A and at place B within a gap: a case-gated, audited search.
+
+        Each place is checked as one search (:meth:`search`'s rules and limits); the reads
+        at both places, capped at the policy's ``max_rows`` (``max_rows_approved`` with a
+        supervisor's approval), are passed to ``pair``. The whole is one ``search`` record
+        in the audit log, allowed or refused, with the pattern request as its query.
+
+        Parameters
+        ----------
+        user_id
+            The signed-in user.
+        request
+            The case, reason, window, the two places and the largest gap.
+        pair
+            ``analytics.patterns.seen_at_both``.
+
+        Returns
+        -------
+        PatternResult
+            One row per plate: its closest pair of reads (``plate``, ``a_camera_id``,
+            ``a_at``, ``b_camera_id``, ``b_at``, ``gap``).
+
+        Raises
+        ------
+        SearchRefused
+            With the reason (naming the place); the refusal is audited.
+        """
+        within_s = request.within_minutes * 60
+
+        def problem(window_from: dt.datetime, window_to: dt.datetime) -> str | None:
+            span_s = (window_to - window_from).total_seconds()
+            if within_s > span_s:
+                return (
+                    f"a gap of {request.within_minutes:g} minutes is longer than the time "
+                    f"window ({span_s / 60:,.0f} minutes)"
+                )
+            return None
+
+        def analyse(rows: pl.DataFrame, cameras: list[list[str]]) -> pl.DataFrame:
+            return pair(
+                rows, place_a=cameras[0], place_b=cameras[1],
+                within=dt.timedelta(seconds=within_s),
+            )  # fmt: skip
+
+        places = {"place A": request.place_a, "place B": request.place_b}
+        return self._pattern_search(user_id, request, "seen_at_both", places, problem, analyse)
+
+    def repeat_sightings(
+        self, user_id: str, request: RepeatSightingsRequest, *, count: CountSightings
+    ) -> PatternResult:
+        """Plates read at one place again and again: a case-gated, audited search.
+
+        The place is checked as one search (:meth:`search`'s rules and limits); its reads,
+        capped at the policy's ``max_rows`` (``max_rows_approved`` with a supervisor's
+        approval), are passed to ``count`` with the department's time zone. A minimum of one
+        sighting is refused: it would list every plate read at the place (a plate dump, not
+        a repeat). One ``search`` record in the audit log, allowed or refused.
+
+        Parameters
+        ----------
+        user_id
+            The signed-in user.
+        request
+            The case, reason, window, the place, ``min_sightings`` (2 or more) and
+            ``min_days`` (distinct local days).
+        count
+            ``analytics.patterns.repeat_sightings``.
+
+        Returns
+        -------
+        PatternResult
+            One row per plate (``plate``, ``sightings``, ``cameras``, ``days``,
+            ``first_seen_at``, ``last_seen_at`` and the vehicle description).
+
+        Raises
+        ------
+        SearchRefused
+            With the reason; the refusal is audited.
+        """
+
+        def problem(window_from: dt.datetime, window_to: dt.datetime) -> str | None:
+            if request.min_sightings < _MIN_REPEAT_SIGHTINGS:
+                return (
+                    f"repeat sightings need at least {_MIN_REPEAT_SIGHTINGS} sightings of a "
+                    f"plate; {request.min_sightings} would list every plate read at the place"
+                )
+            return None
+
+        def analyse(rows: pl.DataFrame, cameras: list[list[str]]) -> pl.DataFrame:
+            return count(
+                rows, min_sightings=request.min_sightings, min_days=request.min_days,
+                timezone=self.policy.timezone,
+            )  # fmt: skip
+
+        places = {"the place": request.place}
+        return self._pattern_search(user_id, request, "repeat_sightings", places, problem, analyse)
+
+    def _pattern_search(
+        self,
+        user_id: str,
+        request: _PatternRequest,
+        kind: str,
+        places: dict[str, Place],
+        extra_problem: Callable[[dt.datetime, dt.datetime], str | None],
+        analyse: Callable[[pl.DataFrame, list[list[str]]], pl.DataFrame],
+    ) -> PatternResult:
+        """Check each place as a search, read them, cap the reads, analyse; one audit record."""
+        now = self._clock()
+        retention_days = self.retention_days()
+        user = get_user(self._store, user_id)
+        window_from = request.window_from or now - dt.timedelta(days=retention_days)
+        window_to = request.window_to or now
+        searches = {label: _place_search(request, place) for label, place in places.items()}
+        first = next(iter(searches.values()))
+        base = self._event("search", user, user_id, first, window_from, window_to, now)
+        base["plate_queried"] = request.plate_pattern
+        base["query_json"] = json.dumps(
+            {"pattern": kind, **json.loads(request.model_dump_json())}, sort_keys=True
+        )
+        problem: str | None = None
+        networks: list[str] = []
+        for label, search in searches.items():
+            problem, networks = self._check(
+                user, search, window_from, window_to, now, retention_days
+            )
+            if problem is not None:
+                problem = f"{label}: {problem}" if len(searches) > 1 else problem
+                break
+        if problem is None:
+            problem = extra_problem(window_from, window_to)
+        found = pl.DataFrame()
+        matched = considered = 0
+        if problem is None:
+            assert user is not None
+            parts = [
+                self._run(user, search, networks, window_from, window_to)
+                for search in searches.values()
+            ]
+            cameras = [
+                sorted(set(part["camera_id"].to_list())) if "camera_id" in part.columns else []
+                for part in parts
+            ]
+            reads = pl.concat(parts, how="vertical")
+            if "read_id" in reads.columns:  # a read at a camera of both places counts once
+                reads = reads.unique("read_id", keep="first", maintain_order=True)
+            if "captured_at" in reads.columns:
+                reads = reads.sort("captured_at")
+            cap = self.policy.max_rows_approved if request.approved_by else self.policy.max_rows
+            matched = reads.height
+            reads = reads.head(cap)
+            considered = reads.height
+            try:
+                found = analyse(reads, cameras)
+            except WorkbenchError as exc:
+                problem = f"role {user.role!r} does not see what this pattern needs: {exc}"
+        if problem is not None:
+            record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
+            raise SearchRefused(problem, record.event_id)
+        record = self._audit.append(
+            {
+                **base,
+                "outcome": "allowed",
+                "row_count": found.height,
+                "networks_searched": len(networks),
+            }
+        )
+        return PatternResult(
+            found,
+            record.event_id,
+            user_id,
+            request.case_number,
+            tuple(networks),
+            window_from,
+            window_to,
+            reads_matched=matched,
+            reads_considered=considered,
+            truncated=matched > considered,
+        )
+
     # -- exports -------------------------------------------------------------------------
     def export(self, user_id: str, result: SearchResult, path: Path) -> Path:
         """Write a search result to CSV; a separate, audited action.
@@ -650,6 +975,25 @@ class Gate:
         }
 
 
+def _place_search(request: _PatternRequest, place: Place) -> SearchRequest:
+    """The search one place of a pattern request stands for (what the gate checks and runs)."""
+    return SearchRequest(
+        case_number=request.case_number,
+        reason_code=request.reason_code,
+        reason_text=request.reason_text,
+        plate_pattern=request.plate_pattern,
+        window_from=request.window_from,
+        window_to=request.window_to,
+        camera_ids=place.camera_ids,
+        near=place.near,
+        polygon=place.polygon,
+        vehicle_make=request.vehicle_make,
+        vehicle_color=request.vehicle_color,
+        vehicle_type=request.vehicle_type,
+        approved_by=request.approved_by,
+    )
+
+
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -657,6 +1001,27 @@ def _utc_now() -> dt.datetime:
 def _check_point(lon: float, lat: float) -> None:
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
         raise ValueError(f"({lon!r}, {lat!r}) is not a (lon, lat) point on Earth")
+
+
+def _valid_near(value: tuple[float, float, float] | None) -> tuple[float, float, float] | None:
+    """``(lat, lon, radius_m)`` when it is a point on Earth and a finite radius > 0."""
+    if value is not None:
+        _check_point(value[1], value[0])
+        if not (math.isfinite(value[2]) and value[2] > 0):
+            raise ValueError(f"radius {value[2]!r} must be a finite number of metres > 0")
+    return value
+
+
+def _valid_polygon(
+    value: tuple[tuple[float, float], ...] | None,
+) -> tuple[tuple[float, float], ...] | None:
+    """``(lon, lat)`` vertices when there are 3 or more and each is a point on Earth."""
+    if value is not None:
+        if len(value) < 3:
+            raise ValueError("an area needs at least 3 (lon, lat) vertices")
+        for lon, lat in value:
+            _check_point(lon, lat)
+    return value
 
 
 def _is_keyboard_run(word: str) -> bool:
@@ -689,3 +1054,37 @@ def _haversine_m(lat: float, lon: float) -> pl.Expr:
         (lon2 - lon1) / 2
     ).sin() ** 2
     return 2 * _EARTH_RADIUS_M * a.sqrt().arcsin()
+
+
+def reads_of_hits(store: Store, hits: pl.DataFrame) -> pl.DataFrame:
+    """The reader's details of the reads behind ``hits`` rows, and of no other read.
+
+    The hit workflow (:mod:`alpr_workbench.governance.hit_workflow`) shows a person the
+    confidence, plate state and image reference of each hit's read. It checks the
+    ``work_hits`` permission and the alerting networks and audits the view itself; this is
+    its only access to reads, kept here so that every read of reads is in this module.
+
+    Parameters
+    ----------
+    store
+        The store.
+    hits
+        Rows of the ``hits`` table (``read_id``, ``captured_at``, ``read_plate``).
+
+    Returns
+    -------
+    polars.DataFrame
+        ``read_id``, ``read_plate_state``, ``confidence_pct``, ``image_ref`` of those reads.
+    """
+    schema = {"read_id": pl.String, "read_plate_state": pl.String,
+              "confidence_pct": pl.Float32, "image_ref": pl.String}
+    if hits.is_empty():
+        return pl.DataFrame(schema=schema)
+    days = hits["captured_at"].dt.date()
+    found = store.reads.query(
+        days.min(), days.max(),  # type: ignore[arg-type]
+        where=pl.col("read_id").is_in(hits["read_id"].to_list()),
+        columns=["read_id", "plate_state", "confidence_pct", "image_ref"],
+        plates=sorted(set(hits["read_plate"].to_list())),
+    )
+    return found.rename({"plate_state": "read_plate_state"}).cast(schema)  # type: ignore[arg-type]

@@ -9,7 +9,6 @@ workbench a new spelling, edit the YAML beside this module.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -17,22 +16,12 @@ from typing import Any
 
 import yaml
 
+from alpr_workbench._csvheader import header_key
 from alpr_workbench.errors import WorkbenchError
 
 __all__ = ["HeaderMapping", "VendorProfiles", "header_key", "load_vendor_profiles"]
 
 _RESOURCE = "vendor_profiles.yaml"
-
-
-def header_key(name: str) -> str:
-    """A header name normalised for comparison: lower case, letters and digits only.
-
-    Examples
-    --------
-    >>> header_key(" Org_Name "), header_key("Case #"), header_key("orgName")
-    ('orgname', 'case', 'orgname')
-    """
-    return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """The service's HTTP API: sign-in, sessions, and the gate behind them.
 
-Every route but ``/v1/health``, ``/v1/enroll`` and ``/v1/login`` (and ``/openapi.json``)
-needs a session token (``Authorization: Bearer <token>``), checked before any request body is
-read: a missing, unknown or expired token is answered 401 at once. Identity comes from the
+Every route but those of :data:`PUBLIC_PATHS` (``/v1/health``, ``/v1/enroll``, ``/v1/login``,
+the sign-in steps of ``/v1/oidc`` and ``/openapi.json``) needs a session token
+(``Authorization: Bearer <token>``), checked before any request body is read: a missing,
+unknown or expired token is answered 401 at once. Identity comes from the
 session only: no route takes the acting user from the request. Each request re-checks the
 session's user in the store's ``users`` table, so a disabled or separated user is cut off on
 the next request. Searches run side by side (each one audited before its result leaves);
@@ -50,7 +51,8 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_BODY_BYTES = 64 * 1024
 #: The only paths answered without a session token; every other one is refused with 401
 #: before its body is read.
-PUBLIC_PATHS = frozenset({"/v1/health", "/v1/enroll", "/v1/login", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/enroll", "/v1/login", "/openapi.json",
+                          "/v1/oidc/start", "/v1/oidc/callback", "/v1/oidc/redeem"})
 #: Rows per Arrow record batch of a result, at most.
 _BATCH_ROWS = 65_536
 #: Results of more rows are streamed batch by batch, their buffers LZ4-compressed (the Arrow
@@ -469,10 +471,11 @@ def create_app(
         redoc_url=None,
     )
     from alpr_workbench.service.routes_admin import MAX_UPLOAD_BYTES, UPLOAD_PATHS, admin_router
+    from alpr_workbench.service.routes_onboarding import ONBOARDING_UPLOAD_PATHS
     from alpr_workbench.service.routes_reports import REPORT_UPLOAD_PATHS, reports_router
 
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes, upload_bytes=MAX_UPLOAD_BYTES,
-                       upload_paths=UPLOAD_PATHS | REPORT_UPLOAD_PATHS)
+                       upload_paths=UPLOAD_PATHS | REPORT_UPLOAD_PATHS | ONBOARDING_UPLOAD_PATHS)
     app.add_middleware(_TokenFirst, svc=svc)  # added last, so it runs first
 
     async def _service_error(request: Request, exc: Exception) -> Response:
@@ -724,7 +727,19 @@ def create_app(
 
     app.include_router(admin_router(svc))
     app.include_router(reports_router(svc))
+    from alpr_workbench.service.routes_onboarding import onboarding_router
+
+    app.include_router(onboarding_router(svc))
     from alpr_workbench.service.routes_data import data_router
 
     app.include_router(data_router(svc))
+    from alpr_workbench.service.routes_patterns import patterns_router
+
+    app.include_router(patterns_router(svc))
+    from alpr_workbench.service.routes_hits import hits_router
+
+    app.include_router(hits_router(svc))
+    from alpr_workbench.service.routes_oidc import oidc_router  # off unless configured
+
+    app.include_router(oidc_router(svc))
     return app
