@@ -11,6 +11,13 @@ So a deleted, emptied, altered, moved, swapped or replayed manifest, and a delet
 replayed index, is an error naming the partition, never a silently missing day. Files are
 bound to their partition by their key material (see ``store/_kms.py``). The witness shares
 the key store's fate: whoever restores both to an older copy can roll both back.
+
+A long-running process (the service) reads the witness, the index and a manifest per day on
+every search. It remembers what it already authenticated, keyed on the file's exact bytes and
+the MAC key (``docs/decisions/0007-store-search-speed.md``): every read still reads the file,
+and any change of content, however small and whatever its timestamps, is parsed and
+authenticated again. Only the checks of generation and digest are repeated on cached documents,
+so a swapped, replayed or deleted file is refused exactly as without the cache.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +39,11 @@ MANIFEST = "_manifest.json"
 MAC_KEY = "store/hmac"
 WITNESS = "store"
 _PARTITION_KEY_PREFIXES = ("reads/", "holds/", "tables/")
+_CACHE_LIMIT = 4096
+
+# (kind, path) -> (raw bytes, MAC key fingerprint, authenticated document, its digest)
+_AUTHENTIC: dict[tuple[str, str], tuple[bytes, bytes, dict[str, Any], str]] = {}
+_AUTHENTIC_LOCK = threading.Lock()
 
 
 class StaleStateError(StoreError):
@@ -67,14 +80,57 @@ def is_authentic(keystore: KeyStore, kind: str, doc: dict[str, Any]) -> bool:
     return hmac.compare_digest(mac, _mac(keystore, kind, body))
 
 
-def _read_json(path: Path, what: str) -> dict[str, Any]:
+def _parse_json(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
+        doc = json.loads(raw)
+    except ValueError as exc:
         raise StoreError(f"{what} is unreadable or corrupted") from exc
     if not isinstance(doc, dict):
         raise StoreError(f"{what} is corrupted")
     return doc
+
+
+def _read_authentic(
+    keystore: KeyStore, kind: str, path: Path, what: str
+) -> tuple[dict[str, Any], str] | None:
+    """The document in ``path`` and its digest when it carries a valid HMAC of ``kind``.
+
+    Returns ``None`` when it does not authenticate. The file is read every time; a document
+    already authenticated with the same bytes under the same MAC key is not parsed and
+    authenticated again. The returned document is shared: callers copy what they change.
+
+    Raises
+    ------
+    StoreError
+        If the file cannot be read or is not a JSON object.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise StoreError(f"{what} is unreadable or corrupted") from exc
+    fingerprint = hashlib.sha256(b"cache\0" + keystore.current_key(MAC_KEY).material).digest()
+    slot = (kind, str(path))
+    with _AUTHENTIC_LOCK:
+        hit = _AUTHENTIC.get(slot)
+    if hit is not None and hit[0] == raw and hmac.compare_digest(hit[1], fingerprint):
+        return hit[2], hit[3]
+    doc = _parse_json(raw, what)
+    if not is_authentic(keystore, kind, doc):
+        forget_authentic(path)
+        return None
+    entry = (raw, fingerprint, doc, digest(doc))
+    with _AUTHENTIC_LOCK:
+        if len(_AUTHENTIC) >= _CACHE_LIMIT:
+            _AUTHENTIC.clear()
+        _AUTHENTIC[slot] = entry
+    return doc, entry[3]
+
+
+def forget_authentic(path: Path) -> None:
+    """Drop what this process remembers of ``path`` (a file removed or found altered)."""
+    with _AUTHENTIC_LOCK:
+        for slot in [s for s in _AUTHENTIC if s[1] == str(path)]:
+            del _AUTHENTIC[slot]
 
 
 def empty_index(keystore: KeyStore) -> dict[str, Any]:
@@ -98,11 +154,12 @@ def read_witness(keystore: KeyStore) -> dict[str, Any] | None:
     """The authenticated witness, or ``None`` when there is none."""
     path = keystore.witness_path(WITNESS)
     if not path.is_file():
+        forget_authentic(path)
         return None
-    doc = _read_json(path, f"store witness {path}")
-    if not is_authentic(keystore, "witness", doc):
+    found = _read_authentic(keystore, "witness", path, f"store witness {path}")
+    if found is None:
         raise StoreError(f"store witness {path} does not authenticate (altered?)")
-    return doc
+    return dict(found[0])
 
 
 def load_index(store_root: Path, keystore: KeyStore) -> dict[str, Any]:
@@ -121,22 +178,24 @@ def load_index(store_root: Path, keystore: KeyStore) -> dict[str, Any]:
         )
     path = store_root / INDEX
     if not path.is_file():
+        forget_authentic(path)
         raise StoreError(f"the store's index {path} is missing (deleted?)")
-    index = _read_json(path, f"the store's index {path}")
-    if not is_authentic(keystore, "index", index):
+    found = _read_authentic(keystore, "index", path, f"the store's index {path}")
+    if found is None:
         raise StoreError(f"the store's index {path} does not authenticate (altered?)")
+    index, index_sha256 = found
     generation = int(index["generation"])
     if generation < int(witness["generation"]):
         raise StaleStateError(
             f"the store's index is generation {generation} but the key store witnessed "
             f"generation {witness['generation']}: an older copy of the store was restored"
         )
-    if generation != int(witness["generation"]) or digest(index) != witness["index_sha256"]:
+    if generation != int(witness["generation"]) or index_sha256 != witness["index_sha256"]:
         raise StaleStateError(
             f"the store's index (generation {generation}) is not the one the key store "
             f"witnessed (generation {witness['generation']})"
         )
-    return index
+    return {**index, "partitions": dict(index["partitions"])}
 
 
 def check_manifest(
@@ -159,24 +218,26 @@ def check_manifest(
             )
         return {"format": FORMAT, "table": table, "partition": rel, "generation": 0, "files": []}
     if not path.is_file():
+        forget_authentic(path)
         raise StaleStateError(
             f"{label}: its manifest is missing, but the store's index lists it "
             f"(generation {entry['generation']}): the partition was deleted"
         )
-    doc = _read_json(path, f"{label}: manifest")
-    if not is_authentic(keystore, "manifest", doc):
+    found = _read_authentic(keystore, "manifest", path, f"{label}: manifest")
+    if found is None:
         raise StoreError(f"{label}: manifest does not authenticate (altered or emptied?)")
+    doc, doc_sha256 = found
     if doc.get("partition") != rel or doc.get("table") != table:
         raise StoreError(
             f"{label}: manifest belongs to {doc.get('partition')!r}: partitions were moved "
             "or swapped"
         )
-    if int(doc["generation"]) != int(entry["generation"]) or digest(doc) != entry["sha256"]:
+    if int(doc["generation"]) != int(entry["generation"]) or doc_sha256 != entry["sha256"]:
         raise StaleStateError(
             f"{label}: manifest is generation {doc['generation']}, the store's index expects "
             f"{entry['generation']}: an older copy of the partition was restored"
         )
-    return doc
+    return {**doc, "files": [dict(item) for item in doc["files"]]}
 
 
 def initialise(store_root: Path, keystore: KeyStore) -> None:
