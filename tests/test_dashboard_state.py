@@ -20,6 +20,7 @@ from alpr_workbench.dashboard import (
     DashboardState,
     allowed_dashboard_users,
 )
+from alpr_workbench.dashboard.auth import DASHBOARD_ROLES
 from alpr_workbench.dashboard.views import DashboardApp, create_app
 from alpr_workbench.demo import build_demo
 from alpr_workbench.reports import build_efficacy_report
@@ -159,14 +160,12 @@ def test_audit_health_is_injectable(home):
 @pytest.mark.parametrize(
     ("user_id", "why"),
     [
-        ("egarcia", "may not open the command-staff dashboard"),  # analyst
-        ("kkim", "may not open the command-staff dashboard"),  # supervisor
         ("nobody-here", "unknown user"),
         ("hsi.agent", "job title"),  # federal agent (refused on several counts)
         ("", "nobody is logged in"),
     ],
 )
-def test_users_outside_the_three_roles_are_refused(source, user_id, why):
+def test_unknown_absent_and_outside_users_are_refused(source, user_id, why):
     with pytest.raises(DashboardRefused, match=why):
         DashboardState(source=source, user_id=user_id)
     page = create_app(source, user_id=user_id)
@@ -178,12 +177,16 @@ def test_auditor_and_administrator_get_in(source):
         assert DashboardState(source=source, user_id=user_id, default_days=1).figures["reads"] > 0
 
 
-def test_allowed_users_are_the_three_roles_in_good_standing(source):
+def test_allowed_users_are_the_dashboard_roles_in_good_standing(source):
+    """Command staff, auditors and administrators see the program; those who work hits too."""
     users = source.store.tables.read("users")
     allowed = allowed_dashboard_users(source.store)
     roles = set(users.filter(pl.col("user_id").is_in(allowed))["role"])
-    assert roles == {"command_staff", "auditor", "administrator"}
-    assert COMMAND in allowed and "egarcia" not in allowed
+    assert roles == set(DASHBOARD_ROLES)
+    assert set(DASHBOARD_ROLES) == {"command_staff", "auditor", "administrator", "analyst",
+                                    "investigator", "supervisor"}
+    assert COMMAND in allowed and "egarcia" in allowed  # an analyst: the hit queue
+    assert "hsi.agent" not in allowed
 
 
 def test_the_page_assembles_for_an_allowed_user(source):

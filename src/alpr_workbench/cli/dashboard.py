@@ -67,7 +67,8 @@ def serve(
     """Run the workbench service: the only holder of the keys; data API and dashboard (HTTPS).
 
     Users sign in with their workbench account (password and authenticator code); the
-    dashboard opens for command staff, auditors and administrators in good standing.
+    dashboard shows each user in good standing the pages the role's permissions allow (the
+    program's aggregates; the hit queue for those who work hits).
     """
     try:
         _serve(

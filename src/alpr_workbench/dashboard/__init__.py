@@ -1,10 +1,12 @@
-"""The command-staff dashboard (Panel + HoloViews): state object, thin views, auth, server.
+"""The dashboard (Panel + HoloViews): state objects, thin views, auth, server.
 
 Import this subpackage only where a dashboard is wanted: it imports Panel, HoloViews and
-Bokeh, which ``import alpr_workbench`` never does. Everything it shows is an aggregate.
+Bokeh, which ``import alpr_workbench`` never does. The program page shows aggregates only;
+the hit queue (roles with ``work_hits``) shows new hits and acts through the service.
 """
 
 from alpr_workbench.dashboard.auth import (
+    DASHBOARD_PAGES,
     DASHBOARD_ROLES,
     Credentials,
     DashboardRefused,
@@ -12,8 +14,10 @@ from alpr_workbench.dashboard.auth import (
     SessionKeeper,
     allowed_dashboard_users,
     attempt_login,
+    dashboard_pages,
     dashboard_user_problem,
 )
+from alpr_workbench.dashboard.hits import HitQueuePage, HitQueueState, HitService
 from alpr_workbench.dashboard.state import (
     AUDIT_HEALTH_COLUMNS,
     PLATE_LEVEL_COLUMNS,
@@ -25,6 +29,7 @@ from alpr_workbench.dashboard.state import (
 
 __all__ = [
     "AUDIT_HEALTH_COLUMNS",
+    "DASHBOARD_PAGES",
     "DASHBOARD_ROLES",
     "PLATE_LEVEL_COLUMNS",
     "AuditHealth",
@@ -33,12 +38,16 @@ __all__ = [
     "DashboardRefused",
     "DashboardSource",
     "DashboardState",
+    "HitQueuePage",
+    "HitQueueState",
+    "HitService",
     "LoginThrottle",
     "RunningDashboard",
     "SessionKeeper",
     "allowed_dashboard_users",
     "attempt_login",
     "create_app",
+    "dashboard_pages",
     "dashboard_user_problem",
     "default_audit_health",
     "start_dashboard",

@@ -1,4 +1,4 @@
-"""Who may open the command-staff dashboard, and how they prove it: the service's accounts.
+"""Who may open the dashboard, which pages they see, and how they prove it: the service's accounts.
 
 The dashboard is served by the service process (``alpr-workbench serve``, issue #15) and signs
 users in with the service's accounts (:class:`~alpr_workbench.service.accounts.AccountStore`):
@@ -8,7 +8,9 @@ the dashboard's own any more. Access needs, at sign-in *and* again for every ses
 1. the credentials: the password and a fresh TOTP code of an enrolled account;
 2. the workbench user exists, may use the system now (:func:`user_problem`: enabled, approved,
    trained, not separated, allowed job title), works for an organization that may receive
-   California ALPR data, and holds one of :data:`DASHBOARD_ROLES`.
+   California ALPR data, and holds one of :data:`DASHBOARD_ROLES` with the permission of at
+   least one page (:func:`dashboard_pages`: the program's aggregates need ``view_aggregates``,
+   the hit queue ``work_hits``). The pages a role may not use are not built for it.
 
 Failed attempts slow down the *source* that makes them (:class:`LoginThrottle`, exponential
 back-off per client address, shared with the service's API), never the account: an attacker
@@ -31,10 +33,11 @@ import polars as pl
 
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.registry import User, get_user, user_problem
-from alpr_workbench.policy import Policy, load_policy
+from alpr_workbench.policy import Permission, Policy, load_policy
 from alpr_workbench.store import Store
 
 __all__ = [
+    "DASHBOARD_PAGES",
     "DASHBOARD_ROLES",
     "Credentials",
     "DashboardRefused",
@@ -42,12 +45,48 @@ __all__ = [
     "SessionKeeper",
     "allowed_dashboard_users",
     "attempt_login",
+    "dashboard_pages",
     "dashboard_user_problem",
     "record_logout",
 ]
 
-#: Roles that may open the dashboard (aggregates only, whatever the role).
-DASHBOARD_ROLES: tuple[str, ...] = ("command_staff", "auditor", "administrator")
+#: Roles that may sign in to the dashboard; each sees only the pages its permissions allow
+#: (:data:`DASHBOARD_PAGES`). The roles that work hits (analyst, investigator, supervisor:
+#: ``work_hits`` in the policy) sign in for the hit queue (issue #16).
+DASHBOARD_ROLES: tuple[str, ...] = (
+    "command_staff", "auditor", "administrator", "analyst", "investigator", "supervisor",
+)
+#: The dashboard's pages and the policy permission each one needs.
+DASHBOARD_PAGES: dict[str, Permission] = {"program": "view_aggregates", "hits": "work_hits"}
+
+
+def dashboard_pages(role: str, *, policy: Policy) -> list[str]:
+    """The dashboard pages ``role`` may use: those whose permission the policy gives it.
+
+    Parameters
+    ----------
+    role
+        A workbench role.
+    policy
+        The department policy.
+
+    Returns
+    -------
+    list of str
+        Keys of :data:`DASHBOARD_PAGES`, in their order (empty: no page; and no role outside
+        :data:`DASHBOARD_ROLES` gets a page).
+
+    Examples
+    --------
+    >>> policy = load_policy()
+    >>> dashboard_pages("command_staff", policy=policy), dashboard_pages("analyst", policy=policy)
+    (['program'], ['program', 'hits'])
+    >>> dashboard_pages("vendor", policy=policy)
+    []
+    """
+    if role not in DASHBOARD_ROLES:
+        return []
+    return [page for page, permission in DASHBOARD_PAGES.items() if policy.may(role, permission)]
 
 class DashboardRefused(WorkbenchError):
     """The user may not open the dashboard.
@@ -78,11 +117,12 @@ def _problem_for(user: User | None, *, policy: Policy, now: dt.datetime) -> str 
         )
     if user.role not in DASHBOARD_ROLES:
         return (
-            f"role {user.role!r} may not open the command-staff dashboard "
+            f"role {user.role!r} may not open the dashboard "
             f"(only {', '.join(DASHBOARD_ROLES)})"
         )
-    if not policy.may(user.role, "view_aggregates"):
-        return f"role {user.role!r} may not view aggregates"
+    if not dashboard_pages(user.role, policy=policy):
+        wanted = " or ".join(sorted(set(DASHBOARD_PAGES.values())))
+        return f"role {user.role!r} may use no dashboard page (needs {wanted})"
     return None
 
 
@@ -128,8 +168,10 @@ def allowed_dashboard_users(
     >>> from alpr_workbench.store import Store
     >>> home = pathlib.Path(tempfile.mkdtemp())
     >>> _ = build_demo(home, days=1, scale=0.01)
-    >>> users = allowed_dashboard_users(Store.open(home))
-    >>> len(users) > 0, "egarcia" in users
+    >>> store = Store.open(home)
+    >>> users = allowed_dashboard_users(store)
+    >>> roles = store.tables.read("users").filter(pl.col("user_id").is_in(users))["role"]
+    >>> sorted(set(roles)) == sorted(DASHBOARD_ROLES), "hsi.agent" in users
     (True, False)
     """
     policy = policy or load_policy()

@@ -30,6 +30,7 @@ from alpr_workbench.dashboard.auth import (
     attempt_login,
     record_logout,
 )
+from alpr_workbench.dashboard.hits import connect_hit_service
 from alpr_workbench.dashboard.state import DashboardSource
 from alpr_workbench.dashboard.views import create_app
 
@@ -153,7 +154,7 @@ html, body {height: 100%; font-family: 'Segoe UI', sans-serif; line-height: 1.6;
     inputmode="numeric" pattern="[0-9]*" maxlength="6" autocomplete="one-time-code"
     placeholder="authenticator code"></div>
   <div class="form-group"><button class="form-button" type="submit">Log in</button></div>
-  <p class="note">Command staff, auditors and administrators. Aggregates only.
+  <p class="note">The program's aggregates, and the hit queue for those who work hits.
   Your workbench account: password and authenticator code.</p>
 </form></div></body></html>
 """
@@ -273,6 +274,8 @@ def start_dashboard(
     show: bool = False,
     default_days: int | None = 30,
     throttle: LoginThrottle | None = None,
+    api_url: str | None = None,
+    ca_pem: str | None = None,
     timeout: float = 30.0,
     out: Callable[[str], None] = print,
     **kw: Any,
@@ -300,6 +303,10 @@ def start_dashboard(
     throttle
         The back-off of failed sign-ins per client address; give the service's, so that
         failures on the API and on the dashboard count together.
+    api_url, ca_pem
+        The service's API and its certificate (PEM). The hit queue acts through them with
+        the signed-in user's own session token, so its changes take the service's lock and
+        its checks; without them the hit queue is not offered.
     timeout
         Seconds to wait for the server to listen.
     out
@@ -329,7 +336,12 @@ def start_dashboard(
         # comes from the live service session only, never from the request.
         token = pn.state.user
         user_id = sessions.session_user(token) if token and token != "guest" else None
-        return create_app(source, user_id=user_id or "", tiles=tiles, default_days=default_days)
+        service = None
+        if user_id and api_url and ca_pem:
+            service = connect_hit_service(api_url, token, ca_pem, user_id=user_id)
+            pn.state.on_session_destroyed(lambda _context, s=service: s.close())
+        return create_app(source, user_id=user_id or "", tiles=tiles, default_days=default_days,
+                          hit_service=service)
 
     origins = kw.pop(
         "websocket_origin", [f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"]
@@ -357,6 +369,6 @@ def start_dashboard(
         running.stop()
         raise
     out(f"ALPR Workbench dashboard: {url}/ (sign in at {url}/login with your workbench "
-        "account: password and authenticator code; command staff, auditors and "
-        "administrators in good standing)")
+        "account: password and authenticator code; command staff, auditors, administrators "
+        "and the roles that work hits, in good standing)")
     return running

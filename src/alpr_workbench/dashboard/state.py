@@ -269,6 +269,12 @@ class DashboardSource:
         """Close the audit log."""
         self.audit.close()
 
+    def forget(self) -> None:
+        """Drop the cached tables and summaries: the next request reads them again."""
+        with self._lock:
+            self._tables = None
+            self._summaries.clear()
+
     # -- cached inputs -------------------------------------------------------------------
     def tables(self) -> _Tables:
         """Reference tables and audit events, read again after ``ttl_s`` seconds."""
@@ -446,6 +452,8 @@ class DashboardState(param.Parameterized):
             raise DashboardRefused(problem)
         user = get_user(source.store, user_id)
         assert user is not None
+        if not source.policy.may(user.role, "view_aggregates"):
+            raise DashboardRefused(f"role {user.role!r} may not view aggregates")
         tables = source.tables()
         first, last = tables.first_day, tables.last_day
         start = first if default_days is None else max(first, last - dt.timedelta(default_days - 1))
@@ -483,6 +491,11 @@ class DashboardState(param.Parameterized):
     def set_period(self, start: dt.date, end: dt.date) -> None:
         """Set both ends of the period at once (one update, not two)."""
         self.param.update(start=start, end=end)
+
+    def refresh(self) -> None:
+        """Read the store's tables again and recompute (after a hit was worked)."""
+        self.source.forget()
+        self._update()
 
     def refresh_audit_health(self) -> None:
         """Run the audit checks again (subject to the source's cache)."""

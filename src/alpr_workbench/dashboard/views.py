@@ -20,9 +20,15 @@ import param
 import polars as pl
 from panel.viewable import Viewer
 
-from alpr_workbench.dashboard.auth import DashboardRefused
+from alpr_workbench.dashboard.auth import (
+    DashboardRefused,
+    dashboard_pages,
+    dashboard_user_problem,
+)
+from alpr_workbench.dashboard.hits import HitQueuePage, HitQueueState, HitService
 from alpr_workbench.dashboard.state import DashboardSource, DashboardState
 from alpr_workbench.governance.gate import SearchRefused
+from alpr_workbench.governance.registry import get_user
 
 __all__ = [
     "AuditHealthPanel",
@@ -508,12 +514,7 @@ class DashboardApp(_StateView):
 
     def header(self) -> pn.viewable.Viewable:
         """Who is logged in, with a log-out link."""
-        state = self.state
-        name, role = html.escape(state.full_name), html.escape(state.role.replace("_", " "))
-        return pn.pane.HTML(
-            f"<span style='color:white'>{name} ({role})"
-            " · <a style='color:white' href='./logout'>Log out</a></span>"
-        )
+        return _header(self.state.full_name, self.state.role)
 
     def sidebar(self) -> pn.viewable.Viewable:
         """The filters."""
@@ -522,7 +523,7 @@ class DashboardApp(_StateView):
     def __panel__(self) -> pn.viewable.Viewable:
         state = self.state
         banner = pn.pane.Markdown(
-            "Aggregates only: this dashboard never shows a plate, a read or a hit. "
+            "Aggregates only: this page never shows a plate, a read or a hit. "
             "Every figure comes from the gate's audited read summary.",
             styles={"color": "#555", "font-size": "90%"},
         )
@@ -551,6 +552,14 @@ class DashboardApp(_StateView):
         )
 
 
+def _header(full_name: str, role: str) -> pn.viewable.Viewable:
+    name, role = html.escape(full_name), html.escape(role.replace("_", " "))
+    return pn.pane.HTML(
+        f"<span style='color:white'>{name} ({role})"
+        " · <a style='color:white' href='./logout'>Log out</a></span>"
+    )
+
+
 def _refusal_page(reason: str) -> Any:
     return pn.template.BootstrapTemplate(
         title="ALPR program dashboard",
@@ -570,11 +579,15 @@ def create_app(
     user_id: str | None = None,
     tiles: bool = False,
     default_days: int | None = 30,
+    hit_service: HitService | None = None,
 ) -> Any:
     """Build the page for one session, for the logged-in user (``pn.state.user``).
 
     The app checks the user's role and standing itself, whatever the login page did: a
-    refused user gets an explanation and nothing else.
+    refused user gets an explanation and nothing else. Each role gets only the pages its
+    permissions allow (:func:`~alpr_workbench.dashboard.auth.dashboard_pages`): the program's
+    aggregates (``view_aggregates``) and the hit queue (``work_hits``, which acts through
+    ``hit_service``, the service as the signed-in user).
 
     Parameters
     ----------
@@ -586,15 +599,60 @@ def create_app(
         OpenStreetMap tiles under the maps (needs the network).
     default_days
         Initial period, in days back from the last stored day (None: all).
+    hit_service
+        The service acting with the user's own session (``alpr-workbench serve`` gives it);
+        without it the hit queue says that it needs the service.
 
     Returns
     -------
     panel.template.BaseTemplate
         Call ``.servable()`` on it.
     """
-    who = user_id if user_id is not None else pn.state.user
-    try:
-        state = DashboardState(source=source, user_id=who or "", default_days=default_days)
-    except (DashboardRefused, SearchRefused) as exc:
-        return _refusal_page(exc.reason)
-    return DashboardApp(state=state, tiles=tiles).template()
+    who = (user_id if user_id is not None else pn.state.user) or ""
+    problem = dashboard_user_problem(source.store, who, policy=source.policy)
+    user = get_user(source.store, who) if problem is None else None
+    if problem is not None or user is None:
+        return _refusal_page(problem or "unknown user")
+    pages = dashboard_pages(user.role, policy=source.policy)
+    tabs: list[tuple[str, Any]] = []
+    sidebar: list[Any] = []
+    program: DashboardState | None = None
+    if "program" in pages:
+        try:
+            program = DashboardState(source=source, user_id=who, default_days=default_days)
+        except (DashboardRefused, SearchRefused) as exc:
+            if pages == ["program"]:
+                return _refusal_page(exc.reason)
+            tabs.append(("Program", _alert(f"The program page is not available: {exc.reason}")))
+        else:
+            app = DashboardApp(state=program, tiles=tiles)
+            tabs.append(("Program", app))
+            sidebar.append(app.sidebar())
+    if "hits" in pages:
+        if hit_service is None:
+            tabs.append(("Hit queue", _alert(
+                "The hit queue works through the workbench service: open the dashboard that "
+                "`alpr-workbench serve` serves.")))
+        else:
+            hits = HitQueueState(service=hit_service, home=source.home,
+                                 show_efficacy=program is not None)
+            if program is not None:
+                # A recorded decision or outcome moves the program's figures too.
+                hits.param.watch(lambda _e, p=program: p.refresh(), "changes")
+            tabs.append(("Hit queue", HitQueuePage(state=hits)))
+    main = tabs[0][1] if len(tabs) == 1 else pn.Tabs(*tabs, dynamic=False)
+    title = ("ALPR program: efficacy and impact" if "hits" not in pages
+             else "ALPR Workbench: program and hit queue" if program is not None
+             else "ALPR Workbench: hit queue")
+    return pn.template.BootstrapTemplate(
+        title=title,
+        sidebar=sidebar,
+        main=[main],
+        header=[_header(user.full_name, user.role)],
+        header_background=_ACCENT,
+        sidebar_width=280,
+    )
+
+
+def _alert(text: str) -> Any:
+    return pn.pane.Alert(_text(text), alert_type="warning")

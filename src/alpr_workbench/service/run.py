@@ -167,7 +167,7 @@ def run_service(
         if dashboard_port is not None:
             dashboard = _start_dashboard(
                 store, audit, accounts, throttle, sessions, host=host, port=dashboard_port,
-                cert=cert, key=key, tiles=tiles, show=show,
+                cert=cert, key=key, tiles=tiles, show=show, api_url=_api_url(host, port),
             )
         print(f"alpr-workbench service on https://{host}:{port} (certificate {cert})", flush=True)
         uvicorn.Server(config).run()
@@ -214,11 +214,14 @@ def _start_dashboard(
     key: Path,
     tiles: bool,
     show: bool,
+    api_url: str | None = None,
 ) -> RunningDashboard:
     """Start the dashboard on a thread of this process, over the service's own store.
 
     The dashboard gets the service's store, audit log, accounts and throttle: its data and
-    its sign-ins stay in the process that holds the keys.
+    its sign-ins stay in the process that holds the keys. Its hit queue acts through this
+    process's API (``api_url``, pinned to ``cert``) with each user's own session token, so
+    its changes take the service's lock and checks like any client's.
     """
     from alpr_workbench.dashboard.serve import start_dashboard
     from alpr_workbench.dashboard.state import DashboardSource
@@ -231,8 +234,24 @@ def _start_dashboard(
     return start_dashboard(
         source, accounts, _DashboardSessions(sessions), certfile=cert, keyfile=key,
         port=port, address=host, tiles=tiles, show=show, throttle=throttle,
+        api_url=api_url, ca_pem=cert.read_text(),
         out=lambda line: print(line, flush=True),
     )
+
+
+def _api_url(host: str, port: int) -> str:
+    """Where this process's own API answers, for the dashboard's hit queue.
+
+    Examples
+    --------
+    >>> _api_url("127.0.0.1", 8443), _api_url("0.0.0.0", 8443), _api_url("::", 1)
+    ('https://127.0.0.1:8443', 'https://127.0.0.1:8443', 'https://[::1]:1')
+    """
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
