@@ -791,12 +791,12 @@ def quantize_reader(models_dir: str | Path | None = None, *, crops: int = 256) -
     """Write ``reader.int8.onnx``: the float32 ONNX reader with int8 convolutions and matmuls.
 
     Static quantization (ONNX Runtime, QDQ format, per-channel int8 weights in 7 bits
-    (``reduce_range``), uint8 activations) calibrated on ``crops`` synthetic plate crops rendered from
-    :data:`CALIBRATION_SEED`, so the file is the same on every run of the same weights with
-    the same ONNX Runtime version. The 7-bit weights keep the int8 products from saturating on
-    x86 CPUs without VNNI (AVX2, AVX-512 without VNNI): with 8-bit weights the reader read
-    1.8 points fewer real crops there than on a VNNI machine; with 7 bits it reads as float32
-    does on both.
+    (``reduce_range``), uint8 activations) calibrated on ``crops`` synthetic plate crops
+    rendered from :data:`CALIBRATION_SEED`, so the file is the same on every run of the same
+    weights with the same ONNX Runtime version. The 7-bit weights keep the int8 products from
+    saturating on x86 CPUs without VNNI (AVX2, AVX-512 without VNNI): with 8-bit weights the
+    reader read 1.8 points fewer real crops there than on a VNNI machine; with 7 bits it reads
+    as float32 does on both.
 
     Returns
     -------
