@@ -795,8 +795,8 @@ def quantize_reader(models_dir: str | Path | None = None, *, crops: int = 256) -
     rendered from :data:`CALIBRATION_SEED`, so the file is the same on every run of the same
     weights with the same ONNX Runtime version. The 7-bit weights keep the int8 products from
     saturating on x86 CPUs without VNNI (AVX2, AVX-512 without VNNI): with 8-bit weights the
-    reader read 1.8 points fewer real crops there than on a VNNI machine; with 7 bits it reads
-    as float32 does on both.
+    reader read 1.8 points fewer real crops there than on an AVX512 machine; with 7 bits it
+    reads as many there as the 8-bit reader did on that machine (see the model card).
 
     Returns
     -------
