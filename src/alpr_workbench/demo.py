@@ -331,14 +331,20 @@ class DemoService:
 
 
 def _demo_plate(store: Store) -> str | None:
-    """A plate of a confirmed stolen-vehicle hit: a search on it finds reads."""
+    """A plate a demo search finds reads of: a confirmed stolen vehicle's, else any hit's read.
+
+    A small city (one day, a few percent of the traffic) may have no confirmed stolen-vehicle
+    hit on a given date; the plate read in any hit was still seen by a camera.
+    """
     hits = store.tables.read("hits")
     if hits.is_empty() or "listed_plate" not in hits.columns:
         return None
     stolen = hits.filter(
         (pl.col("disposition") == "confirmed") & (pl.col("hotlist_source") == "state_stolen")
     ).sort("read_id")
-    return None if stolen.is_empty() else str(stolen["listed_plate"][0])
+    if not stolen.is_empty():
+        return str(stolen["listed_plate"][0])
+    return str(hits.sort("read_id")["read_plate"][0])
 
 
 def prepare_demo_service(home: Path, *, now: dt.datetime | None = None) -> DemoService:

@@ -462,11 +462,28 @@ VendorCheck` per vendor check.
 
 
 # -- charts ----------------------------------------------------------------------------------
-def _svg_bars(items: Sequence[tuple[str, float]], *, label: str, width: int = 640) -> Markup:
-    """A horizontal bar chart as inline SVG (labels escaped; no external resource)."""
+def svg_bars(
+    items: Sequence[tuple[str, float]], *, label: str, width: int = 640, left: int = 230
+) -> Markup:
+    """A horizontal bar chart as inline SVG: labels escaped, no external resource.
+
+    Parameters
+    ----------
+    items
+        ``(label, value)`` pairs, drawn top to bottom; labels over 44 characters are cut.
+    label
+        The chart's accessible name.
+    width, left
+        The chart's width, and the room for the labels on the left (pixels).
+
+    Returns
+    -------
+    markupsafe.Markup
+        The ``<svg>`` element (or a "No data." line when ``items`` is empty).
+    """
     if not items:
         return Markup("<p class='muted'>No data.</p>")
-    bar, gap, left, right = 18, 6, 230, 60
+    bar, gap, right = 18, 6, 60
     height = len(items) * (bar + gap) + gap
     top = max((v for _, v in items), default=0) or 1
     parts = [
@@ -476,9 +493,10 @@ def _svg_bars(items: Sequence[tuple[str, float]], *, label: str, width: int = 64
     for i, (name, value) in enumerate(items):
         y = gap + i * (bar + gap)
         w = 0 if not math.isfinite(value) else max(1.0, (width - left - right) * value / top)
+        shown = name if len(name) <= 44 else name[:43] + "…"
         parts.append(
             f"<text x='{left - 6}' y='{y + bar - 5}' text-anchor='end' font-size='12'>"
-            f"{escape(name)}</text>"
+            f"{escape(shown)}</text>"
             f"<rect x='{left}' y='{y}' width='{w:.1f}' height='{bar}' fill='#3b6ea5'/>"
             f"<text x='{left + w + 4:.1f}' y='{y + bar - 5}' font-size='12'>"
             f"{escape(f'{value:,.0f}')}</text>"
@@ -926,10 +944,10 @@ def render_audit_report(
         n_applicable=len(applicable),
         n_na=len(results) - len(applicable),
         results=rows,
-        pattern_chart=_svg_bars(
+        pattern_chart=svg_bars(
             sorted(patterns.items(), key=lambda kv: (-kv[1], kv[0])), label="Flags per pattern"
         ),
-        month_chart=_svg_bars([(str(m), float(n)) for m, n in months], label="Searches per month"),
+        month_chart=svg_bars([(str(m), float(n)) for m, n in months], label="Searches per month"),
         chain_text=chain_text,
         chain_css=chain_css,
         digest=digest,

@@ -38,7 +38,7 @@ from alpr_workbench.governance.vendor_import import VendorImport, read_vendor_au
 from alpr_workbench.governance.vendor_profiles import load_vendor_profiles
 from alpr_workbench.policy import Policy
 from alpr_workbench.reports.audit_checks import flag_search_patterns
-from alpr_workbench.reports.audit_report import mask_plate, plate_masker
+from alpr_workbench.reports.audit_report import mask_plate, plate_masker, svg_bars
 
 __all__ = [
     "VendorCheck",
@@ -416,30 +416,6 @@ def _svg_columns(
     return Markup("".join(parts))
 
 
-def _svg_bars(items: Sequence[tuple[str, float]], *, label: str, width: int = 640) -> Markup:
-    """A horizontal bar chart as inline SVG (labels escaped)."""
-    if not items:
-        return Markup("<p class='muted'>No data.</p>")
-    bar, gap, left, right = 16, 4, 300, 60
-    height = len(items) * (bar + gap) + gap
-    top = max((v for _, v in items), default=0) or 1
-    parts = [
-        f"<svg role='img' aria-label='{escape(label)}' width='{width}' height='{height}' "
-        f"viewBox='0 0 {width} {height}' font-size='11'>"
-    ]
-    for i, (name, value) in enumerate(items):
-        y = gap + i * (bar + gap)
-        w = max(1.0, (width - left - right) * value / top)
-        shown = name if len(name) <= 44 else name[:43] + "…"
-        parts.append(
-            f"<text x='{left - 6}' y='{y + bar - 4}' text-anchor='end'>{escape(shown)}</text>"
-            f"<rect x='{left}' y='{y}' width='{w:.1f}' height='{bar}' fill='#3b6ea5'/>"
-            f"<text x='{left + w + 4:.1f}' y='{y + bar - 4}'>{escape(f'{value:,.0f}')}</text>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))
-
-
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
@@ -563,7 +539,7 @@ def _charts(events: pl.DataFrame, timezone: str, has_user: bool) -> dict[str, Ma
             f"<p class='muted'>The {len(items)} busiest of {users.height} users.</p>"
             if users.height > _TOP_USERS else ""
         )  # fmt: skip
-        user_chart = Markup(note) + _svg_bars(items, label="Searches per user")
+        user_chart = Markup(note) + svg_bars(items, label="Searches per user", left=300)
     return {
         "day_chart": _svg_columns(
             day_items, label="Searches per day", every=max(1, math.ceil(len(day_items) / 8))

@@ -13,18 +13,18 @@ store, so they run alone under the service's lock; views share it. See
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance import hit_workflow as workflow
 from alpr_workbench.governance.hit_workflow import HitWorkflowRefused
 from alpr_workbench.governance.registry import User
+from alpr_workbench.service.routes_admin import _Body, _Recorder, _Work
 
 if TYPE_CHECKING:
     from alpr_workbench.service.app import _Service
@@ -34,26 +34,6 @@ __all__ = ["HIT_PATHS", "hits_router"]
 #: The routes of this router (``{hit_id}`` stands for a hit).
 HIT_PATHS = frozenset({"/v1/hits/queue", "/v1/hits/{hit_id}", "/v1/hits/{hit_id}/confirm",
                        "/v1/hits/{hit_id}/outcome"})
-
-_Work = Callable[[User, "_Recorder"], dict[str, Any]]
-
-
-class _Recorder:
-    """The audit sink handed to the workflow; remembers the last record written."""
-
-    def __init__(self, append: Callable[[dict[str, Any]], Any]) -> None:
-        self._append = append
-        self.last: str | None = None
-
-    def __call__(self, event: dict[str, Any]) -> Any:
-        record = self._append(event)
-        self.last = getattr(record, "event_id", None)
-        return record
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
 
 class _ConfirmBody(_Body):
     decision: str = Field(max_length=40)
