@@ -236,6 +236,7 @@ def test_a_crop_image_is_shown_when_image_ref_names_one(tmp_path: Path) -> None:
     (tmp_path / "frames").mkdir()
     (tmp_path / "frames" / "crop.png").write_bytes(png)
     assert read_crop("frames/crop.png", home=tmp_path) == (png, "image frames/crop.png")
-    assert read_crop(str(tmp_path / "frames" / "crop.png"))[0] == png
+    assert read_crop(str(tmp_path / "frames" / "crop.png"), home=tmp_path)[0] == png
+    assert read_crop(str(tmp_path / "frames" / "crop.png"))[0] is None  # no data directory
     assert read_crop("frames/missing.png", home=tmp_path)[0] is None
     assert read_crop("", home=tmp_path) == (None, "no image for this read")

@@ -111,7 +111,9 @@ def test_hits_outcomes_and_entries_carry_no_plate(served, clients) -> None:
     assert hits.height == store.tables.read("hits").height > 0
     assert not set(load_table("hits").personal_columns) & set(hits.columns)
     assert entries.height and not {"plate", "plate_state", "vin"} & set(entries.columns)
-    assert {"entry_id", "theft_date", "originating_agency"} <= set(entries.columns)
+    assert {"entry_id", "category"} <= set(entries.columns)
+    # The actionable fields follow a person's confirmation, in the hit workflow only.
+    assert not {"theft_date", "originating_agency", "reason"} & set(entries.columns)
     # Where vehicles were recovered: to a role that searches and sees places, not an auditor.
     assert {"lat", "lon"} <= set(clients["analyst"].outcomes().columns)
     audited = clients["auditor"].outcomes()

@@ -615,15 +615,25 @@ class Client:
         return doc
 
     def hits(self) -> pl.DataFrame:
-        """Every hit at its camera, without plates (``view_aggregates``)."""
+        """Hits at their cameras, without plates (``view_aggregates``).
+
+        Those of the networks that alert your organization; auditors and administrators see
+        the whole program.
+        """
         return self._data_frame("/hits")
 
     def outcomes(self) -> pl.DataFrame:
-        """Stops, recoveries, arrests; with ``lat``/``lon`` only for roles that see places."""
+        """Stops, recoveries and arrests of the hits you see (:meth:`hits`).
+
+        ``lat``/``lon`` only for roles that see places.
+        """
         return self._data_frame("/outcomes")
 
     def hotlist_entries(self) -> pl.DataFrame:
-        """Hotlist entries without plate, plate state or VIN."""
+        """Hotlist entries without plates, VINs or what a hit shows only once confirmed.
+
+        The withheld fields are ``hit_workflow.ACTIONABLE_FIELDS``.
+        """
         return self._data_frame("/hotlist-entries")
 
     def audit_checks(self, year: int | None = None) -> tuple[int, pl.DataFrame]:

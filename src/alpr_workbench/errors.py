@@ -45,3 +45,7 @@ class KeyStoreError(WorkbenchError):
 
 class KeyDestroyedError(KeyStoreError):
     """The master key was destroyed (crypto-shredded); the data it protected is gone."""
+
+
+class PatternTooBroad(WorkbenchError):
+    """A pattern search would compare more pairs of reads than one search may."""

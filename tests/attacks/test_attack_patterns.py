@@ -189,3 +189,26 @@ def test_the_command_line_refuses_a_nan_polygon_file_before_sending_it(tmp_path)
                                      "--session-file", str(tmp_path / "none.json")])
         said = " ".join(result.output.split())
         assert result.exit_code == 2 and "is not a finite number" in said, said
+
+
+def test_seen_at_both_refuses_a_pair_explosion_before_building_it() -> None:
+    """One plate read thousands of times at both places would build every pair in memory
+    (the review's 20k x 20k case: a service-killing request); it is refused, naming why."""
+    import datetime as dt
+
+    import polars as pl
+    import pytest
+
+    from alpr_workbench.analytics.patterns import MAX_PAIRS, seen_at_both
+    from alpr_workbench.errors import PatternTooBroad
+
+    n = 3_000  # 3,000 x 3,000 = 9 M pairs of one parked car's reads
+    assert n * n > MAX_PAIRS
+    t0 = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    rows = pl.DataFrame({
+        "plate": ["7PARKED"] * (2 * n),
+        "camera_id": ["a"] * n + ["b"] * n,
+        "captured_at": [t0 + dt.timedelta(seconds=i) for i in range(2 * n)],
+    })
+    with pytest.raises(PatternTooBroad, match="pairs of reads"):
+        seen_at_both(rows, place_a=["a"], place_b=["b"], within=dt.timedelta(hours=1))

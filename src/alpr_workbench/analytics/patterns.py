@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.errors import PatternTooBroad, WorkbenchError
 from alpr_workbench.governance.registry import User, user_problem
 from alpr_workbench.governance.screening import screen_text
 from alpr_workbench.policy import Policy
@@ -236,6 +236,11 @@ def repeat_sightings(
     )
 
 
+#: Pairs of reads (same plate, one at each place) :func:`seen_at_both` compares at most; a
+#: larger request is refused before the pairs are built (each pair is a row in memory).
+MAX_PAIRS = 5_000_000
+
+
 def seen_at_both(
     rows: pl.DataFrame,
     *,
@@ -281,6 +286,17 @@ def seen_at_both(
     cols = ["plate", "camera_id", "captured_at"]
     a = rows.filter(pl.col("camera_id").is_in(list(place_a))).select(cols)
     b = rows.filter(pl.col("camera_id").is_in(list(place_b))).select(cols)
+    candidates = (
+        a.group_by("plate").len()
+        .join(b.group_by("plate").len(), on="plate")
+        .select((pl.col("len").cast(pl.Int64) * pl.col("len_right").cast(pl.Int64)).sum())
+        .item()
+    )
+    if (candidates or 0) > MAX_PAIRS:
+        raise PatternTooBroad(
+            f"{candidates:,} pairs of reads to compare (at most {MAX_PAIRS:,}): a plate is read "
+            "too often at both places; narrow the places, the window or the plate pattern"
+        )
     pairs = (
         a.rename({"camera_id": "a_camera_id", "captured_at": "a_at"})
         .join(b.rename({"camera_id": "b_camera_id", "captured_at": "b_at"}), on="plate")

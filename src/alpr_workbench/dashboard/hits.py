@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -187,16 +189,17 @@ def read_crop(image_ref: str | None, *, home: Path | None = None) -> tuple[bytes
     """The crop image ``image_ref`` points at, when it is a readable PNG or JPEG.
 
     ``image_ref`` comes from stored reads (a vendor's export, a recognizer's frame path), so it
-    is never trusted: only a regular file (no symbolic link at the end), at most
-    :data:`MAX_CROP_BYTES`, that starts like a PNG or a JPEG is shown. A relative reference
-    is taken inside ``home`` (the data directory) and must stay there.
+    is never trusted: only a regular file inside ``home`` (the data directory), reached without
+    any symbolic link or ``..`` on the way, at most :data:`MAX_CROP_BYTES`, that starts like a
+    PNG or a JPEG is shown. A relative reference is taken inside ``home``; an absolute one must
+    name a file inside it.
 
     Parameters
     ----------
     image_ref
         The read's image reference (None or empty: there is none).
     home
-        The data directory, for relative references (None: relative references are not read).
+        The data directory (None: no reference is read).
 
     Returns
     -------
@@ -213,23 +216,61 @@ def read_crop(image_ref: str | None, *, home: Path | None = None) -> tuple[bytes
     if not image_ref:
         return None, "no image for this read"
     none = f"no readable image at {image_ref[:200]!r}"
+    if home is None:
+        return None, none
     try:
-        path = Path(image_ref)
-        if not path.is_absolute():
-            if home is None:
-                return None, none
-            root = Path(home).resolve()
-            path = root / path
-            if not path.resolve().is_relative_to(root):
-                return None, none
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > MAX_CROP_BYTES:
-            return None, none
-        data = path.read_bytes()[: MAX_CROP_BYTES + 1]
+        parts = _parts_inside(Path(image_ref), Path(home))
+        data = None if parts is None else _read_beneath(Path(home).resolve(), parts)
     except (OSError, ValueError):
+        return None, none
+    if data is None:
         return None, none
     if len(data) > MAX_CROP_BYTES or not any(data.startswith(m) for m, _ in _MAGIC):
         return None, none
     return data, f"image {image_ref[:200]}"
+
+
+def _parts_inside(path: Path, home: Path) -> tuple[str, ...] | None:
+    """The components of ``path`` below ``home``, or None when it is not inside it."""
+    if path.is_absolute():
+        # The data directory as given and as resolved (it may sit under a linked folder).
+        for root in (Path(os.path.abspath(home)), home.resolve()):
+            if path.is_relative_to(root):
+                path = path.relative_to(root)
+                break
+        else:
+            return None
+    parts = path.parts
+    if not parts or any(p in ("", ".", "..") for p in parts):
+        return None
+    return parts
+
+
+def _read_beneath(root: Path, parts: tuple[str, ...]) -> bytes | None:
+    """Read ``root/parts`` one component at a time, following no symbolic link at all.
+
+    Each folder is opened relative to the one before it with ``O_NOFOLLOW``, and the file is
+    read from the descriptor that was checked, so nothing swapped in between the check and the
+    read (a link, a FIFO, a larger file) is read instead.
+    """
+    nofollow = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(root, nofollow | os.O_DIRECTORY)
+    try:
+        for name in parts[:-1]:
+            inner = os.open(name, nofollow | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        leaf = os.open(parts[-1], nofollow | os.O_NONBLOCK, dir_fd=fd)
+    finally:
+        os.close(fd)
+    try:
+        info = os.fstat(leaf)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_CROP_BYTES:
+            return None
+        with os.fdopen(leaf, "rb", closefd=False) as fh:
+            return fh.read(MAX_CROP_BYTES + 1)
+    finally:
+        os.close(leaf)
 
 
 def _problem(exc: Exception) -> str:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alpr_workbench._csvsafe import csv_bytes
 from alpr_workbench._fsutil import atomic_write_bytes
-from alpr_workbench.errors import WorkbenchError
+from alpr_workbench.errors import PatternTooBroad, WorkbenchError
 from alpr_workbench.governance.admin import configured_retention_days
 from alpr_workbench.governance.audit_log import AUDIT_DIR, AuditLog
 from alpr_workbench.governance.registry import User, get_case, get_user, user_problem
@@ -831,7 +831,10 @@ class Gate:
             try:
                 found = analyse(reads, cameras)
             except WorkbenchError as exc:
-                problem = f"role {user.role!r} does not see what this pattern needs: {exc}"
+                problem = (
+                    str(exc) if isinstance(exc, PatternTooBroad)
+                    else f"role {user.role!r} does not see what this pattern needs: {exc}"
+                )
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)

@@ -2,13 +2,15 @@
 
 A hotlist hit is a lead, not evidence (docs/policy.md#x1). The people who work hits (roles
 holding the policy's ``work_hits`` permission) see the new, unconfirmed hits of the networks
-their organization receives alerts from: the read (time, camera, plate, the reader's
-confidence, the image reference when there is one), the hotlist entry it matched (category,
-priority, plate state, vehicle), and a warning for every character the reader may have
-confused (0/O, 1/I, 8/B, 5/S, 2/Z). Nothing actionable about the entry (why it is listed, the
-originating agency and case) is shown until a person confirms the hit *correct*. Then the
-outcome (a stop, a recovery with the vehicle's value, an arrest, a cleared case) is recorded
-against the confirmed hit, and the efficacy figures (``analytics.efficacy``) move with it.
+their organization receives alerts from, captured within the department's retention
+period (an older hit is refused like any other, audited): the read (time, camera, plate, the
+reader's confidence, the image reference when there is one), the hotlist entry it matched
+(category, priority, plate state, vehicle), and a warning for every character the reader
+may have confused (0/O, 1/I, 8/B, 5/S, 2/Z). Nothing actionable about the entry (why it is
+listed, the originating agency and case) is shown until a person confirms the hit *correct*.
+Then the outcome (a stop, a recovery with the vehicle's value, an arrest, a cleared case) is
+recorded against the confirmed hit, and the efficacy figures (``analytics.efficacy``) move
+with it.
 
 Every step checks the acting user's standing and permission and is audited with that user,
 refusals included: confirmations and outcomes through
@@ -29,7 +31,7 @@ import polars as pl
 
 from alpr_workbench.agencies import find_agency, load_agencies
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.governance.admin import actor_problem
+from alpr_workbench.governance.admin import actor_problem, configured_retention_days
 from alpr_workbench.governance.gate import reads_of_hits
 from alpr_workbench.governance.registry import User, get_user
 from alpr_workbench.hotlist import (
@@ -43,6 +45,7 @@ from alpr_workbench.policy import Permission, Policy
 from alpr_workbench.store import Store
 
 __all__ = [
+    "ACTIONABLE_FIELDS",
     "DECISIONS",
     "MAX_QUEUE",
     "NOTE_MAX_CHARS",
@@ -70,8 +73,11 @@ MAX_QUEUE = 500
 NOTE_MAX_CHARS = 500
 #: Grant scopes that carry hotlist alerts to the recipient.
 _ALERT_SCOPES = ("hotlist_alerts", "search_and_alerts")
-#: Entry fields shown only once a person confirmed the hit correct.
-_ACTIONABLE = ("reason", "originating_agency", "originating_case_number", "theft_date", "vin")
+#: Hotlist entry fields shown only once a person confirmed a hit correct (here), and never
+#: by the notebooks' data routes (``service.routes_data``): why a vehicle is listed, the
+#: originating agency and case, the theft date, the VIN.
+ACTIONABLE_FIELDS: tuple[str, ...] = (
+    "reason", "originating_agency", "originating_case_number", "theft_date", "vin")
 #: Entry fields that help a person decide (shown from the start).
 _DESCRIPTIVE = ("category", "plate_state", "plate_type", "vehicle_make", "vehicle_model",
                 "vehicle_color")
@@ -216,15 +222,29 @@ def _allowed(store: Store, audit_append: AuditAppend, *, actor: str, action: str
     return user, sink
 
 
+def _retained_since(store: Store, now: dt.datetime) -> tuple[dt.datetime, int]:
+    """The oldest capture time still within the configured retention, and the period."""
+    days = configured_retention_days(store)
+    return now - dt.timedelta(days=days), days
+
+
 def _visible_hit(store: Store, sink: AuditAppend, user: User, *, hit_id: str,
                  event_type: str, details: dict[str, Any], policy: Policy,
                  now: dt.datetime) -> dict[str, Any]:
-    """The hit, when it exists on a network the user's organization is alerted to."""
+    """The hit, when it is on a network the user's organization is alerted to and retained."""
     found = store.tables.read("hits").filter(pl.col("hit_id") == hit_id)
     networks = alert_networks(store, organization=user.organization, policy=policy, at=now)
+    problem: str | None = None
     if found.is_empty() or found["network_id"][0] not in networks:
         # One answer for both: whether another agency's hit exists is not the user's to learn.
         problem = f"no hit {hit_id[:80]!r} among the hits {user.organization!r} is alerted to"
+    else:
+        oldest, days = _retained_since(store, now)
+        captured = found["captured_at"][0]
+        if captured is None or captured < oldest:
+            problem = (f"hit {hit_id[:80]!r} was captured before the {days}-day retention "
+                       "period: it is no longer shown")
+    if problem is not None:
         _record(sink, event_type=event_type, actor=user.user_id, now=now, details=details,
                 problem=problem)
         raise HitWorkflowRefused(problem)
@@ -235,7 +255,7 @@ def _visible_hit(store: Store, sink: AuditAppend, user: User, *, hit_id: str,
 def _enrich(store: Store, hits: pl.DataFrame) -> pl.DataFrame:
     """Hits with their entry's fields, camera name, the read's confidence and image."""
     entries = store.tables.read("hotlist_entries").select(
-        "entry_id", *_DESCRIPTIVE, *_ACTIONABLE)
+        "entry_id", *_DESCRIPTIVE, *ACTIONABLE_FIELDS)
     cameras = store.tables.read("cameras").select(
         "camera_id", pl.col("name").alias("camera_name"),
         pl.col("lat").alias("camera_lat"), pl.col("lon").alias("camera_lon"))
@@ -258,7 +278,7 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
     shown = {k: _round(v) for k, v in row.items() if not k.startswith("_")}
     shown["is_actionable"] = row["disposition"] == "confirmed"
     if not shown["is_actionable"]:
-        for key in _ACTIONABLE:
+        for key in ACTIONABLE_FIELDS:
             shown.pop(key, None)
     return shown
 
@@ -268,7 +288,8 @@ def hit_queue(store: Store, audit_append: AuditAppend, *, actor: str, policy: Po
               now: dt.datetime, limit: int = MAX_QUEUE) -> list[dict[str, Any]]:
     """The new (pending) hits ``actor`` may work, highest priority and oldest first.
 
-    Only hits of networks the actor's organization is alerted to (:func:`alert_networks`).
+    Only hits of networks the actor's organization is alerted to (:func:`alert_networks`),
+    captured within the department's retention period (``configured_retention_days``).
     Each hit carries the read (``captured_at``, ``camera_id``, ``camera_name``,
     ``read_plate``, ``confidence_pct``, ``image_ref`` when there is one), the entry it
     matched (``listed_plate``, ``match_tier``, ``priority``, ``hotlist_source`` and the
@@ -308,8 +329,10 @@ def hit_queue(store: Store, audit_append: AuditAppend, *, actor: str, policy: Po
                 problem=problem)
         raise HitWorkflowRefused(problem)
     networks = alert_networks(store, organization=user.organization, policy=policy, at=now)
+    oldest, _ = _retained_since(store, now)
     pending = (store.tables.read("hits")
-               .filter((pl.col("disposition") == "pending") & pl.col("network_id").is_in(networks))
+               .filter((pl.col("disposition") == "pending") & pl.col("network_id").is_in(networks)
+                       & (pl.col("captured_at") >= oldest))
                .sort(["priority", "captured_at", "hit_id"]).head(limit))
     rows = [_public(r) for r in _enrich(store, pending).sort(
         ["priority", "captured_at", "hit_id"]).iter_rows(named=True)]
@@ -345,7 +368,8 @@ def show_hit(store: Store, audit_append: AuditAppend, *, actor: str, hit_id: str
     Raises
     ------
     HitWorkflowRefused
-        When the actor may not work hits or the hit is not theirs to see (audited).
+        When the actor may not work hits, the hit is not theirs to see, or it was captured
+        before the retention period (audited).
     """
     details: dict[str, Any] = {"action": "show_hit", "hit_id": hit_id[:80]}
     user, sink = _allowed(store, audit_append, actor=actor, action="work hits",

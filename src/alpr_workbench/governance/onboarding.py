@@ -637,7 +637,16 @@ def _record_problems(table: Table, key: str, new: dict[str, Any], old: dict[str,
         if new.get("lat") == 0 and new.get("lon") == 0:
             out.append(("lat", "0, 0 is not a camera's place"))
     elif table == "networks":
-        if new.get("is_department_owned") and new.get("owner_type") != "city":
+        # Judged against the stored record too: otherwise renaming a private network's
+        # operator to the city in the same edit makes it department-owned, searched with no
+        # grant (docs/policy.md#a4).
+        before = (old or {}).get("owner_type")
+        if old is not None and before != "city" and new.get("owner_type") == "city":
+            out.append(("owner_type", f"network {key!r} is privately operated ({before}); "
+                                      "an edit does not hand it to the city: add the city's "
+                                      "cameras under a city network, or share this one by a "
+                                      "grant (`grants add`)"))
+        elif new.get("is_department_owned") and new.get("owner_type") != "city":
             out.append(("is_department_owned", "a privately operated network is never "
                                                "department-owned: its owner shares it by a "
                                                "grant (`grants add`)"))

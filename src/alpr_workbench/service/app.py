@@ -293,8 +293,9 @@ class _Service:
             "case_number": case_number[:128] if case_number else None,
             "outcome": "allowed" if problem is None else "refused",
             "refusal_reason": problem,
+            # The service's own keys last: no detail (a caller's parameter) overwrites them.
             "query_json": json.dumps(
-                {"service": action, "source": source, **(details or {})}, default=str
+                {**(details or {}), "service": action, "source": source}, default=str
             ),
         }
         return self.audit.append(event).event_id

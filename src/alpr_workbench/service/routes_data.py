@@ -18,6 +18,17 @@ What leaves here:
 - where vehicles were recovered (``outcomes.lat``/``lon``, personal) only to a role that may
   ``search`` and whose ``row_columns`` in the policy show ``lat`` and ``lon``;
 - read counts per camera and day only through ``Gate.read_summary`` (``view_aggregates``);
+- hits and outcomes: of the networks the user's organization is alerted to
+  (``governance.hit_workflow.alert_networks``), except to ``audit`` and ``administer``, who
+  see the whole program (plate-free all the same);
+- hotlist entries without the fields the hit workflow withholds until a person confirms a
+  hit (``governance.hit_workflow.ACTIONABLE_FIELDS``: reason, originating agency and case,
+  theft date, VIN);
+- nothing at all to a user whose organization type the policy does not allow to receive
+  the data (``allowed_recipient_types``: federal, out-of-state, private), refused and audited.
+
+Every view is audited with the route and, apart under ``params``, the caller's query
+parameters. The routes only read, so they share the service's lock (``lock.shared()``).
 - cases: a searching role gets the open cases it may search in now
   (``analytics.patterns.eligible_case_assignments``), ``audit`` and ``administer`` get the
   register of every case.
@@ -42,6 +53,7 @@ from starlette.concurrency import run_in_threadpool
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.admin import actor_problem
 from alpr_workbench.governance.gate import SearchRefused
+from alpr_workbench.governance.hit_workflow import ACTIONABLE_FIELDS, alert_networks
 from alpr_workbench.governance.registry import User
 from alpr_workbench.policy import Permission
 from alpr_workbench.schema import load_table
@@ -126,23 +138,32 @@ def data_router(svc: _Service) -> APIRouter:
 
     async def handle(request: Request, *, permission: tuple[Permission, ...], action: str,
                      work: _Work) -> Response:
-        """Authenticate, check the role, run ``work``, audit the view (or the refusal).
+        """Authenticate, check the role and organization, run ``work``, audit the view.
 
-        Work that reads the read aggregate goes through the gate, which audits it too.
+        Refusals are audited too. Work that reads the read aggregate goes through the gate,
+        which audits it as well. The caller's query parameters are audited under
+        ``params``, never beside the record's own keys.
         """
         source = _source(request)
-        details = {"path": request.url.path, **dict(request.query_params)}
+        details = {"path": request.url.path, "params": dict(request.query_params)}
 
         def run() -> Response:
-            with svc.lock:
+            with svc.lock.shared():
                 user, _ = svc.authenticate(request, source)
+                policy = svc.gate.policy
                 problems = [
                     actor_problem(svc.store, actor=user.user_id, permission=p, action=action,
-                                  policy=svc.gate.policy, now=svc.now())
+                                  policy=policy, now=svc.now())
                     for p in permission
                 ]
+                reason: str | None = None
                 if all(p is not None for p in problems):
                     reason = str(problems[0])
+                elif user.organization_type not in policy.allowed_recipient_types:
+                    reason = (f"organization {user.organization!r} ({user.organization_type}) "
+                              "may not receive California ALPR data (Civil Code 1798.90.55, "
+                              "SB 54)")
+                if reason is not None:
                     event_id = svc.record("aggregate", action=action, source=source,
                                           user_id=user.user_id, problem=reason, details=details)
                     raise ServiceError(403, "refused", reason, event_id=event_id)
@@ -166,6 +187,19 @@ def data_router(svc: _Service) -> APIRouter:
 
     def may(user: User, permission: Permission) -> bool:
         return svc.gate.policy.may(user.role, permission)
+
+    def hits_shown(user: User) -> pl.DataFrame:
+        """The hits ``user`` may see.
+
+        The whole program to ``audit`` and ``administer``; to others, the hits of the
+        networks the user's organization is alerted to now.
+        """
+        table = svc.store.tables.read("hits")
+        if any(may(user, p) for p in _AUDITING):
+            return table
+        networks = alert_networks(svc.store, organization=user.organization,
+                                  policy=svc.gate.policy, at=svc.now())
+        return table.filter(pl.col("network_id").is_in(networks))
 
     def summary(user: User, start: str | None, end: str | None) -> Any:
         from alpr_workbench.reports import default_period
@@ -263,21 +297,31 @@ def data_router(svc: _Service) -> APIRouter:
     # -- hits and outcomes (for the recoveries map) ----------------------------------------
     @router.get("/hits")
     async def hits(request: Request) -> Response:
-        """Every hit, placed at its camera, without the plates (read and listed)."""
+        """Hits placed at their camera, without the plates (read and listed).
+
+        Those of the networks the user's organization is alerted to; every hit to ``audit``
+        and ``administer``.
+        """
         return await handle(
             request, permission=("view_aggregates",), action="list hits without plates",
-            work=lambda user: _arrow(_without_personal(svc.store.tables.read("hits"), "hits")))
+            work=lambda user: _arrow(_without_personal(hits_shown(user), "hits")))
 
     @router.get("/outcomes")
     async def outcomes(request: Request) -> Response:
-        """Stops, recoveries, arrests; where they happened only to roles that see locations."""
+        """Stops, recoveries, arrests; where they happened only to roles that see locations.
+
+        Those of the hits :func:`hits` shows the user.
+        """
 
         def work(user: User) -> Response:
             shown = svc.gate.policy.row_columns.get(user.role, ())
             sees_places = may(user, "search") and (
                 shown == "all" or {"lat", "lon"} <= set(shown))
             keep = ("lat", "lon") if sees_places else ()
-            frame = _without_personal(svc.store.tables.read("outcomes"), "outcomes", keep=keep)
+            table = svc.store.tables.read("outcomes")
+            if not any(may(user, p) for p in _AUDITING):
+                table = table.filter(pl.col("hit_id").is_in(hits_shown(user)["hit_id"]))
+            frame = _without_personal(table, "outcomes", keep=keep)
             return _arrow(frame, headers={"X-Locations": "true" if sees_places else "false"})
 
         return await handle(request, permission=("view_aggregates",), action="list outcomes",
@@ -285,12 +329,21 @@ def data_router(svc: _Service) -> APIRouter:
 
     @router.get("/hotlist-entries")
     async def hotlist_entries(request: Request) -> Response:
-        """Hotlist entries without plate, plate state or VIN (theft date, agency...)."""
+        """Hotlist entries without plate, plate state or VIN, nor the actionable fields.
+
+        The actionable fields (``hit_workflow.ACTIONABLE_FIELDS``: reason, originating
+        agency and case, theft date) are the hit workflow's to show, after a person confirms
+        a hit.
+        """
+
+        def work(user: User) -> Response:
+            frame = _without_personal(svc.store.tables.read("hotlist_entries"),
+                                      "hotlist_entries")
+            return _arrow(frame.drop([c for c in frame.columns if c in ACTIONABLE_FIELDS]))
+
         return await handle(
             request, permission=("view_aggregates",),
-            action="list hotlist entries without plates",
-            work=lambda user: _arrow(_without_personal(
-                svc.store.tables.read("hotlist_entries"), "hotlist_entries")))
+            action="list hotlist entries without plates", work=work)
 
     # -- the annual audit ------------------------------------------------------------------
     def audit_results(asked: str | None) -> tuple[int, list[Any]]:

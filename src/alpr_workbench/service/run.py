@@ -158,6 +158,11 @@ def run_service(
         log_level="warning",
         access_log=False,
         server_header=False,
+        # The source of a request is the peer's address, never what it claims: uvicorn's
+        # default trusts X-Forwarded-For from loopback, which would let a local caller rotate
+        # its login back-off away and write a false `source` into the audit trail.
+        proxy_headers=False,
+        forwarded_allow_ips="",
         # A client keeps one TLS connection for its session; a notebook pausing between
         # searches should not pay a new handshake each time (uvicorn's default is 5 s).
         timeout_keep_alive=60,
