@@ -188,3 +188,21 @@ def test_repeated_failures_back_the_source_off(oidc):
     assert [a.status_code for a in answers[:5]] == [401] * 5
     assert 429 in [a.status_code for a in answers[5:]]
     assert all(a.json()["error"] == "login_refused" for a in answers if a.status_code == 401)
+
+
+def test_a_flood_of_started_sign_ins_from_one_address_is_cut_off_and_others_still_sign_in(oidc):
+    """Review finding: anonymous `GET /v1/oidc/start` requests evicted other people's flows."""
+    from alpr_workbench.service.oidc import MAX_PENDING_PER_SOURCE
+
+    service, provider = oidc
+    flooder, victim = next(_SOURCES), next(_SOURCES)
+    with service.raw(victim) as http:  # the victim starts first and is slow to come back
+        pending = http.get("/v1/oidc/start")
+    assert pending.status_code == 200
+    with service.raw(flooder) as http:
+        answers = [http.get("/v1/oidc/start") for _ in range(MAX_PENDING_PER_SOURCE + 1)]
+    assert all(a.status_code == 200 for a in answers[:MAX_PENDING_PER_SOURCE])
+    _refused_and_audited(service, answers[-1], "already in progress from your address")
+    # Another address still signs in end to end.
+    done = sign_in(service, provider, next(_SOURCES))
+    assert done.redeem is not None and done.redeem.status_code == 200

@@ -70,6 +70,8 @@ LEEWAY = dt.timedelta(seconds=60)
 MAX_TOKEN_AGE = dt.timedelta(minutes=10)
 #: Started flows kept at most (the oldest are forgotten first).
 MAX_PENDING = 1_000
+#: Sign-ins in progress from one source address at most (a flood cannot evict others').
+MAX_PENDING_PER_SOURCE = 20
 #: Discovery document and JWKS are fetched again after this long.
 METADATA_TTL_S = 3_600.0
 _KNOWN_KEYS = frozenset({
@@ -129,6 +131,7 @@ class _Pending:
     secret_digest: str
     flow_id: str
     expires_at: dt.datetime
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -374,14 +377,25 @@ class OidcFlow:
             raise OidcRefused(f"the identity provider's JWKS is unusable: {exc}") from exc
 
     # -- the flow -------------------------------------------------------------------------
-    def start(self) -> Started:
+    def start(self, source: str = "") -> Started:
         """Start a flow: a fresh state, nonce and PKCE verifier, kept here for the callback.
+
+        Parameters
+        ----------
+        source
+            The caller's address: at most :data:`MAX_PENDING_PER_SOURCE` flows in progress
+            each, so one address cannot fill the table and evict other people's sign-ins.
 
         Returns
         -------
         Started
             The authorization URL for the user's browser, and the flow secret that the
             client that started it must give with the one-time code.
+
+        Raises
+        ------
+        OidcRefused
+            When ``source`` already has :data:`MAX_PENDING_PER_SOURCE` flows in progress.
         """
         from authlib.oauth2.rfc7636 import (
             create_s256_code_challenge,
@@ -392,9 +406,16 @@ class OidcFlow:
         flow_secret = secrets.token_urlsafe(32)
         now = self._clock()
         pending = _Pending(nonce=nonce, verifier=verifier, secret_digest=_digest(flow_secret),
-                           flow_id=f"oidc-{secrets.token_hex(6)}", expires_at=now + FLOW_TTL)
+                           flow_id=f"oidc-{secrets.token_hex(6)}", expires_at=now + FLOW_TTL,
+                           source=source)
         with self._mutex:
             self._forget(now)
+            mine = sum(1 for p in self._pending.values() if p.source == source)
+            if mine >= MAX_PENDING_PER_SOURCE:
+                raise OidcRefused(
+                    f"{mine} sign-ins are already in progress from your address: finish one "
+                    "or wait for them to expire"
+                )
             while len(self._pending) >= MAX_PENDING:
                 del self._pending[next(iter(self._pending))]
             self._pending[_digest(state)] = pending

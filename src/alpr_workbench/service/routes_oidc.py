@@ -106,7 +106,7 @@ def oidc_router(svc: _Service) -> APIRouter:
             oidc = need_flow()
             svc.backoff_check(source)
             try:
-                started = oidc.start()
+                started = oidc.start(source)
             except OidcRefused as exc:
                 raise refuse(source, exc.reason, None, "start") from exc
             return JSONResponse(
