@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -10,6 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,3 +142,19 @@ def enroll_and_login(service: Service, user_id: str, code: str, session_file: Pa
 
 def secret_of(enrolled_uri: str) -> str:
     return pyotp.parse_uri(enrolled_uri).secret
+
+
+@contextlib.contextmanager
+def served_admin(root: Path) -> Iterator[tuple[Path, Path, dict[str, object]]]:
+    """A small city served from ``root/home``: its home, the administrator's saved session file
+    and one of its cameras (a row of the ``cameras`` table); the service stops on exit."""
+    home = root / "home"
+    code, cert = build_home(home)
+    camera = Store.open(home, passphrase=PASSPHRASE).tables.read("cameras").row(0, named=True)
+    service = start_service(home, code, cert)
+    try:
+        session = root / "admin-session.json"
+        enroll_and_login(service, ADMIN, code, session).close()
+        yield home, session, camera
+    finally:
+        stop_service(service)

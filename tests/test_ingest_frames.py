@@ -15,19 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-import pyotp
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
 from alpr_workbench.cli import app
-from alpr_workbench.client import Client
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.recognition.pipeline import capture_time_of, check_time_from
 from alpr_workbench.recognition.synth_plates import render_scene
 from alpr_workbench.store import Store
-from service_fixtures import ADMIN, PASSPHRASE, PASSWORD, build_home, start_service, stop_service
+from service_fixtures import (
+    ADMIN,
+    PASSPHRASE,
+    served_admin,
+)
 
 runner = CliRunner()
 
@@ -43,19 +45,8 @@ def _frame(path: Path, seed: int, **save: object) -> Path:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A running service, the administrator's saved session, and a camera of the city."""
-    root = tmp_path_factory.mktemp("ingest-frames")
-    home = root / "home"
-    code, cert = build_home(home)
-    camera = Store.open(home, passphrase=PASSPHRASE).tables.read("cameras").row(0, named=True)
-    service = start_service(home, code, cert)
-    try:
-        enrolled = Client.enroll(service.url, ADMIN, code, PASSWORD, cert)
-        session = root / "admin-session.json"
-        Client.login(service.url, ADMIN, PASSWORD, pyotp.TOTP(enrolled.totp_secret).now(), cert,
-                     session_file=session).close()
-        yield home, session, camera
-    finally:
-        stop_service(service)
+    with served_admin(tmp_path_factory.mktemp("ingest-frames")) as served:
+        yield served
 
 
 def _ingest_frames(folder: Path, camera: str, session: Path, *args: str):

@@ -13,12 +13,10 @@ import datetime as dt
 from pathlib import Path
 
 import polars as pl
-import pyotp
 import pytest
 from typer.testing import CliRunner
 
 from alpr_workbench.cli import app
-from alpr_workbench.client import Client
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.read_profiles import (
     detect_read_profile,
@@ -27,7 +25,10 @@ from alpr_workbench.read_profiles import (
     map_reads_export,
 )
 from alpr_workbench.store import Store
-from service_fixtures import ADMIN, PASSPHRASE, PASSWORD, build_home, start_service, stop_service
+from service_fixtures import (
+    PASSPHRASE,
+    served_admin,
+)
 
 runner = CliRunner()
 YESTERDAY = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
@@ -183,19 +184,8 @@ pk,best_plate,best_confidence,epoch_time_start,camera
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     """A running service, the administrator's saved session, and a camera of the city."""
-    root = tmp_path_factory.mktemp("read-profiles")
-    home = root / "home"
-    code, cert = build_home(home)
-    camera = Store.open(home, passphrase=PASSPHRASE).tables.read("cameras").row(0, named=True)
-    service = start_service(home, code, cert)
-    try:
-        enrolled = Client.enroll(service.url, ADMIN, code, PASSWORD, cert)
-        session = root / "admin-session.json"
-        Client.login(service.url, ADMIN, PASSWORD, pyotp.TOTP(enrolled.totp_secret).now(), cert,
-                     session_file=session).close()
-        yield home, session, camera
-    finally:
-        stop_service(service)
+    with served_admin(tmp_path_factory.mktemp("read-profiles")) as served:
+        yield served
 
 
 def _vendor_reads(home: Path) -> pl.DataFrame:
