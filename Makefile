@@ -40,10 +40,14 @@ STRICT := src/alpr_workbench/keys.py src/alpr_workbench/keys_pkcs11.py src/alpr_
           src/alpr_workbench/governance \
           src/alpr_workbench/service src/alpr_workbench/client.py
 
+# Two pytest workers (pytest-xdist), each test file whole on one worker: a module's service and
+# city are built once, a notebook's cells run in order. `make test PYTEST_WORKERS=0` runs serially.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) browser softhsm  ## Lint, type-check the security-critical modules, run every test, check the wheel
 	$(BIN)/ruff check src tests benchmarks dashboards scripts
 	$(BIN)/mypy --strict $(STRICT)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 	$(MAKE) --no-print-directory wheel-check
 
 wheel-check: $(STAMP)  ## Build the wheel, install it without torch in a fresh venv, run demo + recognize

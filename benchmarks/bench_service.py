@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alpr_workbench.client import Client, ServiceError
+from alpr_workbench.governance.approvals import grant_approval
 from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.gate import Gate, SearchRequest
 from alpr_workbench.service.accounts import AccountStore
@@ -135,12 +136,17 @@ def _run(work: Path, args: argparse.Namespace) -> None:
                   window_to=now) for p in plates]
     broad = dict(case_number=case_number, reason_code="motor_vehicle_theft",
                  reason_text="stolen vehicle follow-up", vehicle_color="white",
-                 window_from=now - dt.timedelta(days=7), window_to=now,
-                 approved_by=supervisor)
+                 window_from=now - dt.timedelta(days=7), window_to=now)
 
     # In-process gate first (the service, once started, is the audit log's only writer).
     with AuditLog.open(store.home, store.keystore) as audit:
         gate = Gate(store, audit)
+        # A supervisor's approvals for the large searches: one each, single use (5 + 5).
+        approvals = [
+            grant_approval(store, audit.append, actor=supervisor, searcher_user_id=user,
+                           case_number=case_number, policy=gate.policy, now=now).approval_id
+            for _ in range(10)
+        ]
         gate.search(user, SearchRequest(**exact[0]))
         t_gate = []
         for body in exact:
@@ -148,9 +154,9 @@ def _run(work: Path, args: argparse.Namespace) -> None:
             gate.search(user, SearchRequest(**body))
             t_gate.append(time.perf_counter() - start)
         t_gate_broad, gate_rows = [], 0
-        for _ in range(5):
+        for approval in approvals[:5]:
             start = time.perf_counter()
-            gate_rows = gate.search(user, SearchRequest(**broad)).rows.height
+            gate_rows = gate.search(user, SearchRequest(**broad, approval_id=approval)).rows.height
             t_gate_broad.append(time.perf_counter() - start)
 
     code = AccountStore(home, store.keystore).issue_enrolment(user, issued_by=ADMIN)
@@ -159,16 +165,18 @@ def _run(work: Path, args: argparse.Namespace) -> None:
         secret = Client.enroll(url, user, code, PASSWORD, cert).totp_secret
         client = Client.login(url, user, PASSWORD, pyotp.TOTP(secret).now(), cert,
                               session_file=work / "session.json")
-        client.search(**exact[0])
+        start = time.perf_counter()
+        client.search(**exact[0])  # the first search after start: the read cache still warming
+        t_first = time.perf_counter() - start
         t_service = []
         for body in exact:
             start = time.perf_counter()
             client.search(**body)
             t_service.append(time.perf_counter() - start)
         t_service_broad, service_rows = [], 0
-        for _ in range(5):
+        for approval in approvals[5:]:
             start = time.perf_counter()
-            service_rows = client.search(**broad).rows.height
+            service_rows = client.search(**broad, approval_id=approval).rows.height
             t_service_broad.append(time.perf_counter() - start)
         served, errors, period_from = _concurrent(url, client, cert, exact, args)
         period_to = dt.datetime.now(dt.UTC)
@@ -192,6 +200,8 @@ def _run(work: Path, args: argparse.Namespace) -> None:
         table.add_column(col)
     table.add_row("exact plate p50 ms", f"{g50:.2f}", f"{s50:.2f}",
                   f"{s50 / g50:.2f}x (target p50 <= 15 ms)")
+    table.add_row("first exact search after start ms", "", f"{t_first * 1000:.2f}",
+                  "read cache warming (decision 0009)")
     table.add_row("exact plate p95 ms", f"{_pct(t_gate, 0.95):.2f}", f"{s95:.2f}", "")
     table.add_row("exact plate p50 ms, the boundary alone", "", f"{s50 - g50:.2f}",
                   "service p50 - gate p50")

@@ -18,7 +18,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_fixtures import free_port
+from service_fixtures import free_port, port_was_taken
 
 _EXE = shutil.which("alpr-workbench", path=os.path.dirname(sys.executable)) or "alpr-workbench"
 
@@ -51,7 +51,26 @@ def _tls(cert: Path) -> ssl.SSLContext:
 def start_workbench(
     home: Path, cert: Path, *, passphrase: str | None = None, timeout: float = 90.0
 ) -> Workbench:
-    """Run ``alpr-workbench serve`` for ``home`` on free loopback ports; wait for both."""
+    """Run ``alpr-workbench serve`` for ``home`` on free loopback ports; wait for both.
+
+    A port taken meanwhile by a test running in parallel (``pytest -n``) means starting
+    again on other ports.
+    """
+    for _ in range(4):
+        try:
+            return _start_workbench(home, cert, passphrase=passphrase, timeout=timeout)
+        except _PortTaken:
+            continue
+    return _start_workbench(home, cert, passphrase=passphrase, timeout=timeout)
+
+
+class _PortTaken(RuntimeError):
+    """A free port found was taken by another process before ``serve`` bound it."""
+
+
+def _start_workbench(
+    home: Path, cert: Path, *, passphrase: str | None, timeout: float
+) -> Workbench:
     port, dash_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_WORKBENCH_")}
     if passphrase is not None:
@@ -81,6 +100,8 @@ def start_workbench(
         for p, path in ((port, "/v1/health"), (dash_port, "/login")):
             while True:
                 if process.poll() is not None:
+                    if port_was_taken(log):
+                        raise _PortTaken(log.read_text())
                     raise RuntimeError(f"serve exited: {log.read_text()}")
                 try:
                     conn = http.client.HTTPSConnection(

@@ -90,10 +90,34 @@ class Service:
         return httpx.Client(base_url=self.url, transport=transport, timeout=30)
 
 
+def port_was_taken(log: Path) -> bool:
+    """Whether a server's log says its port was taken meanwhile.
+
+    :func:`free_port` only finds a port that was free a moment ago: another test running in
+    parallel (``pytest -n``) may bind it first. The caller then starts again on another port.
+    """
+    return "address already in use" in log.read_text(errors="replace").lower()
+
+
 def start_service(
     home: Path, admin_code: str, cert: Path, *, passphrase: str | None = PASSPHRASE
 ) -> Service:
     """Start the service on a free port; ``passphrase=None`` for a demo store (its own file)."""
+    for _ in range(4):
+        try:
+            return _start_service(home, admin_code, cert, passphrase=passphrase)
+        except _PortTaken:
+            continue
+    return _start_service(home, admin_code, cert, passphrase=passphrase)
+
+
+class _PortTaken(RuntimeError):
+    """The free port found was taken by another process before the service bound it."""
+
+
+def _start_service(
+    home: Path, admin_code: str, cert: Path, *, passphrase: str | None
+) -> Service:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_WORKBENCH_")}
     if passphrase is not None:
@@ -110,6 +134,8 @@ def start_service(
         with service.raw() as http:
             while True:
                 if process.poll() is not None:
+                    if port_was_taken(log):
+                        raise _PortTaken(log.read_text())
                     raise RuntimeError(f"the service exited: {log.read_text()}")
                 try:
                     if http.get("/v1/health").status_code == 200:

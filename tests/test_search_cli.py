@@ -256,7 +256,7 @@ def test_a_result_cut_by_the_policy_says_so(city):
     assert table.exit_code == 0, table.output
     assert (
         f"showing 200 of {total:,} reads: the policy caps one search at {POLICY.max_rows:,} "
-        "rows; narrow the window or ask a supervisor (--approved-by)"
+        "rows; narrow the window or ask a supervisor for an approval (--approval)"
     ) in _said(table)
     as_json = _search(city, "--camera", busy, "--json")
     assert len(_json_rows(as_json)) == POLICY.max_rows

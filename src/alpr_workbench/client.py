@@ -306,8 +306,59 @@ class Client:
         _raise_for(response)
         return str(response.json()["code"])
 
+    # -- approvals of larger results (``/v1/approvals``; the approver is the session's user)
+    def grant_approval(self, searcher_user_id: str, case_number: str, *,
+                       max_rows: int | None = None,
+                       hours: float | None = None) -> dict[str, Any]:
+        """Supervisors: let ``searcher_user_id`` run one larger search of ``case_number``.
+
+        Parameters
+        ----------
+        searcher_user_id
+            The one user who may use it (not the supervisor themself).
+        case_number
+            The one case the search must name.
+        max_rows
+            Rows the search may return (default: the policy's ``max_rows_approved``).
+        hours
+            How long it stays usable (default and most: 8 hours).
+
+        Returns
+        -------
+        dict
+            The approval: ``approval_id`` (give it to the searcher), ``expires_at``...
+
+        Raises
+        ------
+        ServiceError
+            ``refused`` (audited) when the policy does not allow it.
+        """
+        body: dict[str, Any] = {"searcher_user_id": searcher_user_id,
+                                "case_number": case_number}
+        if max_rows is not None:
+            body["max_rows"] = max_rows
+        if hours is not None:
+            body["hours"] = hours
+        response = _post(self._http, "/v1/approvals", body, token=self._token)
+        _raise_for(response)
+        doc: dict[str, Any] = response.json()
+        return doc
+
+    def approvals(self) -> pl.DataFrame:
+        """The approvals this user granted or received (every one for auditors)."""
+        try:
+            response = self._http.get("/v1/approvals",
+                                      headers={"Authorization": f"Bearer {self._token}"})
+        except httpx.HTTPError as exc:
+            raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        _raise_for(response)
+        return pl.DataFrame(response.json()["approvals"])
+
     def search(self, **request: Any) -> ClientSearchResult:
         """A case-gated search (the fields of the gate's ``SearchRequest``).
+
+        A larger result than the policy's cap needs ``approval_id``: an approval a supervisor
+        granted this user for this case (:meth:`grant_approval`); it works once.
 
         Returns
         -------
@@ -679,7 +730,7 @@ class Client:
         ``{"polygon": [(lon, lat), ...]}``; each is checked as one search would be. Other
         fields: ``reason_text``, ``window_from``, ``window_to`` (aware datetimes),
         ``plate_pattern``, ``vehicle_make``, ``vehicle_color``, ``vehicle_type``,
-        ``approved_by``.
+        ``approval_id`` (see :meth:`grant_approval`).
 
         Returns
         -------

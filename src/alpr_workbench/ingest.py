@@ -6,8 +6,12 @@ for every stored read that matches — never a read that alerts later by acciden
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
+import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,11 @@ from alpr_workbench.store import IngestReport, Store
 __all__ = [
     "MAX_CLOCK_SKEW",
     "IngestResult",
+    "InterruptedIngest",
     "check_reads",
     "ingest_csv",
     "ingest_reads",
+    "interrupted_ingests",
     "place_at_camera",
     "quote_value",
     "read_reads_csv",
@@ -306,8 +312,12 @@ def ingest_reads(
     reads
         Reads conforming to ``data_schema/reads.yaml``.
     audit_append
-        Appends one audit event: every ingest, stored or refused, leaves one ``ingest`` record
-        (who, the source, rows received and stored, days touched, hits raised).
+        Appends audit events: an ingest refused before anything is written leaves one
+        ``refused`` record; a batch to be stored leaves a ``started`` record (batch id and
+        digest, rows, days) appended before the commit point, under the commit lock, then
+        its outcome (``allowed``, the commit done, or ``failed``). A writer killed between
+        the two leaves a ``started`` record with no outcome, never stored reads without one
+        (:func:`interrupted_ingests` finds them).
     actor
         The acting user.
     policy
@@ -336,10 +346,127 @@ def ingest_reads(
     hits = match_reads(
         batch, store.tables.read("hotlist_entries"), store.tables.read("hotlists"), policy=policy
     )
-    report, added = store.ingest(batch, hits=hits)  # reads and hits: one commit
+    # The batch's "started" record is appended before the commit point, holding the commit
+    # lock (``before_commit``): a writer killed at any moment never leaves reads stored with
+    # no record of who stored them. Its outcome record follows the commit.
+    batch_key = {"batch_id": f"batch-{uuid.uuid4().hex}", "batch_sha256": _batch_digest(batch)}
+    started: list[IngestResult] = []
+
+    def before_commit(report: IngestReport, hits_added: int) -> None:
+        result = IngestResult(report, hits_added)
+        _audit_ingest(audit_append, actor, now, source, reads.height, result=result,
+                      batch=batch_key, phase="started")
+        started.append(result)
+
+    try:
+        report, added = store.ingest(  # reads and hits: one commit
+            batch, hits=hits, batch_id=batch_key["batch_id"], before_commit=before_commit
+        )
+    except Exception as exc:
+        with contextlib.suppress(WorkbenchError):  # the log itself may be what failed
+            if started:
+                _audit_ingest(audit_append, actor, now, source, reads.height,
+                              result=started[0], batch=batch_key, failed=str(exc))
+            elif isinstance(exc, WorkbenchError):
+                _audit_ingest(audit_append, actor, now, source, reads.height, refused=str(exc))
+        raise
     result = IngestResult(report, added)
-    _audit_ingest(audit_append, actor, now, source, reads.height, result=result)
+    _audit_ingest(audit_append, actor, now, source, reads.height, result=result,
+                  batch=batch_key, phase="committed")
     return result
+
+
+def _batch_digest(batch: pl.DataFrame) -> str:
+    """SHA-256 of a batch's read ids, in order: which reads the batch carried."""
+    digest = hashlib.sha256()
+    for read_id in batch.get_column("read_id").to_list():
+        digest.update(str(read_id).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class InterruptedIngest:
+    """An ingest whose ``started`` audit record has no outcome record."""
+
+    event_id: str
+    occurred_at: dt.datetime
+    user_id: str | None
+    batch_id: str
+    rows_received: int | None
+    in_store: bool
+
+    def describe(self) -> str:
+        """One line for ``verify``: who, when, which batch, and whether the store has it."""
+        where = (
+            "its reads ARE in the store" if self.in_store
+            else "its reads are not in the store (nothing was committed)"
+        )
+        rows = "?" if self.rows_received is None else f"{self.rows_received:,}"
+        return (
+            f"ingest {self.batch_id} started {self.occurred_at.isoformat(timespec='seconds')} "
+            f"by {self.user_id} ({rows} reads; audit record {self.event_id}) has no outcome "
+            f"record, the writer was stopped: {where}"
+        )
+
+
+def interrupted_ingests(
+    events: pl.DataFrame, stored_batches: Collection[str]
+) -> list[InterruptedIngest]:
+    """The ingests with a ``started`` record and no outcome, and whether each was stored.
+
+    Parameters
+    ----------
+    events
+        The audit log's events (``AuditLog.events()``).
+    stored_batches
+        The batch ids the store holds (``store.reads.batch_ids()``).
+
+    Returns
+    -------
+    list of InterruptedIngest
+        Oldest first; empty when every started ingest has its outcome.
+
+    Examples
+    --------
+    >>> import datetime as dt, json
+    >>> t = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+    >>> rows = [("e1", "started", "b1"), ("e2", "allowed", "b1"), ("e3", "started", "b2")]
+    >>> events = pl.DataFrame({"event_id": [r[0] for r in rows], "occurred_at": [t] * 3,
+    ...     "event_type": ["ingest"] * 3, "user_id": ["admin"] * 3,
+    ...     "outcome": [r[1] for r in rows],
+    ...     "query_json": [json.dumps({"batch_id": r[2], "rows_received": 5}) for r in rows]})
+    >>> [(i.batch_id, i.in_store) for i in interrupted_ingests(events, {"b2"})]
+    [('b2', True)]
+    """
+    ingests = events.filter(pl.col("event_type") == "ingest")
+    begun: dict[str, dict[str, Any]] = {}
+    ended: set[str] = set()
+    for row in ingests.iter_rows(named=True):
+        try:
+            detail = json.loads(row.get("query_json") or "")
+        except ValueError:
+            continue
+        batch_id = detail.get("batch_id") if isinstance(detail, dict) else None
+        if not isinstance(batch_id, str):
+            continue
+        if row["outcome"] == "started":
+            begun.setdefault(batch_id, {**row, "rows_received": detail.get("rows_received")})
+        else:
+            ended.add(batch_id)
+    stored = set(stored_batches)
+    return [
+        InterruptedIngest(
+            event_id=str(row["event_id"]),
+            occurred_at=row["occurred_at"],
+            user_id=row.get("user_id"),
+            batch_id=batch_id,
+            rows_received=row["rows_received"],
+            in_store=batch_id in stored,
+        )
+        for batch_id, row in begun.items()
+        if batch_id not in ended
+    ]
 
 
 def ingest_csv(
@@ -391,9 +518,20 @@ def _audit_ingest(
     *,
     result: IngestResult | None = None,
     refused: str | None = None,
+    batch: dict[str, str] | None = None,
+    phase: str | None = None,
+    failed: str | None = None,
 ) -> None:
+    """Append one ``ingest`` record.
+
+    Refused before anything was written (``refused``); or, for a batch about to be stored,
+    ``started`` (before the commit point), then ``committed`` (outcome ``allowed``) or
+    ``failed``, each naming the batch (``batch``: its id and digest).
+    """
     detail: dict[str, Any] = {"action": "ingest", "source": source, "rows_received": rows_received}
     event: dict[str, Any] = {"event_type": "ingest", "user_id": actor, "occurred_at": now}
+    if batch is not None:
+        detail |= batch
     if result is not None:
         r = result.report
         detail |= {
@@ -402,7 +540,13 @@ def _audit_ingest(
             "days": [day.isoformat() for day in r.days],
             "hits_added": result.hits_added,
         }
-        event |= {"outcome": "allowed", "row_count": r.rows_added}
+    if failed is not None:
+        detail["phase"] = "failed"
+        event |= {"outcome": "failed", "refusal_reason": _cap(f"failed: {failed}")}
+    elif result is not None:
+        detail["phase"] = phase or "committed"
+        outcome = "started" if phase == "started" else "allowed"
+        event |= {"outcome": outcome, "row_count": result.report.rows_added}
     else:
         event |= {"outcome": "refused", "refusal_reason": _cap(refused or "refused")}
     audit_append({**event, "query_json": json.dumps(detail, sort_keys=True)})

@@ -21,6 +21,7 @@ import pytest
 
 from alpr_workbench.client import Client
 from alpr_workbench.governance.audit_log import AuditLog
+from alpr_workbench.service.accounts import AccountStore
 from alpr_workbench.store import Store
 from dashboard_fixtures import opened, post_login, start_workbench
 from service_fixtures import ADMIN, PASSPHRASE, PASSWORD, build_home
@@ -39,40 +40,43 @@ def bench(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def secrets_by_user(bench, tmp_path_factory):
-    """The administrator and one analyst enrolled through the API; their TOTP secrets."""
-    folder = tmp_path_factory.mktemp("sessions")
+def secrets_by_user(bench):
+    """The administrator and two analysts enrolled through the API; their TOTP secrets.
+
+    The analysts' enrolment codes are issued by the test's side, which holds the store's
+    secret (as ``admin_fixtures.sign_in`` does), so that setting up spends none of the
+    administrator's TOTP steps: an account signs in at most three times per 30-second step,
+    and a fourth sign-in would wait for the next step.
+    """
     admin_enrolled = Client.enroll(bench.url, ADMIN, bench.admin_code, PASSWORD, bench.cert)
-    admin = Client.login(
-        bench.url,
-        ADMIN,
-        PASSWORD,
-        _fresh_code(admin_enrolled.totp_secret),
-        bench.cert,
-        session_file=folder / "admin.json",
-    )
-    analyst = Client.enroll(
-        bench.url, "t.analyst", admin.issue_enrolment("t.analyst"), PASSWORD, bench.cert
-    )
-    admin.close()
-    return {ADMIN: admin_enrolled.totp_secret, "t.analyst": analyst.totp_secret}
+    accounts = AccountStore(bench.home, Store.open(bench.home, passphrase=PASSPHRASE).keystore)
+    secrets = {ADMIN: admin_enrolled.totp_secret}
+    for user in ("t.analyst", "t.other"):
+        issued = accounts.issue_enrolment(user, issued_by="test-setup")
+        secrets[user] = Client.enroll(bench.url, user, issued, PASSWORD, bench.cert).totp_secret
+    return secrets
 
 
 _LAST_STEP: dict[str, int] = {}
 
 
-def _fresh_code(secret: str) -> str:
+def _fresh_code(secret: str, *, valid_for: float = 5.0) -> str:
     """A code for a step no earlier sign-in used (each code works once).
 
     The service accepts the current step and its neighbours (clock drift), each only for a
-    step later than the last one used: take the earliest such step not yet used here, and
-    wait for the next step only when all three are spent.
+    step later than the last one used: take the earliest such step not yet used here that
+    the service still accepts ``valid_for`` seconds from now (a test that backs off for
+    seconds before it signs in asks for longer), and wait for the next step only when all
+    three are spent. The tests share the sign-ins among the administrator and two analysts
+    so that none has to wait.
     """
     totp = pyotp.TOTP(secret)
     while True:
-        now = int(time.time()) // totp.interval
+        clock = time.time()
+        now = int(clock) // totp.interval
         for step in (now - 1, now, now + 1):
-            if step > _LAST_STEP.get(secret, -1):
+            accepted_until = (step + 2) * totp.interval  # while the clock's step <= step + 1
+            if step > _LAST_STEP.get(secret, -1) and accepted_until - clock >= valid_for:
                 _LAST_STEP[secret] = step
                 return totp.generate_otp(step)
         time.sleep(0.5)
@@ -93,7 +97,7 @@ def _login_events(bench) -> pl.DataFrame:
 
 def test_the_right_password_with_a_wrong_code_does_not_open_the_dashboard(bench, secrets_by_user):
     source = next(_SOURCES)
-    code = _fresh_code(secrets_by_user[ADMIN])
+    code = pyotp.TOTP(secrets_by_user[ADMIN]).now()  # not sent, so no step is spent
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
     assert not opened(post_login(bench, ADMIN, PASSWORD, wrong, source_ip=source))
     assert not opened(post_login(bench, ADMIN, PASSWORD, "", source_ip=source))
@@ -104,10 +108,11 @@ def test_the_right_password_with_a_wrong_code_does_not_open_the_dashboard(bench,
 
 
 def test_a_code_seen_once_does_not_open_the_dashboard_again(bench, secrets_by_user):
-    code = _fresh_code(secrets_by_user[ADMIN])
-    assert opened(post_login(bench, ADMIN, PASSWORD, code, source_ip=next(_SOURCES)))
+    user = "t.analyst"
+    code = _fresh_code(secrets_by_user[user])
+    assert opened(post_login(bench, user, PASSWORD, code, source_ip=next(_SOURCES)))
     # An observer replays the same password and code from elsewhere: refused.
-    assert not opened(post_login(bench, ADMIN, PASSWORD, code, source_ip=next(_SOURCES)))
+    assert not opened(post_login(bench, user, PASSWORD, code, source_ip=next(_SOURCES)))
 
 
 def test_an_analyst_signs_in_as_herself_and_is_audited(bench, secrets_by_user):
@@ -127,7 +132,7 @@ def test_an_analyst_signs_in_as_herself_and_is_audited(bench, secrets_by_user):
 
 def test_failures_back_off_the_source_not_the_account(bench, secrets_by_user):
     attacker = next(_SOURCES)
-    code = _fresh_code(secrets_by_user[ADMIN])
+    code = _fresh_code(secrets_by_user[ADMIN], valid_for=30.0)  # used after the back-off
     # Guesses from one address: free at first, then 1 s, 2 s, 4 s, 8 s of back-off.
     for _ in range(6):
         assert not opened(post_login(bench, ADMIN, "guess " * 3, "000000", source_ip=attacker))
@@ -147,20 +152,20 @@ def test_failures_back_off_the_source_not_the_account(bench, secrets_by_user):
 def test_failures_on_the_api_slow_the_same_source_on_the_dashboard(bench, secrets_by_user):
     """One throttle per source for the whole service: guessing on the API, then on the page."""
 
-    attacker = next(_SOURCES)
-    code = _fresh_code(secrets_by_user[ADMIN])
+    attacker, user = next(_SOURCES), "t.other"
+    code = _fresh_code(secrets_by_user[user], valid_for=30.0)  # used after the back-off
     context = ssl.create_default_context(cafile=str(bench.cert))
     transport = httpx.HTTPTransport(verify=context, local_address=attacker)
-    guess = {"user_id": ADMIN, "password": "guess " * 3, "totp": "000000"}
+    guess = {"user_id": user, "password": "guess " * 3, "totp": "000000"}
     with httpx.Client(base_url=bench.url, transport=transport, timeout=60) as api:
         for _ in range(6):
             assert api.post("/v1/login", json=guess).status_code == 401
         for wait in (1, 2, 4):
             time.sleep(wait + 0.2)
             assert api.post("/v1/login", json=guess).status_code == 401
-    location = post_login(bench, ADMIN, PASSWORD, code, source_ip=attacker)
+    location = post_login(bench, user, PASSWORD, code, source_ip=attacker)
     assert not opened(location) and "again" in location
-    assert opened(post_login(bench, ADMIN, PASSWORD, code, source_ip=next(_SOURCES)))
+    assert opened(post_login(bench, user, PASSWORD, code, source_ip=next(_SOURCES)))
 
 
 def _cookie_of(bench, user: str, code: str) -> str:
@@ -249,14 +254,15 @@ def _get(bench, path: str, cookie: str) -> tuple[int, str]:
 
 def test_dashboard_logout_ends_the_service_session_and_is_audited(bench, secrets_by_user):
     """Log out on the dashboard: the token it held must not keep working on the API."""
-    cookie = _cookie_of(bench, ADMIN, _fresh_code(secrets_by_user[ADMIN]))
+    user = "t.analyst"
+    cookie = _cookie_of(bench, user, _fresh_code(secrets_by_user[user]))
     value = cookie.split(";")[0].split("=", 1)[1].strip('"')
     token = base64.b64decode(value.split("|")[-2].split(":", 1)[1]).decode()
     pair = cookie.split(";")[0]
     context = ssl.create_default_context(cafile=str(bench.cert))
     auth = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=bench.url, verify=context, timeout=60) as api:
-        assert api.get("/v1/whoami", headers=auth).json()["user_id"] == ADMIN
+        assert api.get("/v1/whoami", headers=auth).json()["user_id"] == user
         status, page = _get(bench, "/logout", pair)
         assert status == 200 and "signed out" in page
         after = api.get("/v1/whoami", headers=auth)
@@ -268,5 +274,5 @@ def test_dashboard_logout_ends_the_service_session_and_is_audited(bench, secrets
     )
     assert logouts.height >= 1
     last = logouts.row(-1, named=True)
-    assert last["user_id"] == ADMIN and last["outcome"] == "allowed"
+    assert last["user_id"] == user and last["outcome"] == "allowed"
     assert '"session_ended": true' in last["query_json"]

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
+from alpr_workbench.governance.approvals import ApprovalRefused, grant_approval
 from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
 from alpr_workbench.policy import load_policy
@@ -187,16 +188,22 @@ def test_a_large_result_is_cut_and_says_so(env):
 def test_larger_results_need_a_real_supervisor_and_are_audited_as_such(env):
     store, audit, gate = env
     camera = store.reads.query(columns=["camera_id"])["camera_id"].mode()[0]
+    # Approvals come from the supervisor's own session (see test_attack_approvals.py).
+    def grant(actor: str, searcher: str = "a.analyst"):
+        return grant_approval(store, audit.append, actor=actor, searcher_user_id=searcher,
+                              case_number=CASE, policy=gate.policy, now=NOW)
+
     for bad in ("a.analyst", "a.sgt.gone", "nobody"):
-        with pytest.raises(SearchRefused, match="approv"):
-            _search(gate, camera_ids=(camera,), approved_by=bad)
-    with pytest.raises(SearchRefused, match="approv"):  # a supervisor cannot approve themself
-        _search(gate, "a.sgt", camera_ids=(camera,), approved_by="a.sgt")
-    result = _search(gate, camera_ids=(camera,), approved_by="a.sgt2")
+        with pytest.raises(ApprovalRefused, match="approv"):
+            grant(bad)
+    with pytest.raises(ApprovalRefused, match="approv"):  # a supervisor cannot approve themself
+        grant("a.sgt", "a.sgt")
+    approval = grant("a.sgt2")
+    result = _search(gate, camera_ids=(camera,), approval_id=approval.approval_id)
     assert not result.truncated and result.rows.height == result.total_rows
     last = audit.events().row(-1, named=True)
     assert last["outcome"] == "allowed"
-    assert json.loads(last["query_json"])["approved_by"] == "a.sgt2"
+    assert json.loads(last["query_json"])["approval_id"] == approval.approval_id
 
 
 # -- 3. retention from the searcher's environment -----------------------------------------------

@@ -314,8 +314,11 @@ def test_an_ingest_leaves_one_audit_record_saying_what_it_stored(city, tmp_path)
         stop_service(service)
     assert result.exit_code == 0, result.output
     events = _ingest_events(city.home)
-    assert len(events) == 2  # one record for each ingest: the good file, then the bad one
-    event = events[0]
+    # The good file: "started" before its commit, then its outcome; the bad one: refused.
+    assert [e["outcome"] for e in events] == ["started", "allowed", "refused"]
+    assert json.loads(str(events[0]["query_json"]))["batch_id"] == json.loads(
+        str(events[1]["query_json"]))["batch_id"]
+    event = events[1]
     assert event["outcome"] == "allowed" and event["user_id"] == "t.ingester"
     assert event["row_count"] == 500
     detail = json.loads(str(event["query_json"]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import typer
 
 from alpr_workbench.cli import dashboard, recognition, reports, search, service, store
+from alpr_workbench.cli.approvals import approvals_app
 from alpr_workbench.cli.audit import audit_app
 from alpr_workbench.cli.grants import grants_app
 from alpr_workbench.cli.hits import hits_app
@@ -52,6 +53,7 @@ app.command()(service.whoami)
 
 app.add_typer(audit_app, name="audit")
 app.add_typer(grants_app, name="grants")
+app.add_typer(approvals_app, name="approvals")
 app.add_typer(settings_app, name="settings")
 app.add_typer(keys_app, name="keys")
 app.add_typer(hotlist_app, name="hotlist")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from alpr_workbench.cli._common import DataDir, _fail, _open, console, err
+from alpr_workbench.cli._common import DataDir, _fail, _home, console, err
 from alpr_workbench.cli.service import Session
 from alpr_workbench.errors import WorkbenchError
 
@@ -19,14 +19,34 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 def audit_verify(data_dir: DataDir = None) -> None:
     """Check the whole hash chain; name the first bad record (exit 1) if any.
 
-    An operator tool, run as the service account: it needs the key-store secret and works
-    without a running service. Users ask the service (``/v1/admin/audit/verify``).
+    Also names any ingest whose "started" record has no outcome (its writer was killed),
+    with whether its reads are in the store. An operator tool, run as the service account:
+    it needs the key-store secret, is refused while the service runs, and leaves an
+    ``operator`` audit record naming the OS account. Users ask the service
+    (``/v1/admin/audit/verify``).
     """
-    from alpr_workbench.governance.audit_log import AuditLogError
+    from rich.markup import escape
 
+    from alpr_workbench.governance.audit_log import AuditLogError
+    from alpr_workbench.governance.operator import operator_run
+    from alpr_workbench.ingest import interrupted_ingests
+
+    interrupted = []
     try:
-        _, audit = _open(data_dir)
-        report = audit.verify()
+        with operator_run(_home(data_dir), "audit verify") as run:
+            report = run.audit.verify()
+            if report.ok:
+                interrupted = interrupted_ingests(run.audit.events(), run.store.reads.batch_ids())
+            result = (
+                f"intact: {report.records} records; {len(interrupted)} interrupted ingest(s)"
+                if report.ok else f"damaged: {report.problem}"
+            )
+            try:
+                run.record(result)
+            except WorkbenchError:
+                if report.ok:
+                    raise
+                # A damaged log refuses appends: the damage is still reported (exit 1).
     except AuditLogError as exc:  # e.g. the log was deleted: tampering, never "intact"
         err.print(f"[bold red]audit log damaged:[/] {exc}")
         raise typer.Exit(code=1) from exc
@@ -35,6 +55,8 @@ def audit_verify(data_dir: DataDir = None) -> None:
     if not report.ok:
         err.print(f"[bold red]audit log damaged:[/] {report.problem}")
         raise typer.Exit(code=1)
+    for ingest in interrupted:
+        err.print(f"[yellow]interrupted:[/] {escape(ingest.describe())}")
     console.print(f"Audit log intact: {report.records:,} records, hash chain verifies.")
 
 
@@ -46,11 +68,16 @@ def audit_digest(
 ) -> None:
     """Sign the year's digest with Ed25519; anyone can check it with the public key alone.
 
-    An operator tool, run as the service account (it needs the key-store secret).
+    An operator tool, run as the service account (it needs the key-store secret; refused
+    while the service runs); it leaves an ``operator`` audit record naming the OS account.
     """
+    from alpr_workbench.governance.operator import operator_run
+
     try:
-        _, audit = _open(data_dir)
-        digest = audit.digest(year)
+        with operator_run(_home(data_dir), "audit digest") as run:
+            digest = run.audit.digest(year)
+            run.record(f"signed the {year} digest ({digest.records} records)",
+                       details={"year": year})
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     text = digest.to_json()
@@ -97,12 +124,16 @@ def audit_checkpoint(
 ) -> None:
     """Verify the log, then sign a checkpoint (kept in <home>/audit/checkpoints/); publish it.
 
-    An operator tool, run as the service account (it needs the key-store secret); signed-in
-    auditors and administrators ask the service (``/v1/admin/audit/checkpoint``).
+    An operator tool, run as the service account (it needs the key-store secret; refused
+    while the service runs); it leaves an ``operator`` audit record naming the OS account.
+    Signed-in auditors and administrators ask the service (``/v1/admin/audit/checkpoint``).
     """
+    from alpr_workbench.governance.operator import operator_run
+
     try:
-        _, audit = _open(data_dir)
-        checkpoint = audit.checkpoint()
+        with operator_run(_home(data_dir), "audit checkpoint") as run:
+            checkpoint = run.audit.checkpoint()
+            run.record(f"signed a checkpoint at record {checkpoint.seq}")
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     text = checkpoint.to_json()

@@ -35,6 +35,7 @@ def _serve(
     dashboard_port: int | None = 8444,
     allow_remote: bool = False,
     secret_file: Path | None = None,
+    read_cache_mb: int | None = None,
 ) -> None:
     """Run the service (API, and the dashboard unless ``dashboard_port`` is None)."""
     from alpr_workbench.service.run import run_service
@@ -48,6 +49,7 @@ def _serve(
         dashboard_port=dashboard_port,
         tiles=tiles,
         show=show,
+        read_cache_mb=read_cache_mb,
     )
 
 
@@ -63,6 +65,14 @@ def serve(
     secret_file: SecretFile = None,
     show: Annotated[bool, typer.Option(help="Open a browser on the dashboard.")] = False,
     tiles: Annotated[bool, typer.Option(help="Online map tiles (off: works offline).")] = False,
+    read_cache_mb: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Memory (MiB) for decrypted day files, so repeated searches skip decryption; "
+            "0: off. Default 1024.",
+        ),
+    ] = None,
 ) -> None:
     """Run the workbench service: the only holder of the keys; data API and dashboard (HTTPS).
 
@@ -80,6 +90,7 @@ def serve(
             dashboard_port=dashboard_port if dashboard else None,
             allow_remote=allow_remote,
             secret_file=secret_file,
+            read_cache_mb=read_cache_mb,
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc

@@ -13,7 +13,10 @@ from alpr_workbench.cli.service import Session
 from alpr_workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from alpr_workbench.client import Client
+    from alpr_workbench.recognition.tracks import Track
 
 
 def recognize(
@@ -68,6 +71,13 @@ def ingest_frames(
         typer.Option("--interval", min=0.1, max=3600.0,
                      help="With --watch: seconds between looks at the folder."),
     ] = 5.0,
+    no_vote: Annotated[
+        bool,
+        typer.Option("--no-vote", help="Store one read per plate per frame, instead of one "
+                     "read per vehicle: by default the reads of one plate in consecutive "
+                     "frames (at most 2 s apart, same or similar text, similar place) vote, "
+                     "and one read with the voted text and its frame count is stored."),
+    ] = False,
     session_file: Session = None,
 ) -> None:
     """Read the plates in a camera's frames here, then store them through the service.
@@ -76,6 +86,11 @@ def ingest_frames(
     The reads go to the service as the signed-in user (``alpr-workbench login`` first; the
     ingest needs an administrator), which adds the camera's network and place from its
     cameras table, stores them, matches them against the hotlists and audits the ingest.
+
+    Several frames of one vehicle vote (unless ``--no-vote``): the frames, in capture-time
+    order, go through :class:`alpr_workbench.recognition.tracks.FrameTracker`, and one read
+    per track is stored, with the voted text, its confidence and ``frame_count``.
+    ``--min-confidence`` applies to each frame's reading, before the vote.
 
     With ``--watch`` the command keeps running and stores each new frame once it is complete
     (its size unchanged across two looks; hidden files and ``.part``/``.tmp`` names are left
@@ -109,7 +124,7 @@ def ingest_frames(
         raise typer.Exit(_watch_frames(
             folder, camera=camera, time_from=time_from, min_confidence=min_confidence,
             recognizer=Recognizer.load(threads=threads), interval=interval,
-            session_file=session_file,
+            session_file=session_file, vote=not no_vote,
         ))
     failed: list[tuple[Path, str]] = []
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -131,6 +146,8 @@ def ingest_frames(
         raise _fail(exc) from exc
     for path, why in failed:
         err.print(f"[bold red]unreadable:[/] {escape(str(path))}: {escape(why[:300])}")
+    readings = reads.height
+    reads = _one_read_per_vehicle(reads) if not no_vote else _one_frame_each(reads)
     totals = {"rows_received": 0, "rows_added": 0, "rows_already_stored": 0, "hits_added": 0}
 
     def upload(client: Client) -> None:
@@ -142,15 +159,43 @@ def ingest_frames(
 
     if reads.height:
         as_session_user(session_file, upload)
+    voted = "" if no_vote else f" (one per vehicle, from {readings:,} frame reading(s))"
     console.print(
         f"{escape(str(folder))}: {totals['rows_received']:,} plate(s) read at or above "
-        f"{min_confidence:.0%} confidence, {totals['rows_added']:,} stored, "
+        f"{min_confidence:.0%} confidence{voted}, {totals['rows_added']:,} stored, "
         f"{totals['rows_already_stored']:,} already stored; {totals['hits_added']:,} new "
         "hit(s). Every hit needs a person's confirmation."
     )
     if failed:
         err.print(f"[bold red]{len(failed)} file(s) could not be read[/]; the others were stored.")
         raise typer.Exit(1)
+
+
+def _one_read_per_vehicle(reads: pl.DataFrame) -> pl.DataFrame:
+    """Per-frame reads of one camera voted into one read per vehicle (``frame_count`` set)."""
+    from alpr_workbench.recognition.tracks import vote_reads
+
+    return vote_reads(reads).select(reads.columns)
+
+
+def _closed_reads(tracks: list[Track]) -> list[pl.DataFrame]:
+    """The voted reads of closed tracks, as one upload frame (none for no track)."""
+    from alpr_workbench.recognition.pipeline import CAMERA_COLUMNS
+    from alpr_workbench.recognition.tracks import tracks_to_frame
+    from alpr_workbench.schema import load_table
+
+    if not tracks:
+        return []
+    schema = {c: t for c, t in load_table("reads").polars_schema.items()
+              if c not in CAMERA_COLUMNS}
+    return [tracks_to_frame(tracks, schema)]
+
+
+def _one_frame_each(reads: pl.DataFrame) -> pl.DataFrame:
+    """Per-frame reads kept as they are (``--no-vote``): each read is one frame's."""
+    import polars as pl
+
+    return reads.with_columns(pl.lit(1, dtype=pl.Int32).alias("frame_count"))
 
 
 #: Longest wait between two tries to reach the service (``--watch``).
@@ -194,8 +239,15 @@ def _watch_frames(
     recognizer: Any,
     interval: float,
     session_file: Path | None,
+    vote: bool = True,
 ) -> int:
-    """``ingest-frames --watch``: the loop; returns the exit code (0, or 1 if a frame failed)."""
+    """``ingest-frames --watch``: the loop; returns the exit code (0, or 1 if a frame failed).
+
+    With ``vote``, each frame's reads go through a :class:`FrameTracker`; a track is sent
+    once a later frame comes more than ``TRACK_MAX_GAP`` after it (capture time), once no new
+    frame has arrived for that long (wall time), or when the watch stops. A frame counts as
+    stored once no open track holds it and its reads were sent.
+    """
     import signal
     import time
 
@@ -205,7 +257,11 @@ def _watch_frames(
     from alpr_workbench.client import ServiceError, connect
     from alpr_workbench.ingest import write_reads_csv
     from alpr_workbench.recognition.pipeline import recognize_frames
+    from alpr_workbench.recognition.tracks import TRACK_MAX_GAP, FrameTracker
 
+    tracker = FrameTracker() if vote else None
+    quiet_s = TRACK_MAX_GAP.total_seconds()
+    last_new = time.monotonic()
     stopping: list[int] = []
 
     def stop(signum: int, _frame: object) -> None:
@@ -267,8 +323,18 @@ def _watch_frames(
                               f"{escape(problems[0][:300])}")
                     continue
                 waiting.append(st_key)
-                unsent.append(reads)
-            if waiting:
+                last_new = time.monotonic()
+                if tracker is None:
+                    unsent.append(_one_frame_each(reads))
+                else:
+                    unsent.extend(_closed_reads(tracker.feed(reads)))
+            if tracker is not None and tracker.open_tracks and (
+                    time.monotonic() - last_new >= quiet_s):
+                unsent.extend(_closed_reads(tracker.close()))
+            held = {ref for track in (tracker.open_tracks if tracker else [])
+                    for ref in track.frame_refs}
+            ready = [k for k in waiting if str(folder / k[0]) not in held]
+            if unsent or ready:
                 try:
                     send()
                 except ServiceError as exc:
@@ -283,13 +349,24 @@ def _watch_frames(
                         continue
                     refused = exc
                     break
-                console.print(f"{len(waiting)} new frame(s) stored: {totals['rows_added']:,} "
+                console.print(f"{len(ready)} new frame(s) stored: {totals['rows_added']:,} "
                               "read(s) stored so far")
-                done.update(waiting)
-                frames_stored += len(waiting)
-                waiting.clear()
+                done.update(ready)
+                frames_stored += len(ready)
+                waiting[:] = [k for k in waiting if k not in ready]
                 backoff = interval
             pause(interval)
+        if tracker is not None and refused is None and (tracker.open_tracks or unsent):
+            unsent.extend(_closed_reads(tracker.close()))  # the watch stops
+            try:
+                send()
+            except ServiceError as exc:
+                err.print(f"[yellow]the last vehicles' reads were not stored: "
+                          f"{escape(str(exc)[:200])}[/]")
+            else:
+                frames_stored += len(waiting)
+                done.update(waiting)
+                waiting.clear()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -58,9 +58,13 @@ Pattern = Annotated[
 Make = Annotated[str | None, typer.Option("--make", help="Vehicle make, e.g. Honda.")]
 Color = Annotated[str | None, typer.Option("--color", help="Vehicle color, e.g. white.")]
 VehicleType = Annotated[str | None, typer.Option("--type", help="Vehicle type, e.g. sedan.")]
-ApprovedBy = Annotated[
+Approval = Annotated[
     str | None,
-    typer.Option("--approved-by", help="Supervisor approving more rows than the policy's cap."),
+    typer.Option(
+        "--approval",
+        help="Approval id a supervisor granted you for this case (`approvals grant`): one "
+        "search with more rows than the policy's cap.",
+    ),
 ]
 AsJson = Annotated[
     bool,
@@ -255,12 +259,12 @@ def _print_json(frame: pl.DataFrame) -> None:
         typer.echo(json.dumps(doc, default=str))
 
 
-def _cap_words(approved_by: str | None) -> str:
-    if approved_by:
-        return "the policy caps an approved search at {cap:,} rows; narrow the window"
+def _cap_words(approval: str | None) -> str:
+    if approval:
+        return "the approval caps this search at {cap:,} rows; narrow the window"
     return (
         "the policy caps one search at {cap:,} rows; narrow the window or ask a supervisor "
-        "(--approved-by)"
+        "for an approval (--approval)"
     )
 
 
@@ -283,7 +287,7 @@ def search(
     make: Make = None,
     color: Color = None,
     vehicle_type: VehicleType = None,
-    approved_by: ApprovedBy = None,
+    approval: Approval = None,
     as_json: AsJson = False,
     limit: Limit = 200,
     session_file: SessionFile = None,
@@ -293,8 +297,8 @@ def search(
     Sign in first (``alpr-workbench login``): the service takes who is searching from the
     session, never from the command line. Refused (exit 3, with the audit record) unless the
     policy allows it. A result larger than the policy's ``max_rows`` is cut, and says so; a
-    supervisor other than the searcher may approve a larger one (``--approved-by``, audited
-    with the search).
+    supervisor other than the searcher may grant an approval for a larger one
+    (``approvals grant``; the search gives ``--approval ID``, used once, audited).
 
     The table shows times in the department's local time and confidences in whole percents;
     ``--json`` gives every row at full precision with ISO times in UTC.
@@ -315,7 +319,7 @@ def search(
             vehicle_make=make,
             vehicle_color=color,
             vehicle_type=vehicle_type,
-            approved_by=approved_by,
+            approval_id=approval,
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
@@ -323,7 +327,7 @@ def search(
     returned = result.rows.height
     shown = returned if as_json else min(returned, limit)
     if result.truncated:
-        words = _cap_words(approved_by).format(cap=returned)
+        words = _cap_words(approval).format(cap=returned)
         more = (
             f" (the table shows the first {shown:,}: --limit or --json for more)"
             if shown < returned
@@ -363,11 +367,11 @@ def search(
 
 # -- pattern searches --------------------------------------------------------------------
 def _show_pattern(
-    result: Any, *, what: str, case: str, approved_by: str | None, as_json: bool, limit: int
+    result: Any, *, what: str, case: str, approval: str | None, as_json: bool, limit: int
 ) -> None:
     rows: pl.DataFrame = result.rows
     if result.truncated:
-        words = _cap_words(approved_by).format(cap=result.reads_considered)
+        words = _cap_words(approval).format(cap=result.reads_considered)
         err.print(
             f"[bold yellow]computed from {result.reads_considered:,} of "
             f"{result.reads_matched:,} reads, so plates may be missing:[/] {words}"
@@ -417,7 +421,7 @@ def seen_at_both(
     make: Make = None,
     color: Color = None,
     vehicle_type: VehicleType = None,
-    approved_by: ApprovedBy = None,
+    approval: Approval = None,
     as_json: AsJson = False,
     limit: Limit = 200,
     session_file: SessionFile = None,
@@ -440,7 +444,7 @@ def seen_at_both(
             vehicle_make=make,
             vehicle_color=color,
             vehicle_type=vehicle_type,
-            approved_by=approved_by,
+            approval_id=approval,
         )
         place_a = _place(a_camera, a_near, a_polygon, "a-", "place A")
         place_b = _place(b_camera, b_near, b_polygon, "b-", "place B")
@@ -455,7 +459,7 @@ def seen_at_both(
     )  # fmt: skip
     _show_pattern(
         result, what=f"seen at A and B within {within_minutes:g} min", case=case,
-        approved_by=approved_by, as_json=as_json, limit=limit,
+        approval=approval, as_json=as_json, limit=limit,
     )  # fmt: skip
 
 
@@ -485,7 +489,7 @@ def repeats(
     make: Make = None,
     color: Color = None,
     vehicle_type: VehicleType = None,
-    approved_by: ApprovedBy = None,
+    approval: Approval = None,
     as_json: AsJson = False,
     limit: Limit = 200,
     session_file: SessionFile = None,
@@ -507,7 +511,7 @@ def repeats(
             vehicle_make=make,
             vehicle_color=color,
             vehicle_type=vehicle_type,
-            approved_by=approved_by,
+            approval_id=approval,
         )
         place = _place(camera, near, polygon, "", "the place")
     except WorkbenchError as exc:
@@ -521,5 +525,5 @@ def repeats(
     )  # fmt: skip
     _show_pattern(
         result, what=f"seen {min_sightings}+ times on {min_days}+ day(s)", case=case,
-        approved_by=approved_by, as_json=as_json, limit=limit,
+        approval=approval, as_json=as_json, limit=limit,
     )  # fmt: skip

@@ -73,9 +73,14 @@ def demo(
     except ValueError as exc:
         raise _fail(WorkbenchError(f"--end-date {end_date!r} is not a date (YYYY-MM-DD)")) from exc
 
+    from alpr_workbench.governance.operator import operator_lock, operator_run
+
     console.print(f"Building the synthetic city in [bold]{home}[/] ({days} days, seed {seed})")
     try:
-        with Progress(
+        # An operator tool: it holds the data directory (refused while its service runs) and
+        # leaves an ``operator`` audit record; the lock is let go before the service starts.
+        (home / "store").mkdir(parents=True, exist_ok=True, mode=0o700)
+        with operator_lock(home, "demo"), Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -94,6 +99,12 @@ def demo(
                 on_progress=lambda done, total: progress.update(task, completed=done),
                 key_root=key_root,
             )
+            with operator_run(home, "demo", locked=True) as run:
+                run.record(
+                    f"built the synthetic city: {summary.start_date}..{summary.end_date}, "
+                    f"{summary.reads_added} reads added",
+                    details={"days": days, "seed": seed, "scale": scale},
+                )
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     table = Table(title="Synthetic city built", show_header=False)
@@ -193,28 +204,42 @@ def verify(data_dir: DataDir = None) -> None:
 
     A day or table whose manifest is missing, emptied, altered, moved, swapped or an older
     copy is named; so is an index older than the key store's witness. Purged days are not
-    missing: the purge removed them from the index.
+    missing: the purge removed them from the index. An ingest whose "started" audit record
+    has no outcome (its writer was killed) is named too, with whether its reads are stored.
 
-    An operator tool, run as the service account: it needs the key-store secret and works
-    without a running service.
+    An operator tool, run as the service account: it needs the key-store secret, is refused
+    while the service runs (it holds the data directory), and leaves an ``operator`` audit
+    record naming the OS account that ran it.
     """
     from rich.markup import escape
 
-    from alpr_workbench.store import Store
+    from alpr_workbench.governance.operator import operator_run
+    from alpr_workbench.ingest import interrupted_ingests
 
     try:
-        store = Store.open(_home(data_dir))
-        problems = store.verify()
+        with operator_run(_home(data_dir), "verify") as run:
+            problems = run.store.verify()
+            interrupted = []
+            if not problems:
+                interrupted = interrupted_ingests(run.audit.events(), run.store.reads.batch_ids())
+                days, holds = len(run.store.reads.days()), len(run.store.reads.hold_ids())
+            result = (
+                f"{len(problems)} problem(s): {problems[0]}" if problems
+                else f"store sound: {days} day partition(s), {holds} legal hold(s); "
+                f"{len(interrupted)} interrupted ingest(s)"
+            )
+            run.record(result)
     except WorkbenchError as exc:
         raise _fail(exc) from exc
     for problem in problems:
         err.print(f"[red]{escape(problem)}[/]")
     if problems:
         raise typer.Exit(code=1)
+    for ingest in interrupted:
+        err.print(f"[yellow]interrupted:[/] {escape(ingest.describe())}")
     console.print(
-        f"Store sound: {len(store.reads.days())} day partition(s), "
-        f"{len(store.reads.hold_ids())} legal hold(s); the index, every manifest and every "
-        "file authenticate."
+        f"Store sound: {days} day partition(s), {holds} legal hold(s); the index, every "
+        "manifest and every file authenticate."
     )
 
 

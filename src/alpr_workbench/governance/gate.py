@@ -24,6 +24,7 @@ from alpr_workbench._csvsafe import csv_bytes
 from alpr_workbench._fsutil import atomic_write_bytes
 from alpr_workbench.errors import PatternTooBroad, WorkbenchError
 from alpr_workbench.governance.admin import configured_retention_days
+from alpr_workbench.governance.approvals import ApprovalRefused, approval_problem, use_approval
 from alpr_workbench.governance.audit_log import AUDIT_DIR, AuditLog
 from alpr_workbench.governance.registry import User, get_case, get_user, user_problem
 from alpr_workbench.governance.screening import is_vague_reason, screen_text
@@ -103,7 +104,14 @@ class SearchRequest(BaseModel):
     vehicle_make: str | None = None
     vehicle_color: str | None = None
     vehicle_type: str | None = None
-    approved_by: str | None = None  # a supervisor approving more rows than the policy's cap
+    # A supervisor's approval of more rows than the policy's cap, granted through the service
+    # (governance/approvals.py): its id, never a user id.
+    approval_id: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_typed_approver(cls, data: Any) -> Any:
+        return _refuse_typed_approver(data)
 
     @field_validator("plate")
     @classmethod
@@ -223,7 +231,12 @@ class _PatternRequest(BaseModel):
     vehicle_make: str | None = None
     vehicle_color: str | None = None
     vehicle_type: str | None = None
-    approved_by: str | None = None  # a supervisor approving more reads than the policy's cap
+    approval_id: str | None = Field(default=None, max_length=64)  # see SearchRequest
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_typed_approver(cls, data: Any) -> Any:
+        return _refuse_typed_approver(data)
 
     @field_validator("plate_pattern")
     @classmethod
@@ -409,8 +422,11 @@ class Gate:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
         assert user is not None
+        cap, problem = self._approved_cap(user, request, now)
+        if problem is not None:
+            record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
+            raise SearchRefused(problem, record.event_id)
         rows = self._run(user, request, networks, window_from, window_to)
-        cap = self.policy.max_rows_approved if request.approved_by else self.policy.max_rows
         total = rows.height
         rows = rows.head(cap)
         record = self._audit.append(
@@ -598,20 +614,33 @@ class Gate:
         return None
 
     def _approval_problem(self, user: User, request: SearchRequest, now: dt.datetime) -> str | None:
-        """Why ``request.approved_by`` may not approve a larger result, or None."""
-        if request.approved_by is None:
+        """Why ``request.approval_id`` does not approve a larger result, or None."""
+        if request.approval_id is None:
             return None
-        approver = get_user(self._store, request.approved_by)
-        if approver is None or approver.user_id == user.user_id:
-            return f"{request.approved_by!r} may not approve this search (unknown or the searcher)"
-        standing = user_problem(approver, policy=self.policy, now=now)
-        if standing is not None:
-            return f"approver {request.approved_by!r} may not approve: {standing}"
-        if approver.organization != user.organization or not self.policy.may(
-            approver.role, "approve"
-        ):
-            return f"{request.approved_by!r} is not a supervisor who may approve this search"
-        return None
+        problem, _ = approval_problem(
+            self._store, approval_id=request.approval_id, user=user,
+            case_number=request.case_number, policy=self.policy, now=now,
+        )
+        return problem
+
+    def _approved_cap(
+        self, user: User, request: SearchRequest | _PatternRequest, now: dt.datetime
+    ) -> tuple[int, str | None]:
+        """The row cap of a search that passed every check: consume its approval, if any.
+
+        Returns ``(cap, None)``, or ``(0, reason)`` when the approval no longer holds (used
+        meanwhile by another search in flight, or expired).
+        """
+        if request.approval_id is None:
+            return self.policy.max_rows, None
+        try:
+            approval = use_approval(
+                self._store, self._audit.append, approval_id=request.approval_id, user=user,
+                case_number=request.case_number, policy=self.policy, now=now,
+            )
+        except ApprovalRefused as exc:
+            return 0, str(exc)
+        return min(approval.max_rows, self.policy.max_rows_approved), None
 
     def _run(
         self,
@@ -808,7 +837,10 @@ class Gate:
         if problem is None:
             problem = extra_problem(window_from, window_to)
         found = pl.DataFrame()
-        matched = considered = 0
+        matched = considered = cap = 0
+        if problem is None:
+            assert user is not None
+            cap, problem = self._approved_cap(user, request, now)
         if problem is None:
             assert user is not None
             parts = [
@@ -824,7 +856,6 @@ class Gate:
                 reads = reads.unique("read_id", keep="first", maintain_order=True)
             if "captured_at" in reads.columns:
                 reads = reads.sort("captured_at")
-            cap = self.policy.max_rows_approved if request.approved_by else self.policy.max_rows
             matched = reads.height
             reads = reads.head(cap)
             considered = reads.height
@@ -993,8 +1024,18 @@ def _place_search(request: _PatternRequest, place: Place) -> SearchRequest:
         vehicle_make=request.vehicle_make,
         vehicle_color=request.vehicle_color,
         vehicle_type=request.vehicle_type,
-        approved_by=request.approved_by,
+        approval_id=request.approval_id,
     )
+
+
+def _refuse_typed_approver(data: Any) -> Any:
+    """Refuse ``approved_by``: a typed user id approves nothing (a clear error, not a typo)."""
+    if isinstance(data, dict) and "approved_by" in data:
+        raise ValueError(
+            "approved_by is not accepted: a supervisor grants an approval through the service "
+            "(alpr-workbench approvals grant) and the search gives its approval_id"
+        )
+    return data
 
 
 def _utc_now() -> dt.datetime:

@@ -740,6 +740,9 @@ def create_app(
     from alpr_workbench.service.routes_hits import hits_router
 
     app.include_router(hits_router(svc))
+    from alpr_workbench.service.routes_approvals import approvals_router
+
+    app.include_router(approvals_router(svc))
     from alpr_workbench.service.routes_oidc import oidc_router  # off unless configured
 
     app.include_router(oidc_router(svc))

@@ -5,7 +5,9 @@
 that it names a workbench user in good standing whose role the provider's groups map to, and
 shows a one-time code; ``POST /v1/oidc/redeem`` exchanges that code, with the flow secret,
 once, for a session. Every refusal backs the source off (the same per-source throttle as
-``/v1/login``) and is a ``login`` event with action ``oidc``. See ``service/oidc.py`` and
+``/v1/login``) and is a ``login`` event with action ``oidc``. An account is bound to the
+provider's (issuer, sub) at its first sign-in (``oidc_bound``) and accepted only for that
+subject from then on. See ``service/oidc.py`` and
 ``docs/decisions/0006-oidc-sign-in.md``.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -31,7 +34,10 @@ from alpr_workbench.service.oidc import (
 if TYPE_CHECKING:
     from alpr_workbench.service.app import _Service
 
-__all__ = ["oidc_router"]
+__all__ = ["BINDINGS_TABLE", "oidc_router"]
+
+#: The store's table binding each account to the provider's (issuer, sub).
+BINDINGS_TABLE = "oidc_bindings"
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -97,6 +103,38 @@ def oidc_router(svc: _Service) -> APIRouter:
         problem = user_problem(user, policy=svc.gate.policy, now=svc.now())
         return problem, (user.role if user is not None else None)
 
+    def bind(verified: Verified, source: str) -> str | None:
+        """Bind the account to the provider's (issuer, sub) at its first sign-in; then match.
+
+        The claim only finds the account: from its first sign-in through the provider on,
+        the account is accepted only for that (issuer, subject), so a different person at
+        the provider who is given the same user name or e-mail claim is refused. A subject
+        already bound to another account is refused too. A new binding is audited
+        (``oidc_bound``). Returns the reason for a refusal, or None.
+        """
+        assert config is not None
+        with svc.lock:  # check-and-bind is one step (a binding changes the store)
+            table = svc.store.tables.read(BINDINGS_TABLE)
+            mine = table.filter(pl.col("user_id") == verified.user_id)
+            if mine.height:
+                row = mine.row(0, named=True)
+                if row["issuer"] == config.issuer and row["subject"] == verified.subject:
+                    return None
+                return ("this account is bound to another identity at the identity provider "
+                        "(a different subject presented its user claim)")
+            taken = table.filter((pl.col("issuer") == config.issuer)
+                                 & (pl.col("subject") == verified.subject))
+            if taken.height:
+                return "this identity at the provider is bound to another workbench account"
+            svc.store.tables.append(BINDINGS_TABLE, pl.DataFrame(
+                [{"user_id": verified.user_id, "issuer": config.issuer,
+                  "subject": verified.subject, "bound_at": svc.now()}], schema=table.schema))
+            svc.record("login", action="oidc_bound", source=source, user_id=verified.user_id,
+                       problem=None, details={"issuer": config.issuer,
+                                              "subject": verified.subject[:128],
+                                              "flow_id": verified.flow_id})
+        return None
+
     @router.get("/start")
     async def start(request: Request) -> Response:
         """Start a sign-in: the URL to open in a browser, and this flow's secret."""
@@ -147,6 +185,8 @@ def oidc_router(svc: _Service) -> APIRouter:
                 problem, role = standing(verified.user_id)
             if problem is None and role is not None:
                 problem = role_problem(verified.roles, role)
+            if problem is None:
+                problem = bind(verified, source)
             if problem is not None:
                 raise refuse(source, problem, verified.user_id, "callback", details)
             one_time = oidc.grant(verified)

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -97,6 +99,7 @@ def run_service(
     dashboard_port: int | None = None,
     tiles: bool = False,
     show: bool = False,
+    read_cache_mb: int | None = None,
 ) -> None:
     """Open the store with the service's secret; serve the API (and dashboard) until stopped.
 
@@ -117,6 +120,9 @@ def run_service(
         dashboard), over TLS with the same certificate, signed in with the same accounts.
     tiles, show
         Dashboard: online map tiles; open a browser on its login page.
+    read_cache_mb
+        Memory for decrypted day files (decision 0009; 0 turns it off; None: the default,
+        1 GiB). The newest days are decrypted into it in the background at start.
 
     Raises
     ------
@@ -141,45 +147,57 @@ def run_service(
     from alpr_workbench.service.app import create_app
     from alpr_workbench.service.sessions import SessionStore
     from alpr_workbench.service.throttle import make_throttle
-    from alpr_workbench.store import Store
+    from alpr_workbench.store import READ_CACHE, Store, hold_store
 
-    store = Store.open(Path(home), passphrase=_read_secret(secret_file))
-    audit = AuditLog.open(store.home, store.keystore)
-    accounts = AccountStore(store.home, store.keystore)
-    throttle = make_throttle()  # one back-off per source for the API and the dashboard
-    sessions = SessionStore()  # one session table: the dashboard's sign-ins are sessions too
-    app = create_app(store, audit=audit, accounts=accounts, sessions=sessions, throttle=throttle)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        ssl_certfile=str(cert),
-        ssl_keyfile=str(key),
-        log_level="warning",
-        access_log=False,
-        server_header=False,
-        # The source of a request is the peer's address, never what it claims: uvicorn's
-        # default trusts X-Forwarded-For from loopback, which would let a local caller rotate
-        # its login back-off away and write a false `source` into the audit trail.
-        proxy_headers=False,
-        forwarded_allow_ips="",
-        # A client keeps one TLS connection for its session; a notebook pausing between
-        # searches should not pay a new handshake each time (uvicorn's default is 5 s).
-        timeout_keep_alive=60,
-    )
-    dashboard = None
-    try:
-        if dashboard_port is not None:
-            dashboard = _start_dashboard(
-                store, audit, accounts, throttle, sessions, host=host, port=dashboard_port,
-                cert=cert, key=key, tiles=tiles, show=show, api_url=_api_url(host, port),
+    # The data directory's holder lock, for as long as the service runs: an operator tool
+    # (verify, audit digest...) started beside it is refused, naming this service.
+    holder = f"the workbench service (pid {os.getpid()}, {_api_url(host, port)})"
+    with hold_store(Path(home), holder=holder):
+        store = Store.open(Path(home), passphrase=_read_secret(secret_file))
+        if read_cache_mb is not None:
+            READ_CACHE.set_budget(read_cache_mb << 20)
+        threading.Thread(target=store.reads.warm, name="read-cache-warm", daemon=True).start()
+        audit = AuditLog.open(store.home, store.keystore)
+        accounts = AccountStore(store.home, store.keystore)
+        throttle = make_throttle()  # one back-off per source for the API and the dashboard
+        sessions = SessionStore()  # one session table: the dashboard's sign-ins are sessions too
+        app = create_app(
+            store, audit=audit, accounts=accounts, sessions=sessions, throttle=throttle
+        )
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            ssl_certfile=str(cert),
+            ssl_keyfile=str(key),
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            # The source of a request is the peer's address, never what it claims: uvicorn's
+            # default trusts X-Forwarded-For from loopback, which would let a local caller rotate
+            # its login back-off away and write a false `source` into the audit trail.
+            proxy_headers=False,
+            forwarded_allow_ips="",
+            # A client keeps one TLS connection for its session; a notebook pausing between
+            # searches should not pay a new handshake each time (uvicorn's default is 5 s).
+            timeout_keep_alive=60,
+        )
+        dashboard = None
+        try:
+            if dashboard_port is not None:
+                dashboard = _start_dashboard(
+                    store, audit, accounts, throttle, sessions, host=host, port=dashboard_port,
+                    cert=cert, key=key, tiles=tiles, show=show, api_url=_api_url(host, port),
+                )
+            print(
+                f"alpr-workbench service on https://{host}:{port} (certificate {cert})",
+                flush=True,
             )
-        print(f"alpr-workbench service on https://{host}:{port} (certificate {cert})", flush=True)
-        uvicorn.Server(config).run()
-    finally:
-        if dashboard is not None:
-            dashboard.stop()
-        audit.close()
+            uvicorn.Server(config).run()
+        finally:
+            if dashboard is not None:
+                dashboard.stop()
+            audit.close()
 
 
 class _DashboardSessions:
@@ -270,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--certfile", type=Path)
     parser.add_argument("--keyfile", type=Path)
     parser.add_argument("--dashboard-port", type=int, default=None)
+    parser.add_argument("--read-cache-mb", type=int, default=None)
     args = parser.parse_args(argv)
     try:
         run_service(
@@ -281,6 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             certfile=args.certfile,
             keyfile=args.keyfile,
             dashboard_port=args.dashboard_port,
+            read_cache_mb=args.read_cache_mb,
         )
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

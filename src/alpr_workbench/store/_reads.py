@@ -24,7 +24,8 @@ from alpr_workbench.store._commit import (
     recover,
 )
 from alpr_workbench.store._index import MANIFEST, load_index
-from alpr_workbench.store._partition import Partition
+from alpr_workbench.store._partition import Partition, warm_files
+from alpr_workbench.store._readcache import READ_CACHE, CacheKey
 
 _DAY_DIR = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 _HOLD_DIR = re.compile(r"^hold=([A-Za-z0-9_-]+)$")
@@ -132,6 +133,27 @@ class ReadStore:
         """Ids of live legal-hold partitions (from the authenticated index)."""
         return self._holds_in(self._index())
 
+    def batch_ids(self) -> set[str]:
+        """Ids of the ingest batches whose reads the store holds (from the manifests).
+
+        Decrypts nothing. Reads stored without a batch id (the demo builder, stores
+        written before batch ids) are not counted.
+
+        Raises
+        ------
+        StoreError
+            If the index or a manifest is missing, altered or an older copy.
+        """
+        index = self._index()
+        parts = [self.partition(day) for day in self._days_in(index)]
+        parts += [self.hold_partition(hold) for hold in self._holds_in(index)]
+        return {
+            str(item["batch_id"])
+            for part in parts
+            for item in part.manifest(index)["files"]
+            if item.get("batch_id")
+        }
+
     def row_count(self) -> int:
         """Reads stored in day partitions (from the manifests; decrypts nothing)."""
         return sum(self.day_row_counts().values())
@@ -180,11 +202,15 @@ class ReadStore:
                 on_day_done(day, added)
         return report
 
-    def stage_ingest(self, frame: pl.DataFrame) -> tuple[IngestReport, list[ManifestUpdate]]:
+    def stage_ingest(
+        self, frame: pl.DataFrame, *, batch_id: str | None = None
+    ) -> tuple[IngestReport, list[ManifestUpdate]]:
         """Write the new reads of a batch into unlisted files; return the manifests to publish.
 
         Nothing is visible until the caller, holding :func:`commit_lock`, publishes the
-        returned updates (with any others of the same ingest) in one commit.
+        returned updates (with any others of the same ingest) in one commit. ``batch_id``
+        is kept in the manifest entry of every new file, so an audit record of the batch
+        can be matched with what the store holds (:meth:`batch_ids`).
         """
         batch = validate_frame("reads", frame)
         if batch.height == 0:
@@ -219,6 +245,8 @@ class ReadStore:
             if not rows.height:
                 return 0, None
             entry = partition.stage(rows.sort(self._sort_keys()))
+            if batch_id is not None:
+                entry["batch_id"] = batch_id
             return rows.height, partition.update([entry], replace=False)
 
         with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
@@ -265,24 +293,70 @@ class ReadStore:
 
         recover(self.root, self.keystore)
         in_window, held_parts = consistent(self.root, self.keystore, snapshot)
-        scans = [
-            scan for part, manifest in in_window for scan in part.scan(hashes, manifest=manifest)
+        day_files = [
+            (part, path, key)
+            for part, manifest in in_window
+            for path, key in part.candidates(hashes, manifest)
         ]
-        held = False
-        if include_holds:
+        held_files = [
+            (part, path, key)
+            for part, manifest in held_parts
+            for path, key in part.candidates(hashes, manifest)
+        ]
+        warm_files([*day_files, *held_files])
+        scans = self._lazy(day_files, plates)
+        if held_files:
             window = pl.lit(True)
             if start is not None:
                 window &= pl.col("captured_at").dt.date() >= start
             if end is not None:
                 window &= pl.col("captured_at").dt.date() <= end
-            for part, manifest in held_parts:
-                for scan in part.scan(hashes, manifest=manifest):
-                    scans.append(scan.filter(window))
-                    held = True
+            scans += [scan.filter(window) for scan in self._lazy(held_files, plates)]
         if plates is not None:
             wanted = pl.col("plate").is_in(list(plates))
             scans = [scan.filter(wanted) for scan in scans]
-        return scans, held
+        return scans, bool(held_files)
+
+    def warm(self) -> int:
+        """Decrypt the newest days into this process's read cache until it is full.
+
+        The service runs this once in the background when it starts, so the first searches
+        of the day do not each pay for decryption (decision 0009).
+
+        Returns
+        -------
+        int
+            The number of days now in the cache.
+        """
+        warmed = 0
+        for day in sorted(self.days(), reverse=True):
+            part = self.partition(day)
+            try:
+                files = [(part, path, key) for path, key in part.candidates()]
+            except StoreError:
+                continue  # a damaged day is reported by the search that reads it
+            warm_files(files, estimate=False, evict=False)
+            if not all(key in READ_CACHE for _, _, key in files):
+                break  # full (nothing already kept is evicted), or the day does not decrypt
+            warmed += 1
+        return warmed
+
+    @staticmethod
+    def _lazy(
+        files: list[tuple[Partition, Path, CacheKey]], plates: Sequence[str] | None
+    ) -> list[pl.LazyFrame]:
+        # Files in the read cache become one in-memory frame (only the plates' rows when
+        # given); the others one scan each.
+        memory, scans = [], []
+        for part, path, key in files:
+            rows = part.cached_rows(key, plates)
+            if rows is None:
+                scans.append(part.lazy_file(path, key))
+            else:
+                memory.append(rows)
+        if memory:
+            scans.append(pl.concat(memory, how="vertical", rechunk=False).lazy())
+        return scans
 
     def scan(
         self,

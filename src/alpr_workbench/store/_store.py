@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,12 @@ class Store:
         recover(paths.data, keystore)
 
     def ingest(
-        self, reads: pl.DataFrame, *, hits: pl.DataFrame | None = None
+        self,
+        reads: pl.DataFrame,
+        *,
+        hits: pl.DataFrame | None = None,
+        batch_id: str | None = None,
+        before_commit: Callable[[IngestReport, int], None] | None = None,
     ) -> tuple[IngestReport, int]:
         """Store a batch of reads and the hits it raised, visible as one unit or not at all.
 
@@ -62,18 +68,32 @@ class Store:
         manifest and the hits table together (see ``store/_commit.py``). A process killed at
         any moment leaves the whole batch, with its hits, or none of it.
 
+        Parameters
+        ----------
+        reads, hits
+            The batch and the hits it raised.
+        batch_id
+            Kept in the manifest entry of every new file (see :meth:`ReadStore.batch_ids`).
+        before_commit
+            Called with what the commit will add (the report and the hits), after every
+            file is written and before the commit point, holding the commit lock: the
+            ingest's audit record goes here, so no batch is ever stored without one. If it
+            raises, nothing is committed.
+
         Returns
         -------
         tuple
             The read store's :class:`IngestReport` and the number of hits added.
         """
         with commit_lock(self.reads.root, self.keystore):
-            report, updates = self.reads.stage_ingest(reads)
+            report, updates = self.reads.stage_ingest(reads, batch_id=batch_id)
             added = 0
             if hits is not None and hits.height:
                 added, update = self.tables.stage_append("hits", hits)
                 if update is not None:
                     updates.append(update)
+            if before_commit is not None:
+                before_commit(report, added)
             publish(self.reads.root, self.keystore, updates)
         return report, added
 
