@@ -22,6 +22,13 @@ aggregate figures). In the JSON output each set's whole-set figures stay where t
 per-image errors; the check part's errors are never collected, printed or written. A gap
 between the parts is a finding to state, not to hide.
 
+States (issue #17): the state classifier's figures on the crops, per part: the share of crops
+given a state (coverage), the share right among those given, and the share right overall
+(a crop of a state the classifier does not cover is right when no state is given), plus the
+milliseconds per crop it adds. ``--tuning-errors`` also prints, for the tuning part only,
+what it gave per true state and a sweep of its threshold. ``--crops-only`` reads only the
+crops (the default reading and the states), without the speed variants, photos or baseline.
+
 Timings are of the steady state (one warm-up pass first), as a running camera service sees it;
 they are of the whole set only.
 
@@ -111,7 +118,96 @@ def _with_parts(whole: dict[str, Any], names: list[str],
     return whole
 
 
-def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
+#: Thresholds of the state classifier swept on the tuning part (``--tuning-errors``).
+STATE_SWEEP = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
+
+
+def _state_scores(truths: list[str], best: list[tuple[str, float]], below: float,
+                  covered: set[str]) -> tuple[list[bool], list[bool], list[bool]]:
+    """Per crop: given a state, given the right one, right overall.
+
+    ``best`` is the classifier's best class and its probability; a state is given when that
+    class is a covered state at least ``below`` sure. Right overall: the right state given,
+    or none given for a plate of a state the classifier does not cover.
+    """
+    given = [c in covered and p >= below for c, p in best]
+    right = [g and c == t for g, (c, _), t in zip(given, best, truths, strict=True)]
+    overall = [r or (not g and t not in covered)
+               for g, r, t in zip(given, right, truths, strict=True)]
+    return given, right, overall
+
+
+def bench_states(rec: Any, crops: list[tuple[Path, str, str]],
+                 prepared: np.ndarray) -> dict[str, Any]:
+    """State accuracy on the crops per part, its cost, and the tuning part's confusions."""
+    from collections import Counter
+
+    from alpr_workbench.recognition.synth_plates import STATE_CLASSES, STATE_OTHER
+
+    if rec.state_model is None:
+        return {"skipped": "no state classifier (state.onnx) in the models folder"}
+    covered = set(STATE_CLASSES) - {STATE_OTHER}
+    names = [p.name for p, _, _ in crops]
+    truths = [st.upper() for _, _, st in crops]
+    below, rec.state_below = rec.state_below, 0.0  # every crop's best class, then threshold
+    raw = rec.read_states(prepared)
+    rec.state_below = below
+    # at threshold 0 a None is the class "other"
+    best = [(STATE_OTHER if c is None else c, float(p or 0.0)) for c, p in raw]
+    t0 = time.perf_counter()
+    for _ in range(3):
+        rec.read_states(prepared)
+    ms_per_crop = (time.perf_counter() - t0) / 3 / len(prepared) * 1000
+    t0 = time.perf_counter()  # for scale: the readers' networks on the same crops
+    for _ in range(3):
+        rec.read_probs(prepared)
+    reader_ms = (time.perf_counter() - t0) / 3 / len(prepared) * 1000
+    given, right, overall = _state_scores(truths, best, below, covered)
+    parts = [split_of(n) for n in names]
+    out: dict[str, Any] = {"threshold": below, "ms_per_crop": ms_per_crop,
+                           "reader_network_ms_per_crop": reader_ms,
+                           "classes": list(STATE_CLASSES)}
+    for part in (WHOLE, *PARTS):
+        idx = [i for i, q in enumerate(parts) if part in (WHOLE, q)]
+        n_given = sum(given[i] for i in idx)
+        n_cov = sum(truths[i] in covered for i in idx)
+        out[part] = {
+            "n": len(idx),
+            "n_covered_states": n_cov,
+            "coverage": n_given / len(idx) if idx else None,
+            "accuracy_given": sum(right[i] for i in idx) / n_given if n_given else None,
+            "accuracy_overall": sum(overall[i] for i in idx) / len(idx) if idx else None,
+            "recall_covered": (sum(right[i] for i in idx if truths[i] in covered) / n_cov
+                               if n_cov else None),
+        }
+    # the tuning part only: per true state, what the classifier gave; and a threshold sweep
+    tuning = [i for i, q in enumerate(parts) if q == TUNING]
+    confusion: dict[str, dict[str, Any]] = {}
+    for i in tuning:
+        key = truths[i] if truths[i] in covered else STATE_OTHER
+        row = confusion.setdefault(key, {"n": 0, "right": 0, "none": 0, "wrong": Counter()})
+        row["n"] += 1
+        if right[i]:
+            row["right"] += 1
+        elif not given[i]:
+            row["none"] += 1
+        else:
+            row["wrong"][best[i][0]] += 1
+    out["tuning_confusion"] = {
+        k: {**v, "wrong": dict(v["wrong"].most_common())}
+        for k, v in sorted(confusion.items(), key=lambda kv: (kv[0] == STATE_OTHER, kv[0]))}
+    sweep = {}
+    for t in STATE_SWEEP:
+        g, r, o = _state_scores([truths[i] for i in tuning], [best[i] for i in tuning], t,
+                                covered)
+        sweep[str(t)] = {"coverage": sum(g) / len(g),
+                         "accuracy_given": sum(r) / sum(g) if sum(g) else None,
+                         "accuracy_overall": sum(o) / len(o)}
+    out["tuning_sweep"] = sweep
+    return out
+
+
+def bench_ours(rec: Any, top_k: int, *, crops_only: bool = False) -> dict[str, Any]:
     from alpr_workbench.recognition.infer import load_image, prepare_crop
 
     res: dict[str, Any] = {}
@@ -119,6 +215,20 @@ def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
     names = [p.name for p, _, _ in crops]
     imgs = [load_image(p) for p, _, _ in crops]
     rec.read_crops(imgs[:32])  # warm-up: time the steady state
+    if crops_only:  # the default reading and the states only: no speed variants, no photos
+        t0 = time.perf_counter()
+        readings = rec.read_crops(imgs, top_k=top_k)
+        t_all = time.perf_counter() - t0
+        res["crops"] = _with_parts({
+            "n": len(crops), "reader_file": rec.reader_file, "k": top_k,
+            "crops_per_s_end_to_end": len(crops) / t_all,
+        }, names, {"top1": [r.text == gt for r, (_, gt, _) in zip(readings, crops,
+                                                                    strict=True)]})
+        res["crops"]["tuning_errors"] = [
+            (p.name, gt, r.text) for r, (p, gt, _) in zip(readings, crops, strict=True)
+            if r.text != gt and split_of(p.name) == TUNING]
+        res["states"] = bench_states(rec, crops, np.stack([prepare_crop(im) for im in imgs]))
+        return res
 
     def timed(**how: Any) -> tuple[list[Any], list[bool], float]:
         """Readings, exact top-1 per crop and seconds (decoded crops in, readings out)."""
@@ -159,6 +269,7 @@ def bench_ours(rec: Any, top_k: int) -> dict[str, Any]:
     res["crops"]["tuning_errors"] = [
         (p.name, gt, r.text) for r, (p, gt, _) in zip(readings, crops, strict=True)
         if r.text != gt and split_of(p.name) == TUNING]
+    res["states"] = bench_states(rec, crops, prepared)
 
     frames = load_frames_set()
     flags: dict[str, list[bool]] = {
@@ -278,16 +389,45 @@ def _accuracy_table(ours: dict[str, Any], base: dict[str, Any]) -> str:
         if "skipped" in res:
             continue
         for set_, key, label in _ROWS:
-            if key not in res[set_]:
+            if set_ not in res or key not in res[set_]:
                 continue
             figures = [res[set_]] + [res[set_]["parts"][part] for part in PARTS]
             lines.append(f"{who + ': ' + label:44s} "
                          + " ".join(cell(fig, key) for fig in figures))
+        if "frames" not in res:  # --crops-only
+            continue
         lines.append(f"{who + ': n (crops / photos)':44s} "
                      + " ".join(f"{f'{n_c}/{n_f}':>7s}" for n_c, n_f in zip(
                          [res["crops"]["n"]] + [res["crops"]["parts"][p]["n"] for p in PARTS],
                          [res["frames"]["n"]] + [res["frames"]["parts"][p]["n"] for p in PARTS],
                          strict=True)))
+    return "\n".join(lines)
+
+
+_STATE_ROWS = (
+    ("coverage", "state: crops given a state"),
+    ("accuracy_given", "state: right among those given"),
+    ("accuracy_overall", "state: right overall (none for others)"),
+    ("recall_covered", "state: covered states' crops given right"),
+)
+
+
+def _state_table(states: dict[str, Any]) -> str:
+    """The state figures for the whole set and each part."""
+    if "skipped" in states:
+        return f"state: skipped ({states['skipped']})"
+    lines = [f"state classifier: threshold {states['threshold']}, "
+             f"{states['ms_per_crop']:.3f} ms per crop added (the readers' networks: "
+             f"{states['reader_network_ms_per_crop']:.3f} ms per crop)"]
+    for key, label in _STATE_ROWS:
+        cells = []
+        for part in (WHOLE, *PARTS):
+            v = states[part][key]
+            cells.append(f"{v:7.1%}" if v is not None else "      -")
+        lines.append(f"{label:44s} " + " ".join(cells))
+    lines.append(f"{'state: n (crops / of covered states)':44s} " + " ".join(
+        f"{str(states[p]['n']) + '/' + str(states[p]['n_covered_states']):>7s}"
+        for p in (WHOLE, *PARTS)))
     return "\n".join(lines)
 
 
@@ -308,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tuning-errors", action="store_true",
                    help="print the tuning part's per-image errors (file, truth, reading); "
                         "the check part's are never printed")
+    p.add_argument("--crops-only", action="store_true",
+                   help="read only the crops (default reading and states): no speed "
+                        "variants, no photos, no baseline")
     p.add_argument("--baseline-limit", type=int, default=None,
                    help="run the baseline on an evenly spaced subset of this size per set")
     a = p.parse_args(argv)
@@ -326,38 +469,58 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
         torch_version = torch.__version__
     rec = Recognizer.load(a.models, int8=not a.float32)
-    ours = bench_ours(rec, a.top_k)
-    base = {"skipped": "--no-baseline"} if a.no_baseline else bench_baseline(
-        a.threads, a.baseline_limit)
+    ours = bench_ours(rec, a.top_k, crops_only=a.crops_only)
+    base = ({"skipped": "--no-baseline"} if a.no_baseline
+            else {"skipped": "--crops-only"} if a.crops_only
+            else bench_baseline(a.threads, a.baseline_limit))
     out = {
         "host": f"{platform.processor() or platform.machine()}, torch threads {a.threads}",
         "torch": torch_version,
         "ours": ours,
         "baseline": base,
     }
-    c, f = ours["crops"], ours["frames"]
-    print(f"reader: {c['reader_file']} ({c['readers']} reader(s) voting)")
-    print(f"crops  (n={c['n']}): {c['crops_per_s_model']:.0f} crops/s model, "
-          f"{c['crops_per_s_end_to_end']:.0f} crops/s end to end, default "
-          f"({c['crops_per_s_one_view']:.0f} one view, "
-          f"{c['crops_per_s_four_views_every_crop']:.0f} every crop four ways)")
-    print(f"frames (n={f['n']}): {f['ms_per_frame_mean']:.1f} ms/frame mean, "
-          f"{f['ms_per_720p_frame_mean']} ms/720p frame")
+    c = ours["crops"]
+    if a.crops_only:
+        print(f"reader: {c['reader_file']}; crops (n={c['n']}): "
+              f"{c['crops_per_s_end_to_end']:.0f} crops/s end to end, default")
+    else:
+        f = ours["frames"]
+        print(f"reader: {c['reader_file']} ({c['readers']} reader(s) voting)")
+        print(f"crops  (n={c['n']}): {c['crops_per_s_model']:.0f} crops/s model, "
+              f"{c['crops_per_s_end_to_end']:.0f} crops/s end to end, default "
+              f"({c['crops_per_s_one_view']:.0f} one view, "
+              f"{c['crops_per_s_four_views_every_crop']:.0f} every crop four ways)")
+        print(f"frames (n={f['n']}): {f['ms_per_frame_mean']:.1f} ms/frame mean, "
+              f"{f['ms_per_720p_frame_mean']} ms/720p frame")
     if "skipped" in base:
         print(f"baseline skipped: {base['skipped']}")
     else:
         print(f"baseline {base['name']}: {base['crops']['crops_per_s']:.1f} crops/s, "
               f"{base['frames']['ms_per_frame_mean']:.0f} ms/frame")
     print(_accuracy_table(ours, base))
+    print(_state_table(ours["states"]))
     if a.tuning_errors:  # the tuning part only: never read the check part's errors
+        states = ours["states"]
+        if "skipped" not in states:
+            print("states, tuning part: true state, n, right, none given, given wrong")
+            for st, row in states["tuning_confusion"].items():
+                wrong = ", ".join(f"{k} {v}" for k, v in row["wrong"].items())
+                print(f"  {st:6s} {row['n']:3d} {row['right']:3d} {row['none']:3d}  {wrong}")
+            print("states, tuning part, threshold sweep: coverage, right among given, overall")
+            for t, row in states["tuning_sweep"].items():
+                acc = row["accuracy_given"]
+                print(f"  {t}: {row['coverage']:.1%}  "
+                      f"{'-' if acc is None else f'{acc:.1%}'}  {row['accuracy_overall']:.1%}")
         for part in ("crops", "frames"):
+            if part not in ours:
+                continue
             print(f"{part}, tuning part, errors (file, truth, reading):")
             for name, truth, reading in ours[part]["tuning_errors"]:
                 print(f"  {name}\t{truth}\t{reading}")
     if a.json:  # per-image errors name evaluation plates: keep them out of committed files
         if not a.with_errors:
             for part in ("crops", "frames"):
-                ours[part].pop("tuning_errors", None)
+                ours.get(part, {}).pop("tuning_errors", None)
         a.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0
 

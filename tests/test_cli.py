@@ -28,7 +28,10 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     home = tmp_path / "home"
-    out = _cli("demo", "--data-dir", str(home), "--days", "3", "--scale", "0.1", "--no-serve")
+    # A few rendered frames show the recognition models take part (the default is 24).
+    demo = ("demo", "--data-dir", str(home), "--days", "3", "--scale", "0.1", "--no-serve",
+            "--frames", "6")
+    out = _cli(*demo)
     assert out.returncode == 0, out.stderr
     assert "Synthetic city built" in out.stdout and "not for real data" in out.stdout
     assert "Try a case-gated search" in out.stdout
@@ -40,13 +43,15 @@ def test_demo_builds_an_encrypted_city_then_purge_and_verify(tmp_path):
     searches = [line for line in lines if line.startswith("alpr-workbench search --case ")]
     assert searches and not any("--user" in line for line in searches)
     assert "Reads from rendered frames" in out.stdout  # the recognition models took part
+    rendered = next(line for line in lines if "Reads from rendered frames" in line)
+    assert " 6 (" in rendered, rendered  # all six frames, read exactly or not
     passphrase_file = home / "keys" / "DEMO-PASSPHRASE.txt"
     assert stat.S_IMODE(passphrase_file.stat().st_mode) == 0o600
     store = Store.open(home)
     assert len(store.reads.days()) == 3 and store.reads.row_count() > 0
     assert store.tables.read("cameras").height > 0
     # rerunning adds nothing
-    again = _cli("demo", "--data-dir", str(home), "--days", "3", "--scale", "0.1", "--no-serve")
+    again = _cli(*demo)
     assert again.returncode == 0 and "(0)" in again.stdout
     assert _cli("verify", "--data-dir", str(home)).returncode == 0
     last = store.reads.days()[-1]
@@ -74,7 +79,7 @@ def test_data_dir_comes_from_the_environment(tmp_path):
     home = tmp_path / "envhome"
     result = runner.invoke(
         app,
-        ["demo", "--days", "1", "--scale", "0.05", "--no-serve"],
+        ["demo", "--days", "1", "--scale", "0.05", "--no-serve", "--frames", "0"],
         env={"ALPR_WORKBENCH_HOME": str(home)},
     )
     assert result.exit_code == 0, result.output
@@ -93,7 +98,8 @@ def test_verify_reports_a_damaged_file(tmp_path):
     home = tmp_path / "home"
     assert (
         runner.invoke(
-            app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve"]
+            app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve",
+                  "--frames", "0"]
         ).exit_code
         == 0
     )
@@ -111,7 +117,8 @@ def test_ingest_csv_stores_and_matches(tmp_path):
     home = tmp_path / "home"
     assert (
         runner.invoke(
-            app, ["demo", "--data-dir", str(home), "--days", "1", "--scale", "0.05", "--no-serve"]
+            app, ["demo", "--data-dir", str(home), "--days", "1", "--scale", "0.05", "--no-serve",
+                  "--frames", "0"]
         ).exit_code
         == 0
     )

@@ -111,20 +111,8 @@ def test_cli_login_oidc_saves_a_session(oidc, tmp_path):
         assert client.whoami()["user_id"] == "t.analyst"
 
 
-def test_routes_answer_404_when_oidc_is_not_configured(tmp_path):
-    from service_fixtures import build_home, start_service
-
-    home = tmp_path / "home"
-    code, cert = build_home(home)
-    service = start_service(home, code, cert)
-    try:
-        with service.raw() as http:
-            answer = http.get("/v1/oidc/start")
-            redeem = http.post("/v1/oidc/redeem", json={"flow_secret": "x", "code": "y"})
-    finally:
-        stop_service(service)
-    assert answer.status_code == 404 and answer.json()["error"] == "oidc_off"
-    assert redeem.status_code == 404
+# The routes of a service without OIDC (404) are checked on tests/test_service.py's service:
+# test_oidc_routes_answer_404_when_oidc_is_not_configured.
 
 
 # -- the configuration ---------------------------------------------------------------------

@@ -76,6 +76,15 @@ def test_init_makes_an_empty_store_with_one_administrator(service):
     assert b"t.admin" not in accounts.read_bytes()  # sealed, not plain JSON
 
 
+def test_oidc_routes_answer_404_when_oidc_is_not_configured(service):
+    """Sign-in through an identity provider is off unless configured (tests/test_oidc.py)."""
+    with service.raw() as http:
+        answer = http.get("/v1/oidc/start")
+        redeem = http.post("/v1/oidc/redeem", json={"flow_secret": "x", "code": "y"})
+    assert answer.status_code == 404 and answer.json()["error"] == "oidc_off"
+    assert redeem.status_code == 404
+
+
 def test_the_session_file_is_private_and_pins_the_certificate(analyst):
     path = analyst.session_file
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -387,7 +387,12 @@ def _batch_digest(batch: pl.DataFrame) -> str:
 
 @dataclass(frozen=True)
 class InterruptedIngest:
-    """An ingest whose ``started`` audit record has no outcome record."""
+    """An ingest whose ``started`` audit record has no outcome record, or a wrong one.
+
+    ``recorded_failed``: its outcome record says ``failed``, yet its batch is in the store
+    (the writer failed after the commit point, e.g. while applying the commit journal, which
+    the next process finished).
+    """
 
     event_id: str
     occurred_at: dt.datetime
@@ -395,25 +400,32 @@ class InterruptedIngest:
     batch_id: str
     rows_received: int | None
     in_store: bool
+    recorded_failed: bool = False
 
     def describe(self) -> str:
         """One line for ``verify``: who, when, which batch, and whether the store has it."""
+        rows = "?" if self.rows_received is None else f"{self.rows_received:,}"
+        head = (
+            f"ingest {self.batch_id} started {self.occurred_at.isoformat(timespec='seconds')} "
+            f"by {self.user_id} ({rows} reads; audit record {self.event_id})"
+        )
+        if self.recorded_failed:
+            return (f"{head} was recorded as failed, but its reads ARE in the store (it "
+                    "failed after its commit point)")
         where = (
             "its reads ARE in the store" if self.in_store
             else "its reads are not in the store (nothing was committed)"
         )
-        rows = "?" if self.rows_received is None else f"{self.rows_received:,}"
-        return (
-            f"ingest {self.batch_id} started {self.occurred_at.isoformat(timespec='seconds')} "
-            f"by {self.user_id} ({rows} reads; audit record {self.event_id}) has no outcome "
-            f"record, the writer was stopped: {where}"
-        )
+        return f"{head} has no outcome record, the writer was stopped: {where}"
 
 
 def interrupted_ingests(
     events: pl.DataFrame, stored_batches: Collection[str]
 ) -> list[InterruptedIngest]:
     """The ingests with a ``started`` record and no outcome, and whether each was stored.
+
+    An ingest recorded as ``failed`` whose batch is in the store is listed too
+    (``recorded_failed``): its audit trail says the reads were not stored, and they were.
 
     Parameters
     ----------
@@ -442,6 +454,7 @@ def interrupted_ingests(
     ingests = events.filter(pl.col("event_type") == "ingest")
     begun: dict[str, dict[str, Any]] = {}
     ended: set[str] = set()
+    failed: set[str] = set()
     for row in ingests.iter_rows(named=True):
         try:
             detail = json.loads(row.get("query_json") or "")
@@ -452,9 +465,13 @@ def interrupted_ingests(
             continue
         if row["outcome"] == "started":
             begun.setdefault(batch_id, {**row, "rows_received": detail.get("rows_received")})
+        elif row["outcome"] == "failed":
+            failed.add(batch_id)
         else:
             ended.add(batch_id)
     stored = set(stored_batches)
+    # A "failed" outcome is wrong when the batch is stored: the writer failed after its
+    # commit point (applying the journal), and the next process finished the commit.
     return [
         InterruptedIngest(
             event_id=str(row["event_id"]),
@@ -463,9 +480,10 @@ def interrupted_ingests(
             batch_id=batch_id,
             rows_received=row["rows_received"],
             in_store=batch_id in stored,
+            recorded_failed=batch_id in failed,
         )
         for batch_id, row in begun.items()
-        if batch_id not in ended
+        if batch_id not in ended and (batch_id not in failed or batch_id in stored)
     ]
 
 

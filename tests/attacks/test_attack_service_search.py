@@ -28,7 +28,8 @@ runner = CliRunner()
 def served(tmp_path_factory):
     home = tmp_path_factory.mktemp("search-attack") / "home"
     built = runner.invoke(
-        app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve"]
+        app, ["demo", "--data-dir", str(home), "--days", "2", "--scale", "0.05", "--no-serve",
+              "--frames", "0"]  # rendered frames play no part in these attacks
     )
     assert built.exit_code == 0, built.output
     running = start_demo_service(home)

@@ -109,9 +109,22 @@ def _approver_problem(approver: User | None, searcher: User | None, *, policy: P
     if searcher is not None:
         if searcher.user_id == approver.user_id:
             return f"{approver.user_id!r} may not approve their own search"
+        if _same_person(searcher.full_name, approver.full_name):
+            # One person's second account (a supervisor who also holds an analyst account)
+            # would otherwise approve their own search.
+            return (f"{approver.user_id!r} may not approve a search by {searcher.user_id!r}: "
+                    "both accounts carry the same person's name")
         if searcher.organization != approver.organization:
             return f"{approver.user_id!r} may not approve searches of another organization"
     return None
+
+
+def _same_person(a: str | None, b: str | None) -> bool:
+    """Whether two accounts' full names name one person (case and spacing aside)."""
+    def norm(name: str | None) -> str:
+        return " ".join((name or "").casefold().replace(".", " ").split())
+
+    return bool(norm(a)) and norm(a) == norm(b)
 
 
 def grant_approval(
@@ -134,7 +147,8 @@ def grant_approval(
         The store and the audit sink.
     actor
         The supervisor, from their own session: a user in good standing whose role may
-        ``approve``, of the searcher's organization, and not the searcher.
+        ``approve``, of the searcher's organization, and not the searcher (nor an account
+        with the searcher's full name).
     searcher_user_id
         Who may use it: a user in good standing who may search and is assigned to the case.
     case_number

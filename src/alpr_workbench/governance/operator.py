@@ -7,7 +7,9 @@ races the service (it is refused, naming the service, while one runs), and each 
 ``operator`` record to the audit log through the same append the service uses: the actor is
 ``operator:<OS account>``, read from the operating system (the effective uid), never from an
 argument or an environment variable, the source is ``local``, with the command and its
-result (``docs/decisions/0008-operator-tools.md``).
+result (``docs/decisions/0008-operator-tools.md``). Since every operator runs as the service
+account, the record also names the account the person logged in as (``login_account``: the
+kernel's audit login uid, which ``su`` and ``sudo`` keep).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "OPERATOR_EVENT",
     "OperatorRun",
     "operator_identity",
+    "login_account",
     "operator_lock",
     "operator_run",
 ]
@@ -57,6 +60,36 @@ def operator_identity() -> str:
     except KeyError:  # an account without a passwd entry (some containers)
         name = f"uid-{uid}"
     return f"operator:{name}"
+
+
+#: ``/proc/self/loginuid`` when no login session set it (a service, a container).
+_NO_LOGIN_UID = 4294967295
+
+
+def login_account() -> str:
+    """The account the person logged in as, kept by the kernel across ``su`` and ``sudo``.
+
+    Operator tools run as the service account, so the effective uid (:func:`operator_identity`)
+    is the same for every person who uses them. The kernel's audit login uid
+    (``/proc/self/loginuid``, set once by ``pam_loginuid`` at login and not writable by the
+    process) still names who logged in. ``"unset"`` when no login session set it,
+    ``"unknown"`` where the kernel does not keep it.
+
+    Examples
+    --------
+    >>> login_account() != ""
+    True
+    """
+    try:
+        uid = int(Path("/proc/self/loginuid").read_text().strip())
+    except (OSError, ValueError):
+        return "unknown"
+    if uid == _NO_LOGIN_UID:
+        return "unset"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid-{uid}"
 
 
 @dataclass
@@ -101,6 +134,7 @@ class OperatorRun:
             "action": "operator tool",
             "command": f"alpr-workbench {self.command}",
             "source": "local",
+            "login_account": login_account(),
             "pid": os.getpid(),
             "result": cut,
         }

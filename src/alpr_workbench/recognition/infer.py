@@ -14,7 +14,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.resources import files
 from pathlib import Path
 from types import ModuleType
@@ -30,9 +30,11 @@ __all__ = [
     "DETECTOR_STRIDE",
     "IMAGE_SUFFIXES",
     "export_onnx",
+    "export_state_onnx",
     "quantize_reader",
     "PlateReading",
     "Recognizer",
+    "STATE_MIN_CONFIDENCE",
     "TORCH_INSTALL_HINT",
     "default_models_dir",
     "load_image",
@@ -73,7 +75,12 @@ class PlateReading:
     detection_score
         Detector confidence (1.0 for crops read as given).
     state
-        Two-letter state when known; the shipped reader does not classify states (``None``).
+        Two-letter state code of the plate's design when the state classifier (``state.onnx``)
+        sees one of the states it knows at least :data:`STATE_MIN_CONFIDENCE` surely;
+        ``None`` when the state cannot be seen (or no state classifier is shipped).
+    state_confidence
+        The classifier's probability of ``state`` (of its best class when ``state`` is
+        ``None``), or ``None`` without a state classifier.
     """
 
     text: str
@@ -83,6 +90,7 @@ class PlateReading:
     box: tuple[int, int, int, int] | None = None
     detection_score: float = 1.0
     state: str | None = None
+    state_confidence: float | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
@@ -94,6 +102,9 @@ class PlateReading:
             "box": list(self.box) if self.box is not None else None,
             "detection_score": round(self.detection_score, 4),
             "state": self.state,
+            "state_confidence": (
+                round(self.state_confidence, 4) if self.state_confidence is not None else None
+            ),
             "candidates": [{"text": t, "confidence": round(c, 4)} for t, c in self.candidates],
         }
 
@@ -299,6 +310,8 @@ class Recognizer:
         det_size: int = 640,
         backend: str = "torch",
         reader_file: str = "reader.pt",
+        state_model: Any | None = None,
+        state_below: float | None = None,
     ) -> None:
         self.reader = reader
         self.detector = detector
@@ -306,6 +319,10 @@ class Recognizer:
         self.backend = backend
         #: The weights file the reader runs from (``reader.int8.onnx`` for the int8 export).
         self.reader_file = reader_file
+        #: The state classifier (an ONNX Runtime session or a torch module), or ``None``.
+        self.state_model = state_model
+        #: States less sure than this are not given (``None``: "cannot be seen").
+        self.state_below = STATE_MIN_CONFIDENCE if state_below is None else state_below
 
     @classmethod
     def load(
@@ -354,7 +371,7 @@ class Recognizer:
             onnx = _load_onnx(folder, threads, int8)
             if onnx is not None:
                 return cls(onnx[0], onnx[1], det_size=det_size, backend="onnx",
-                           reader_file=onnx[2])
+                           reader_file=onnx[2], state_model=_load_state_model(folder, threads))
             if backend == "onnx":
                 raise WorkbenchError(
                     f"{folder}: ONNX backend needs onnxruntime and current reader.onnx "
@@ -386,7 +403,8 @@ class Recognizer:
             except RuntimeError as exc:
                 raise WorkbenchError(f"{folder}: cannot load detector.pt: {exc}") from exc
             detector.eval()
-        return cls(reader, detector, det_size=det_size, backend="torch")
+        return cls(reader, detector, det_size=det_size, backend="torch",
+                   state_model=_load_state_model(folder, threads))
 
     def _run_reader(self, x: np.ndarray) -> np.ndarray:
         """Log-probabilities ``(M, T, B, C)`` of the ``M`` readers for ``(B, 3, H, W)``."""
@@ -423,6 +441,34 @@ class Recognizer:
         if not out:
             return np.zeros((0, 1, 24, len(ALPHABET) + 1), np.float32)
         return np.concatenate(out)
+
+    def read_states(
+        self, crops: np.ndarray, *, batch_size: int = 256
+    ) -> list[tuple[str | None, float | None]]:
+        """The state of each prepared crop ``(N, 48, 96, 3)`` and its probability.
+
+        A state is given only when the classifier's best class is a state it knows (not
+        ``"other"``) and at least :attr:`state_below` sure; else ``None`` ("cannot be seen")
+        with the best class's probability. Without a state classifier every crop gets
+        ``(None, None)``.
+        """
+        if self.state_model is None or not len(crops):
+            return [(None, None)] * len(crops)
+        from alpr_workbench.recognition.synth_plates import STATE_CLASSES, STATE_OTHER
+
+        out: list[tuple[str | None, float | None]] = []
+        for i in range(0, len(crops), batch_size):
+            x = np.ascontiguousarray(
+                crops[i : i + batch_size].transpose(0, 3, 1, 2), dtype=np.float32
+            ) / np.float32(255)
+            probs = _softmax(_run_state_model(self.state_model, x))
+            for row in probs:
+                k = int(row.argmax())
+                name = STATE_CLASSES[k]
+                sure = float(row[k])
+                given = name != STATE_OTHER and sure >= self.state_below
+                out.append((name if given else None, sure))
+        return out
 
     def read_crops(
         self,
@@ -465,7 +511,9 @@ class Recognizer:
         imgs = [load_image(im) if isinstance(im, str | Path) else im for im in images]
         if not imgs:
             return []
-        first = self.read_probs(_prepare_all(imgs), batch_size=batch_size)
+        prepared = _prepare_all(imgs)
+        first = self.read_probs(prepared, batch_size=batch_size)
+        states = self.read_states(prepared, batch_size=batch_size)
         options = [[_decode_probs(p, top_k) for p in members] for members in first]
         readers = first.shape[1]
         chosen = [_combine(o, top_k, readers) for o in options]
@@ -481,7 +529,8 @@ class Recognizer:
                     options[i] += [_decode_probs(p, top_k) for p in more[v * len(unsure) + k]]
             for i in unsure:
                 chosen[i] = _combine(options[i], top_k, readers)
-        return [PlateReading(*c) for c in chosen]
+        return [PlateReading(*c, state=st, state_confidence=p)
+                for c, (st, p) in zip(chosen, states, strict=True)]
 
     def detect(
         self, frame: np.ndarray, *, max_boxes: int = 6, min_score: float = 0.15
@@ -575,7 +624,8 @@ class Recognizer:
 
         # first pass: every box at one margin; boxes that read as nothing much (a badge, a
         # light) are dropped there, the others are read again at two more margins
-        first = self.read_probs(np.stack([crop(b, 0.04, 0.08) for b, _ in boxes]))
+        first_crops = np.stack([crop(b, 0.04, 0.08) for b, _ in boxes])
+        first = self.read_probs(first_crops)
         readers = first.shape[1]
         readings = [[_decode_probs(p, top_k) for p in members] for members in first]
         again = [k for k, r in enumerate(readings) if len(_combine(r, top_k, readers)[0]) >= 3]
@@ -587,14 +637,20 @@ class Recognizer:
                 for j in range(2):
                     readings[k] += [_decode_probs(p, top_k) for p in more[2 * i + j]]
         out = []
-        for (box, score), at_margins in zip(boxes, readings, strict=True):
+        kept = []
+        for k, ((box, score), at_margins) in enumerate(zip(boxes, readings, strict=True)):
             best = _combine(at_margins, top_k, readers)
             if len(best[0]) < 2:
                 continue
+            kept.append(k)
             ibox = tuple(int(round(v)) for v in box)
             out.append(PlateReading(best[0], best[1], best[2], best[3],
                                     box=(ibox[0], ibox[1], max(1, ibox[2]), max(1, ibox[3])),
                                     detection_score=score))
+        if out and self.state_model is not None:  # only the boxes that hold a plate
+            states = self.read_states(first_crops[kept])
+            out = [replace(r, state=st, state_confidence=p)
+                   for r, (st, p) in zip(out, states, strict=True)]
         out.sort(key=_plate_rank)
         return out
 
@@ -680,6 +736,71 @@ def _plate_rank(reading: PlateReading) -> tuple[bool, float]:
     """
     usual = 4 <= len(reading.text) <= 8
     return (not usual, -(reading.detection_score * reading.confidence))
+
+
+#: Least probability at which the state classifier's best class is given as the plate's state
+#: (below it, or when the best class is "other", the state is ``None``: cannot be seen).
+#: Chosen on the tuning part of the dev crops only (see the model card's "State" section).
+STATE_MIN_CONFIDENCE = 0.9
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+
+
+def _run_state_model(model: Any, x: np.ndarray) -> np.ndarray:
+    """Logits ``(B, classes)`` of the state classifier (ONNX Runtime session or torch)."""
+    if hasattr(model, "run"):
+        return np.asarray(model.run(None, {"x": x})[0])
+    import torch
+
+    with torch.inference_mode():
+        return model(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
+
+
+def _load_state_model(folder: Path, threads: int | None) -> Any | None:
+    """The state classifier of ``folder``, or ``None`` when there is none (state stays None).
+
+    ``state.onnx`` on ONNX Runtime when it is current (its ``.source`` matches ``state.pt``
+    when that is there); else ``state.pt`` on torch when torch is installed. A missing, stale
+    or unreadable classifier is not an error: plates are still read, without a state.
+    """
+    onnx = _current_export(folder, "state", int8=False)
+    if onnx is not None:
+        try:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            if threads is not None:
+                opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return ort.InferenceSession(str(onnx), opts, providers=["CPUExecutionProvider"])
+        except ImportError:
+            pass
+        except Exception as exc:  # a damaged file: read plates without a state, say so
+            warnings.warn(f"{onnx}: state classifier not loaded ({exc}); state stays None",
+                          RuntimeWarning, stacklevel=3)
+            return None
+    pt = folder / "state.pt"
+    if not pt.exists():
+        return None
+    try:
+        import torch
+
+        from alpr_workbench.recognition.models import StateClassifier
+    except ImportError:
+        return None
+    model = StateClassifier()
+    try:
+        model.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        warnings.warn(f"{pt}: state classifier not loaded ({exc}); state stays None",
+                      RuntimeWarning, stacklevel=3)
+        return None
+    return model.eval()
 
 
 def _current_export(folder: Path, name: str, int8: bool) -> Path | None:
@@ -781,6 +902,46 @@ def export_onnx(models_dir: str | Path | None = None, *, int8: bool = True) -> l
     if int8:
         written.append(quantize_reader(folder))
     return written
+
+
+def export_state_onnx(models_dir: str | Path | None = None) -> Path:
+    """Export ``state.pt`` (the state classifier) to ``state.onnx`` beside it.
+
+    The file gets a ``state.onnx.source`` note with the hash of ``state.pt``, so a stale
+    export is never run after the weights change. Needs PyTorch and the ``onnx`` package
+    (the ``train`` extra).
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch is not installed, or ``state.pt`` is missing or does not fit the network.
+    """
+    torch = require_torch("exporting to ONNX")
+    from alpr_workbench.recognition.models import StateClassifier
+
+    folder = Path(models_dir) if models_dir is not None else default_models_dir()
+    pt = folder / "state.pt"
+    if not pt.exists():
+        raise WorkbenchError(f"{folder}: no state.pt to export")
+    model = StateClassifier()
+    try:
+        model.load_state_dict(torch.load(pt, map_location="cpu", weights_only=True))
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        raise WorkbenchError(f"{folder}: cannot load state.pt: {exc}") from exc
+    model.eval()
+    path = folder / "state.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.rand(2, 3, *READER_SIZE),), str(path), dynamo=False,
+                          input_names=["x"], output_names=["logits"],
+                          dynamic_axes={"x": {0: "b"}, "logits": {0: "b"}}, opset_version=17)
+    path.with_suffix(".onnx.source").write_text(_digest(pt) + "\n")
+    return path
 
 
 #: Seed of the synthetic crops that calibrate the int8 reader (never real images).

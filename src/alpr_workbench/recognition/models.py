@@ -29,6 +29,7 @@ __all__ = [
     "PlateDetector",
     "PlateReader",
     "ReaderEnsemble",
+    "StateClassifier",
     "ctc_greedy_decode",
     "detector_loss",
 ]
@@ -242,3 +243,37 @@ def ctc_greedy_decode(log_probs: torch.Tensor) -> list[str]:
             prev = c
         out.append("".join(chars))
     return out
+
+
+class StateClassifier(nn.Module):
+    """A small CNN telling which state's plate a crop shows (or ``"other"``).
+
+    Input: the reader's prepared crop, float ``(B, 3, 48, 96)`` in ``[0, 1]`` (so the same
+    resized batch feeds both networks). Five convolutions (four strided) bring it to ``3 x 6``
+    cells; pooling over the width only keeps *where* things are from top to bottom (a name
+    at the top, a slogan at the bottom, a band), and a linear layer scores the classes of
+    :data:`~alpr_workbench.recognition.synth_plates.STATE_CLASSES`.
+    Output: logits ``(B, len(STATE_CLASSES))``.
+    """
+
+    def __init__(self, classes: int | None = None) -> None:
+        from alpr_workbench.recognition.synth_plates import STATE_CLASSES
+
+        super().__init__()
+        n = len(STATE_CLASSES) if classes is None else classes
+        self.features = nn.Sequential(
+            _block(3, 16, 2),  # 24 x 48
+            _block(16, 32, 2),  # 12 x 24
+            _block(32, 48),
+            _block(48, 64, 2),  # 6 x 12
+            _block(64, 96, 2),  # 3 x 6
+        )
+        self.dropout = nn.Dropout(0.2)
+        self.head = nn.Linear(96 * 3 * 2, n)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, classes)``."""
+        x = (x - 0.5) / 0.25
+        f = self.features(x)  # B, 96, 3, 6
+        pooled = torch.cat([f.mean(3), f.amax(3)], dim=1).flatten(1)  # B, 96*2*3
+        return self.head(self.dropout(pooled)).float()

@@ -28,12 +28,16 @@ from PIL import Image, ImageDraw, ImageFont
 __all__ = [
     "ALPHABET",
     "READER_SIZE",
+    "STATE_CLASSES",
+    "STATE_OTHER",
     "PlateSample",
     "SceneSample",
     "random_plate_text",
     "render_plate",
     "render_plate_crop",
     "render_scene",
+    "render_state_crop",
+    "render_state_plate",
 ]
 
 #: Characters the reader can emit (CTC classes 1..36; 0 is the blank).
@@ -621,6 +625,7 @@ def render_plate_crop(
     *,
     size: tuple[int, int] = READER_SIZE,
     negative: bool = False,
+    design: Any = None,
 ) -> PlateSample:
     """A plate crop as the reader will see it: warped, cropped with a loose box, degraded.
 
@@ -633,6 +638,10 @@ def render_plate_crop(
     negative
         Render a crop with no plate (text is ``""``): background, car body or unrelated
         signs, which teaches the reader to reject false detections.
+    design
+        ``design(rng, width) -> (plate image, text, state)`` draws the flat plate instead of
+        :func:`render_plate` (``render_state_crop`` passes a state's own design); ``None``
+        (the default, the reader's and detector's recipes) draws :func:`render_plate`.
 
     Returns
     -------
@@ -649,7 +658,9 @@ def render_plate_crop(
     cv2 = _cv2()
     out_h, out_w = size
     pw = int(rng.integers(140, 260))
-    plate, text, state = render_plate(rng, width=pw)
+    plate, text, state = (
+        render_plate(rng, width=pw) if design is None else design(rng, pw)
+    )
     ph = plate.height
     pad = int(pw * 0.25)
     cw, ch = pw + 2 * pad, ph + 2 * pad
@@ -861,3 +872,367 @@ def _plate_count_p(max_plates: int) -> np.ndarray:
 
 def _overlap(a: list[float], b: list[float]) -> bool:
     return not (a[2] < b[0] or b[2] < a[0] or a[3] < b[1] or b[3] < a[1])
+
+
+# --- State-consistent plates (issue #17: predict the state where it can be seen) -----------
+#
+# ``render_plate`` above draws a random state name unrelated to its layout family, and the
+# reader's and detector's recipes replay it seed for seed, so it stays as it is. The designs
+# below are drawn from public general knowledge of each state's standard passenger plate (its
+# name and where it sits, its usual slogan, its colours), written down here as words and
+# numbers; no image of any evaluation set was looked at or traced to make them. They are
+# deliberately loose (colours jittered, older designs beside current ones), since a camera
+# sees faded, dirty and older plates too.
+
+
+@dataclass(frozen=True)
+class _StateDesign:
+    """One state's plate design(s), as publicly described.
+
+    ``names``: the state's name as printed, each with ``"script"`` (an italic serif, as a
+    script face) or ``"block"`` (capitals); ``slogans``: what the bottom line says; ``bgs``
+    and ``fgs``: background and character colours (alternatives: older designs);
+    ``name_rgb``: colour of the name; ``band``: a coloured band behind the name (colour) or
+    ``None``; ``formats``: layouts (D digit, L letter, ``-``/``" "`` separators).
+    """
+
+    name: str
+    names: tuple[tuple[str, str], ...]
+    slogans: tuple[str, ...]
+    bgs: tuple[tuple[int, int, int], ...]
+    fgs: tuple[tuple[int, int, int], ...]
+    name_rgb: tuple[int, int, int]
+    band: tuple[int, int, int] | None
+    formats: tuple[str, ...]
+
+
+_WHITE = (244, 244, 240)
+_NAVY = (25, 35, 95)
+_BLACK = (20, 20, 22)
+_RED = (185, 30, 35)
+
+#: The 20 most populous US states (2020 census), whose plates the state classifier tells
+#: apart; every other plate (another state, no plate, no state to be seen) is ``"other"``.
+_STATE_DESIGNS: dict[str, _StateDesign] = {
+    # white plate, red "California" in script at the top, dark blue characters
+    "CA": _StateDesign("California", (("California", "script"), ("CALIFORNIA", "block")),
+                       ("DMV.CA.GOV", "dmv.ca.gov", ""), (_WHITE,), (_NAVY,), _RED, None,
+                       ("DLLLDDD",)),
+    # white to light grey, "TEXAS" at the top, black characters, the lone star slogan
+    "TX": _StateDesign("Texas", (("TEXAS", "block"), ("Texas", "block")),
+                       ("THE LONE STAR STATE", ""), (_WHITE, (228, 228, 222)), (_BLACK,),
+                       _BLACK, None, ("LLL-DDDD", "LLLDDDD")),
+    # white with an orange emblem in the middle, green name and characters
+    "FL": _StateDesign("Florida", (("FLORIDA", "block"), ("Florida", "script"),
+                                   ("MYFLORIDA.COM", "block")),
+                       ("SUNSHINE STATE", "Sunshine State"), (_WHITE,), ((20, 90, 45),),
+                       (20, 100, 50), None, ("LLL DLL", "LLLL DD", "DDD LLL")),
+    # gold or white with a blue band, dark blue name and characters
+    "NY": _StateDesign("New York", (("NEW YORK", "block"),),
+                       ("EXCELSIOR", "THE EMPIRE STATE", "EMPIRE STATE"),
+                       ((238, 196, 70), (236, 205, 110), _WHITE), (_NAVY,), _NAVY, None,
+                       ("LLL-DDDD", "LLL DDDD")),
+    # white, a dark blue band with the name in white at the top, a yellow band at the bottom
+    "PA": _StateDesign("Pennsylvania", (("PENNSYLVANIA", "block"), ("Pennsylvania", "block")),
+                       ("visitPA.com", "www.visitPA.com"), (_WHITE,), (_NAVY,), (250, 250, 250),
+                       (30, 45, 120), ("LLL-DDDD",)),
+    # white, red "Illinois" in script, "Land of Lincoln", dark characters
+    "IL": _StateDesign("Illinois", (("Illinois", "script"),), ("Land of Lincoln", ""),
+                       (_WHITE, (240, 238, 230)), (_NAVY, (110, 25, 35)), _RED, None,
+                       ("LL DDDDD", "LLDDDDD", "DDDDDDD")),
+    # a sky-blue to white gradient, "OHIO" at the top, aviation slogan, black characters
+    "OH": _StateDesign("Ohio", (("OHIO", "block"), ("Ohio", "block")),
+                       ("BIRTHPLACE OF AVIATION", "Birthplace of Aviation", ""),
+                       ((215, 230, 245), _WHITE), (_BLACK, _NAVY), _NAVY, None,
+                       ("LLL DDDD", "LLL-DDDD")),
+    # white with a peach in the middle, "GEORGIA" at the top, a county name at the bottom
+    "GA": _StateDesign("Georgia", (("GEORGIA", "block"), ("Georgia", "script")),
+                       ("COUNTY", "In God We Trust", "FULTON", "DEKALB", "COBB"),
+                       (_WHITE,), (_BLACK,), _BLACK, None, ("LLL DDDD", "LLLDDDD")),
+    # white, red "NORTH CAROLINA", "FIRST IN FLIGHT", dark blue characters
+    "NC": _StateDesign("North Carolina", (("NORTH CAROLINA", "block"),),
+                       ("FIRST IN FLIGHT", "FIRST IN FREEDOM"), (_WHITE,), (_NAVY,), _RED, None,
+                       ("LLL-DDDD",)),
+    # white, blue "Pure Michigan" or "MICHIGAN"; older plates blue with white characters
+    "MI": _StateDesign("Michigan", (("Pure Michigan", "script"), ("MICHIGAN", "block"),
+                                    ("Michigan", "script")),
+                       ("GREAT LAKES", "michigan.org", ""), (_WHITE, (25, 45, 120)),
+                       (_NAVY, (245, 245, 245)), (30, 60, 150), None,
+                       ("LLL DDDD", "DLLDDD")),
+    # pale yellow fading to buff, "NEW JERSEY", "Garden State", black characters
+    "NJ": _StateDesign("New Jersey", (("NEW JERSEY", "block"), ("New Jersey", "block")),
+                       ("Garden State", "GARDEN STATE"), ((245, 232, 175), (238, 222, 160)),
+                       (_BLACK,), _BLACK, None, ("LDD-LLL", "LLL-DDL")),
+    # white, dark blue "Virginia" in script, dark blue characters
+    "VA": _StateDesign("Virginia", (("Virginia", "script"), ("VIRGINIA", "block")),
+                       ("virginia.gov", "Virginia is for Lovers", ""), (_WHITE,), (_NAVY,),
+                       _NAVY, None, ("LLL-DDDD", "LLLDDDD")),
+    # white with a pale blue mountain, red or blue "Washington" in script
+    "WA": _StateDesign("Washington", (("Washington", "script"),), ("", "Evergreen State"),
+                       (_WHITE, (232, 238, 246)), (_NAVY,), (160, 30, 40), None,
+                       ("LLLDDDD", "LLL DDDD")),
+    # a desert sunset, "ARIZONA", "GRAND CANYON STATE", dark red characters
+    "AZ": _StateDesign("Arizona", (("ARIZONA", "block"),),
+                       ("GRAND CANYON STATE", "Grand Canyon State"),
+                       ((238, 215, 165), (240, 228, 200)), ((120, 25, 35),), (120, 25, 35),
+                       None, ("LLLDDDD", "LLL DDDD")),
+    # white, red "Massachusetts" in script, red characters, the spirit slogan
+    "MA": _StateDesign("Massachusetts", (("Massachusetts", "script"),),
+                       ("The Spirit of America", ""), (_WHITE,), (_RED,), _RED, None,
+                       ("DLLDDD", "DLL DDD", "DDDLLL")),
+    # blue top or white, "TENNESSEE" at the top, a county at the bottom
+    "TN": _StateDesign("Tennessee", (("TENNESSEE", "block"), ("Tennessee", "block")),
+                       ("COUNTY", "tnvacation.com", "DAVIDSON", "SHELBY"),
+                       (_WHITE, (210, 225, 240)), (_NAVY, _BLACK), (30, 60, 140), None,
+                       ("DDD-LLL", "LDD-DDL")),
+    # white, a torch and stars, "INDIANA" at the top, dark blue characters
+    "IN": _StateDesign("Indiana", (("INDIANA", "block"), ("Indiana", "block")),
+                       ("In God We Trust", "Crossroads of America", ""), (_WHITE,), (_NAVY,),
+                       _NAVY, None, ("DDDLLL", "DDD LLL")),
+    # white, "Maryland" in script, black characters, the bay slogan
+    "MD": _StateDesign("Maryland", (("Maryland", "script"), ("MARYLAND", "block")),
+                       ("Treasure the Chesapeake", "my.maryland.gov", ""), (_WHITE,), (_BLACK,),
+                       _BLACK, None, ("DLLDDDD", "DLL DDDD")),
+    # white fading to blue, "MISSOURI", "SHOW-ME STATE", dark blue characters
+    "MO": _StateDesign("Missouri", (("MISSOURI", "block"),), ("SHOW-ME STATE", "Show-Me State"),
+                       (_WHITE, (220, 232, 245)), (_NAVY,), _NAVY, None,
+                       ("LLD-LDL", "LLD LDL")),
+    # white with a farm scene, "WISCONSIN", "America's Dairyland", black characters
+    "WI": _StateDesign("Wisconsin", (("WISCONSIN", "block"), ("Wisconsin", "block")),
+                       ("America's Dairyland", "AMERICA'S DAIRYLAND"), (_WHITE,), (_BLACK,),
+                       _BLACK, None, ("LLL-DDDD", "DDD-LLL")),
+}
+
+#: Code of the class for every plate that is not one of the covered states' (or no plate).
+STATE_OTHER = "other"
+#: Classes of the state classifier, in its output order: the covered states, then "other".
+STATE_CLASSES: tuple[str, ...] = (*_STATE_DESIGNS, STATE_OTHER)
+
+_COVERED_NAMES = {n.upper() for d in _STATE_DESIGNS.values()
+                  for n, _ in d.names} | {d.name.upper() for d in _STATE_DESIGNS.values()}
+#: Names printed on "other" plates: the states not covered (from ``_STATES``).
+_OTHER_NAMES = tuple(sorted({n for n in _STATES if n.upper() not in _COVERED_NAMES}))
+#: Slogans of "other" plates: those not tied to a covered state.
+_OTHER_SLOGANS = (
+    "Famous Potatoes", "Big Sky", "10,000 Lakes", "Heart of Dixie", "Centennial",
+    "Live Free or Die", "Green Mountain State", "ALOHA STATE", "Wild Wonderful",
+    "The Natural State", "Sportsman's Paradise", "Vacationland", "Battle Born", "", "",
+)
+
+
+def _jitter(rng: np.random.Generator, rgb: tuple[int, int, int], amount: int) -> tuple:
+    return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in rgb)
+
+
+def _fill_format(rng: np.random.Generator, fmt: str) -> tuple[str, str]:
+    """``(layout, text)`` for a layout code (D digit, L letter, others kept as they are)."""
+    out = []
+    for code in fmt:
+        if code == "D":
+            out.append(_DIGITS[rng.integers(10)])
+        elif code == "L":
+            out.append(_LETTERS[rng.integers(len(_LETTERS))])
+        else:
+            out.append(code)
+    layout = "".join(out)
+    return layout, "".join(c for c in layout if c.isalnum())
+
+
+def _draw_number(
+    img: Image.Image, rng: np.random.Generator, layout: str, fg: tuple[int, int, int]
+) -> None:
+    """The plate number, in one plate-style typeface, centred in the middle of the plate."""
+    w, h = img.size
+    char_h = int(h * rng.uniform(0.4, 0.55))
+    glyph = _glyph_maker(rng, char_h)
+    spacing = rng.uniform(0.05, 0.16) * char_h
+    pieces = []
+    for c in layout:
+        if c.isalnum():
+            pieces.append(glyph(c))
+        else:
+            gap = np.zeros((char_h, max(1, int(char_h * rng.uniform(0.25, 0.5)))), np.uint8)
+            if c == "-":
+                y = int(char_h * 0.47)
+                gap[y : y + max(1, int(char_h * 0.09)), 1:-1] = 255
+            pieces.append(gap)
+    total = int(sum(p.shape[1] for p in pieces) + spacing * (len(pieces) - 1)) + 2
+    layer = np.zeros((char_h, total), np.uint8)
+    x = 0.0
+    for m in pieces:
+        y0 = (char_h - m.shape[0]) // 2
+        xi = int(round(x))
+        region = layer[y0 : y0 + m.shape[0], xi : xi + m.shape[1]]
+        np.maximum(region, m[:, : region.shape[1]], out=region)
+        x += m.shape[1] + spacing
+    mask = Image.fromarray(layer)
+    target_w = min(mask.width, int(w * rng.uniform(0.72, 0.88)))
+    mask = mask.resize((max(4, target_w), mask.height), Image.Resampling.BILINEAR)
+    top = int(h * rng.uniform(0.27, 0.33))
+    top = min(top, h - mask.height)
+    left = int((w - mask.width) / 2 + rng.uniform(-0.02, 0.02) * w)
+    img.paste(Image.new("RGB", mask.size, fg), (left, top), mask)
+
+
+def render_state_plate(
+    rng: np.random.Generator, state: str, *, width: int = 240
+) -> tuple[Image.Image, str, str]:
+    """Draw a clean, flat plate in the design of ``state`` (before any camera effects).
+
+    The covered states' designs (:data:`STATE_CLASSES`) follow public general knowledge of
+    their standard plates: the state's name where it is printed, in its colour (a script face
+    where the plate writes it in script), its usual slogan, its background and character
+    colours. ``"other"`` draws a plate of another state (one of the uncovered names, or no
+    name at all) in a random palette.
+
+    Parameters
+    ----------
+    rng
+        Source of randomness.
+    state
+        One of :data:`STATE_CLASSES`.
+    width
+        Width of the plate in pixels; the height is half of it.
+
+    Returns
+    -------
+    tuple[PIL.Image.Image, str, str]
+        The RGBA plate image, its text and ``state``.
+
+    Raises
+    ------
+    ValueError
+        If ``state`` is not one of :data:`STATE_CLASSES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img, text, state = render_state_plate(np.random.default_rng(0), "TX")
+    >>> img.size, state, text[3:].isdigit()
+    ((240, 120), 'TX', True)
+    """
+    if state not in STATE_CLASSES:
+        raise ValueError(f"unknown state class {state!r}: use one of {', '.join(STATE_CLASSES)}")
+    w, h = width, width // 2
+    design = _STATE_DESIGNS.get(state)
+    if design is None:  # another state's plate (or one whose state cannot be seen)
+        bg, fg = _palette(rng)
+        accent = fg if rng.random() < 0.5 else _rgb(rng, 0, 200)
+        name = _OTHER_NAMES[int(rng.integers(len(_OTHER_NAMES)))] if rng.random() < 0.85 else ""
+        style = "script" if name[:1].isupper() and not name.isupper() else "block"
+        slogan = _OTHER_SLOGANS[int(rng.integers(len(_OTHER_SLOGANS)))]
+        band = _rgb(rng, 0, 256) if rng.random() < 0.1 else None
+        layout, text = _fill_format(rng, _FORMATS[int(rng.choice(len(_FORMATS), p=_FORMAT_P))][0]
+                                    .replace("X", "L").replace("*", " "))
+    else:
+        k = int(rng.integers(len(design.bgs)))
+        bg = _jitter(rng, design.bgs[k], 14)
+        fg = _jitter(rng, design.fgs[min(k, len(design.fgs) - 1)], 18)
+        accent = _jitter(rng, design.name_rgb, 20)
+        if sum(bg) < 300:  # an older dark plate prints its name light
+            accent = _jitter(rng, (235, 235, 235), 15)
+        name, style = design.names[int(rng.integers(len(design.names)))]
+        slogan = design.slogans[int(rng.integers(len(design.slogans)))]
+        band = design.band
+        layout, text = _fill_format(rng, design.formats[int(rng.integers(len(design.formats)))])
+    img = Image.new("RGB", (w, h), bg)
+    if rng.random() < 0.5:  # faint scenery, as many designs have (kept light: legibility)
+        _draw_background(img, rng, bg)
+        img = Image.blend(Image.new("RGB", (w, h), bg), img, float(rng.uniform(0.2, 0.6)))
+    draw = ImageDraw.Draw(img, "RGBA")
+    if band is not None:
+        draw.rectangle([0, 0, w, int(h * rng.uniform(0.2, 0.26))], fill=_jitter(rng, band, 12))
+        if state == "PA":  # and a yellow band at the bottom
+            draw.rectangle([0, int(h * 0.82), w, h], fill=_jitter(rng, (240, 200, 60), 15))
+    if state == "FL" and rng.random() < 0.8:  # the orange in the middle
+        r = h * rng.uniform(0.14, 0.2)
+        cx, cy = w / 2 + rng.uniform(-0.04, 0.04) * w, h * 0.55
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(240, 140, 30, 230))
+    if state == "GA" and rng.random() < 0.8:  # the peach
+        r = h * rng.uniform(0.12, 0.18)
+        cx, cy = w / 2, h * 0.55
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(245, 160, 110, 220))
+    if name:
+        size = int(h * (rng.uniform(0.2, 0.28) if style == "script" else rng.uniform(0.15, 0.22)))
+        font = _font("DejaVuSerif-BoldItalic.ttf" if style == "script"
+                     else ("DejaVuSans-Bold.ttf" if rng.random() < 0.7
+                           else "DejaVuSerif-Bold.ttf"), size)
+        tw = draw.textlength(name, font=font)
+        if tw > w * 0.92:
+            font = _font(font.path.rsplit("/", 1)[-1], max(6, int(size * w * 0.92 / tw)))
+            tw = draw.textlength(name, font=font)
+        draw.text(((w - tw) / 2 + rng.uniform(-0.03, 0.03) * w, h * rng.uniform(0.01, 0.05)),
+                  name, font=font, fill=accent)
+    if slogan:
+        size = int(h * rng.uniform(0.09, 0.13))
+        font = _font("DejaVuSans-Bold.ttf" if slogan.isupper() else "DejaVuSerif-Bold.ttf", size)
+        tw = draw.textlength(slogan, font=font)
+        if tw > w * 0.9:
+            font = _font(font.path.rsplit("/", 1)[-1], max(6, int(size * w * 0.9 / tw)))
+            tw = draw.textlength(slogan, font=font)
+        col = (20, 30, 90) if state == "PA" else accent
+        draw.text(((w - tw) / 2, h * rng.uniform(0.83, 0.87)), slogan, font=font, fill=col)
+    _draw_number(img, rng, layout, fg)
+    for _ in range(int(rng.integers(0, 3))):  # registration stickers in the corners
+        sw, sh = w * rng.uniform(0.08, 0.14), h * rng.uniform(0.12, 0.2)
+        corner = int(rng.integers(4))
+        sx0 = w * 0.03 if corner % 2 == 0 else w * 0.97 - sw
+        sy0 = h * 0.05 if corner < 2 else h * 0.93 - sh
+        draw.rectangle([sx0, sy0, sx0 + sw, sy0 + sh], fill=_rgb(rng, 0, 256))
+    if rng.random() < 0.6:  # bolt holes
+        for bx in (w * 0.2, w * 0.8):
+            by, br = h * rng.uniform(0.08, 0.14), h * 0.035
+            draw.ellipse([bx - br, by - br, bx + br, by + br], fill=(*_rgb(rng, 60, 200), 200))
+    if rng.random() < 0.2:  # a dealer frame: covers the edges, sometimes the slogan
+        fw = int(h * rng.uniform(0.03, 0.08))
+        fcol = _rgb(rng, 0, 60) if rng.random() < 0.8 else _rgb(rng, 150, 256)
+        draw.rectangle([0, 0, w - 1, fw], fill=fcol)
+        draw.rectangle([0, 0, fw, h - 1], fill=fcol)
+        draw.rectangle([w - 1 - fw, 0, w - 1, h - 1], fill=fcol)
+        draw.rectangle([0, h - 1 - int(h * rng.uniform(0.08, 0.18)), w - 1, h - 1], fill=fcol)
+    return img.convert("RGBA"), text, state
+
+
+def render_state_crop(
+    rng: np.random.Generator,
+    state: str | None = None,
+    *,
+    size: tuple[int, int] = READER_SIZE,
+    negative: bool = False,
+) -> PlateSample:
+    """A crop of a state-consistent plate, as the reader sees it (same camera effects).
+
+    Parameters
+    ----------
+    rng
+        Source of randomness.
+    state
+        One of :data:`STATE_CLASSES`, or ``None`` to draw one (every class equally likely).
+    size
+        Output ``(height, width)``.
+    negative
+        A crop with no plate (its ``state`` is ``"other"``).
+
+    Returns
+    -------
+    PlateSample
+        The crop, its text and its state class (``"other"`` for uncovered states and
+        negatives).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = render_state_crop(np.random.default_rng(3), "CA")
+    >>> s.image.shape, s.state
+    ((48, 96, 3), 'CA')
+    """
+    if state is None:
+        state = STATE_CLASSES[int(rng.integers(len(STATE_CLASSES)))]
+    if state not in STATE_CLASSES:
+        raise ValueError(f"unknown state class {state!r}: use one of {', '.join(STATE_CLASSES)}")
+
+    def design(r: np.random.Generator, width: int) -> tuple[Image.Image, str, str]:
+        return render_state_plate(r, state, width=width)
+
+    sample = render_plate_crop(rng, size=size, negative=negative, design=design)
+    return PlateSample(sample.image, sample.text, STATE_OTHER if negative else state)

@@ -44,9 +44,12 @@ __all__ = [
     "fine_tune",
     "generate_detector_data",
     "generate_reader_data",
+    "generate_state_data",
     "main",
     "reader_state",
     "train_all",
+    "train_state",
+    "train_state_all",
 ]
 
 _CHUNK = 500
@@ -767,6 +770,178 @@ def fine_tune(
     return info
 
 
+# --- The state classifier (issue #17: predict the state where it can be seen) ---------------
+
+#: Share of "other" plates (uncovered states, no state name) among the state crops; the rest
+#: are spread evenly over the covered states. About 7 % of crops hold no plate ("other").
+_STATE_OTHER_SHARE = 0.25
+
+
+def _state_chunk(args: tuple[int, int, int]) -> tuple[np.ndarray, list[int]]:
+    from alpr_workbench.recognition.synth_plates import (
+        STATE_CLASSES,
+        STATE_OTHER,
+        render_state_crop,
+    )
+
+    seed, chunk, count = args
+    rng = np.random.default_rng([seed, 3, chunk])
+    covered = [c for c in STATE_CLASSES if c != STATE_OTHER]
+    imgs, labels = [], []
+    for _ in range(count):
+        state = (STATE_OTHER if rng.random() < _STATE_OTHER_SHARE
+                 else covered[int(rng.integers(len(covered)))])
+        s = render_state_crop(rng, state, size=_reader_size(), negative=rng.random() < 0.07)
+        imgs.append(s.image)
+        labels.append(STATE_CLASSES.index(s.state))
+    return np.stack(imgs), labels
+
+
+def generate_state_data(n: int, *, seed: int, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Render ``n`` state-consistent synthetic crops and their class indices.
+
+    Each crop is a plate in the design of its state
+    (:func:`~alpr_workbench.recognition.synth_plates.render_state_crop`), through the same
+    camera effects as the reader's crops. A quarter are ``"other"`` plates, the rest spread
+    evenly over the covered states; about 7 % hold no plate (class ``"other"``).
+
+    Returns
+    -------
+    tuple[numpy.ndarray, numpy.ndarray]
+        ``uint8`` images ``(n, 48, 96, 3)`` and ``int64`` indices into ``STATE_CLASSES``.
+    """
+    jobs = [(seed, i, min(_CHUNK, n - i * _CHUNK)) for i in range(math.ceil(n / _CHUNK))]
+    parts = _run_chunks(_state_chunk, jobs, workers, "rendering state crops")
+    return (np.concatenate([p[0] for p in parts]),
+            np.array([c for p in parts for c in p[1]], np.int64))
+
+
+def train_state(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    seed: int,
+    steps: int,
+    batch: int = 64,
+    lr: float = 2e-3,
+) -> tuple[Any, dict[str, Any]]:
+    """Train a :class:`~alpr_workbench.recognition.models.StateClassifier` (cross-entropy).
+
+    Batches get the reader's online jitter (affine, contrast, grey); AdamW, warm-up then
+    cosine decay, label smoothing 0.05.
+
+    Returns
+    -------
+    tuple
+        The trained model (eval mode) and a summary dict (steps, final loss, train accuracy
+        of the last 100 batches).
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch (the ``train`` extra) is not installed, or ``steps`` is not positive.
+    """
+    torch = require_torch("training")
+    from torch.nn import functional as F
+
+    from alpr_workbench.recognition.models import StateClassifier
+
+    if steps < 1:
+        raise WorkbenchError(f"state classifier steps must be at least 1, not {steps!r}")
+    torch.manual_seed(seed + 3)
+    gen = torch.Generator().manual_seed(seed + 3)
+    model = StateClassifier()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    rng = np.random.default_rng(seed + 3)
+    n = len(labels)
+    warm = min(200, max(1, steps // 10))
+    hits: list[float] = []
+
+    def step(i: int) -> float:
+        for g in opt.param_groups:
+            g["lr"] = lr * _warmup_cosine(i, steps, warm)
+        idx = rng.integers(0, n, batch)
+        x = _augment_reader(_to_tensor(images[idx]), gen)
+        y = torch.from_numpy(labels[idx])
+        model.train()
+        logits = model(x)
+        hits.append(float((logits.argmax(1) == y).float().mean()))
+        return _optimise(opt, model, F.cross_entropy(logits, y, label_smoothing=0.05))
+
+    total, losses = _train_loop(
+        "training state classifier", step, steps=steps, seconds=0.0, on_schedule=lambda _: None
+    )
+    info = {**_summary(total, losses), "train_accuracy": float(np.mean(hits[-100:]))}
+    return model.eval(), info
+
+
+def train_state_all(
+    out: Path, *, seed: int = 20260101, samples: int = 36_000, steps: int = 5000,
+    threads: int = 1, export: bool = True,
+) -> dict[str, Any]:
+    """Render state crops, train the state classifier, write ``state.pt`` (and ``state.onnx``).
+
+    The recipe goes into ``training.json`` under ``"state"`` (the other keys are kept).
+
+    Parameters
+    ----------
+    out
+        Folder to write to (the shipped weights' folder by default on the command line).
+    seed
+        Seed of rendering, initialisation and batches.
+    samples, steps
+        Rendered crops and training steps (batch 64).
+    threads
+        Torch threads and rendering processes.
+    export
+        Also write ``state.onnx`` and its ``.onnx.source`` note.
+
+    Returns
+    -------
+    dict
+        What ``training.json`` holds under ``"state"``.
+
+    Raises
+    ------
+    WorkbenchError
+        If PyTorch (the ``train`` extra) is not installed, or a setting is out of range.
+    """
+    torch = require_torch("training")
+    from alpr_workbench.recognition.synth_plates import STATE_CLASSES
+
+    if samples < 1:
+        raise WorkbenchError(f"state samples must be at least 1, not {samples!r}")
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    images, labels = generate_state_data(samples, seed=seed, workers=threads)
+    gen_s = time.perf_counter() - t0
+    model, info = train_state(images, labels, seed=seed, steps=steps)
+    torch.save(model.state_dict(), out / "state.pt")
+    if export:
+        from alpr_workbench.recognition.infer import export_state_onnx
+
+        export_state_onnx(out)
+    recipe = {
+        "seed": seed, "samples": samples, "batch": 64, "lr": 2e-3, "threads": threads,
+        "other_share": _STATE_OTHER_SHARE, "classes": list(STATE_CLASSES),
+        **info,
+        "generation_seconds": round(gen_s, 1),
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "torch": torch.__version__,
+        "replay": (f"python -m alpr_workbench.recognition.train --state-only --seed {seed} "
+                   f"--state-samples {samples} --state-steps {info['steps']} "
+                   f"--threads {threads}"),
+    }
+    meta = out / "training.json"
+    data = json.loads(meta.read_text()) if meta.exists() else {}
+    data["state"] = recipe
+    tmp = meta.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(meta)
+    return recipe
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Command-line entry point (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -790,11 +965,23 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    help="bf16: forward passes in bfloat16, about twice the steps per minute "
                         "where the CPU has it natively (auto: bf16 there); the shipped weights "
                         "are fp32")
+    p.add_argument("--state-only", action="store_true",
+                   help="train only the state classifier (state.pt, state.onnx); "
+                        "the reader and detector are left as they are")
+    p.add_argument("--state-samples", type=int, default=36_000,
+                   help="state-consistent crops to render for --state-only")
+    p.add_argument("--state-steps", type=int, default=5000,
+                   help="training steps (batch 64) for --state-only")
     a = p.parse_args(argv)
     try:
         require_torch("training")
     except WorkbenchError as exc:
         p.exit(2, f"error: {exc}\n")
+    if a.state_only:
+        state = train_state_all(a.out, seed=a.seed, samples=a.state_samples,
+                                steps=a.state_steps, threads=a.threads)
+        print(json.dumps(state, indent=2))
+        return state
     cfg = TrainingConfig(
         seed=a.seed,
         minutes=a.minutes,

@@ -15,6 +15,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,8 +77,18 @@ def hold_store(home: Path, *, holder: str) -> Iterator[None]:
     if not folder.is_dir():
         raise StoreError(f"{home} holds no store: run `alpr-workbench init` first")
     path = folder / HOLDER_LOCK
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        # Never through a link: the lock file is truncated and written, and a tool run by a
+        # more privileged account (root) would otherwise clobber whatever a link points at.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise StoreError(
+            f"the holder lock {path} cannot be opened as a plain file ({exc.strerror}); "
+            "remove it if it is a link, not a file, or another account's"
+        ) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StoreError(f"the holder lock {path} is not a plain file; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
