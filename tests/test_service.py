@@ -183,13 +183,13 @@ def test_concurrent_searches_are_each_audited_before_their_rows_return(service, 
     assert set(events["event_type"]) == {"search"} and set(events["user_id"]) == {"t.analyst"}
 
 
-def test_a_result_of_many_batches_streams_back_to_the_same_frame():
+def test_a_result_of_many_pieces_streams_back_to_the_same_frame():
     import httpx
 
     from alpr_workbench.client import _read_arrow_stream
-    from alpr_workbench.service.app import _BATCH_ROWS, _arrow_stream
+    from alpr_workbench.service.app import _PIECE_BYTES, _arrow_stream
 
-    rows = 2 * _BATCH_ROWS + 7
+    rows = 200_007
     frame = pl.DataFrame({
         "read_id": [f"r{i}" for i in range(rows)],
         "captured_at": pl.datetime_range(dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
@@ -198,12 +198,22 @@ def test_a_result_of_many_batches_streams_back_to_the_same_frame():
         "alternate_plates": [["7ABC123", "7A8C123"]] * rows,
         "confidence_pct": pl.Series([91.5] * rows, dtype=pl.Float32),
     })
-    for sent, compression in ((frame, "lz4"), (frame, None), (frame.head(0), "lz4")):
-        table = sent.to_arrow(compat_level=pl.CompatLevel.newest())
-        pieces = list(_arrow_stream(table, compression=compression))
-        assert len(pieces) == (4 if sent.height else 1)  # schema + batch, batches, end
+    for sent, compression in ((frame, "lz4"), (frame, "uncompressed"), (frame.head(0), "lz4")):
+        pieces = list(_arrow_stream(sent, compression=compression))
+        assert all(len(p) <= _PIECE_BYTES for p in pieces)
+        assert (len(pieces) > 1) == (sent.height > 0)  # megabytes, in several pieces
         response = httpx.Response(200, stream=httpx.ByteStream(b"".join(pieces)))
         assert_frame_equal(_read_arrow_stream(response), sent)
+
+
+def test_a_result_of_cached_rows_sends_only_their_bytes():
+    from alpr_workbench.service.app import _arrow_stream
+
+    day = pl.DataFrame({"plate": [f"{i:07d}" for i in range(100_000)],
+                        "image_ref": [f"frames/camera-07/{i:09d}.jpg" for i in range(100_000)]})
+    few = pl.concat([day.slice(10, 3), day.slice(90_000, 2)]).sort("plate")  # as the cache gives
+    sent = b"".join(_arrow_stream(few, compression="uncompressed"))
+    assert len(sent) < 4_096  # not the day's ~3 MB of strings the views point into
 
 
 def test_searches_share_the_service_lock_and_a_change_runs_alone():

@@ -675,8 +675,12 @@ class Gate:
             )
         wanted = [request.plate] if request.plate else []
         plates = [*wanted, *request.plates] or None
+        columns = self._columns_for(user.role)
+        # Only the columns the role sees (and those sorted or clipped on) are gathered.
+        needed = [*columns, "captured_at", *(("lon", "lat") if request.polygon else ())]
         rows = self._store.reads.query(
-            window_from.date(), window_to.date(), where=where, plates=plates
+            window_from.date(), window_to.date(), where=where, plates=plates,
+            columns=list(dict.fromkeys(needed)),
         )
         if request.polygon is not None and rows.height:
             import shapely
@@ -685,7 +689,7 @@ class Gate:
                 shapely.Polygon(request.polygon), rows["lon"].to_numpy(), rows["lat"].to_numpy()
             )
             rows = rows.filter(pl.Series(inside))
-        return rows.sort("captured_at").select(self._columns_for(user.role))
+        return rows.sort("captured_at").select(columns)
 
     def _columns_for(self, role: str) -> list[str]:
         allowed = self.policy.row_columns.get(role)

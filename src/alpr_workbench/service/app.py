@@ -23,11 +23,9 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import polars as pl
-import pyarrow as pa
-import pyarrow.ipc as pa_ipc
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -53,8 +51,9 @@ MAX_BODY_BYTES = 64 * 1024
 #: before its body is read.
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/enroll", "/v1/login", "/openapi.json",
                           "/v1/oidc/start", "/v1/oidc/callback", "/v1/oidc/redeem"})
-#: Rows per Arrow record batch of a result, at most.
-_BATCH_ROWS = 65_536
+IpcCompression = Literal["uncompressed", "lz4", "zstd"]
+#: A streamed result leaves in pieces of at most this many bytes.
+_PIECE_BYTES = 1 << 20
 #: Results of more rows are streamed batch by batch, their buffers LZ4-compressed (the Arrow
 #: IPC format's own body compression, which every Arrow reader decodes): a quarter of the
 #: bytes, and the bytes on the wire, not the compression, are the cost over loopback TLS.
@@ -357,49 +356,20 @@ class _Service:
         return user, found
 
 
-class _Pieces(io.RawIOBase):
-    """A write-only file that keeps what was written until :meth:`take` hands it over."""
+def _arrow_stream(frame: pl.DataFrame, *, compression: IpcCompression = "lz4") -> Iterator[bytes]:
+    """``frame`` as one Arrow IPC stream, handed out in pieces of at most ``_PIECE_BYTES``.
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._parts: list[bytes] = []
-        self._position = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        piece = bytes(data)
-        self._parts.append(piece)
-        self._position += len(piece)
-        return len(piece)
-
-    def tell(self) -> int:
-        return self._position
-
-    def take(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
-def _arrow_stream(table: pa.Table, *, compression: str | None = None) -> Iterator[bytes]:
-    """``table`` as one Arrow IPC stream, a piece per record batch (schema first, then EOS).
-
-    Each batch is serialised only when the response asks for the next piece, so a large
-    result is not held twice in memory and the client decodes while the rest is on the wire.
-    ``compression`` (``"lz4"`` or ``"zstd"``) compresses each batch's buffers.
+    Polars' writer sends only the bytes of the rows in ``frame``. Rows found in the read cache
+    (decision 0009) are string views into whole day files; pyarrow's IPC writer would send every
+    buffer a view points into (7.3 MB against 4.1 MB for a 63 k-row result, and slower to
+    write and to read). ``compression`` (``"lz4"``, ``"zstd"`` or ``"uncompressed"``) is the
+    IPC format's own body compression, which every Arrow reader decodes.
     """
-    pieces = _Pieces()
-    options = pa_ipc.IpcWriteOptions(compression=compression)
-    sink = pa.PythonFile(pieces, mode="w")
-    with pa_ipc.new_stream(sink, table.schema, options=options) as writer:
-        for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
-            writer.write_batch(batch)
-            piece = pieces.take()
-            if piece:
-                yield piece
-    yield pieces.take()
+    sink = io.BytesIO()
+    frame.write_ipc_stream(sink, compression=compression)
+    body = sink.getbuffer()
+    for start in range(0, len(body), _PIECE_BYTES):
+        yield bytes(body[start : start + _PIECE_BYTES])
 
 
 def _source(request: Request) -> str:
@@ -684,8 +654,7 @@ def create_app(
                 sink = io.BytesIO()
                 result.rows.write_ipc_stream(sink)
                 return Response(sink.getvalue(), media_type=ARROW_STREAM, headers=headers)
-            table = result.rows.to_arrow(compat_level=pl.CompatLevel.newest())
-            return StreamingResponse(_arrow_stream(table, compression="lz4"),
+            return StreamingResponse(_arrow_stream(result.rows, compression="lz4"),
                                      media_type=ARROW_STREAM, headers=headers)
 
         return await _run(work, shared=True)
