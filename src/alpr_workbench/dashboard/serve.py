@@ -31,6 +31,7 @@ from alpr_workbench.dashboard.auth import (
     record_logout,
 )
 from alpr_workbench.dashboard.hits import connect_hit_service
+from alpr_workbench.dashboard.oidc import OidcSignIn, oidc_patterns
 from alpr_workbench.dashboard.state import DashboardSource
 from alpr_workbench.dashboard.views import create_app
 
@@ -129,8 +130,9 @@ _LOGIN_HTML = """<!DOCTYPE html>
 <style>
 * {box-sizing: border-box; margin: 0; padding: 0;}
 html, body {height: 100%; font-family: 'Segoe UI', sans-serif; line-height: 1.6;}
-.wrap {align-items: center; background: #f4f6f8; display: flex; height: 100%;
-  justify-content: center; width: 100%;}
+.wrap {align-items: center; background: #f4f6f8; display: flex; flex-direction: column;
+  height: 100%; justify-content: center; width: 100%;}
+.login-form.oidc {border-top: 0; padding-top: 0;}
 .login-form {background: #fff; border: 1px solid #ddd; padding: 2em; width: 380px;}
 .form-header {text-align: center; margin-bottom: 1em;}
 .form-header h3 {color: #1f4e79;}
@@ -156,7 +158,11 @@ html, body {height: 100%; font-family: 'Segoe UI', sans-serif; line-height: 1.6;
   <div class="form-group"><button class="form-button" type="submit">Log in</button></div>
   <p class="note">The program's aggregates, and the hit queue for those who work hits.
   Your workbench account: password and authenticator code.</p>
-</form></div></body></html>
+</form>
+{% if oidc_name %}<form class="login-form oidc" action="./oidc/start" method="post">
+  <button id="oidc-sign-in" class="form-button" type="submit">Sign in with {{ oidc_name }}
+  </button></form>{% endif %}
+</div></body></html>
 """
 
 
@@ -177,6 +183,7 @@ class _WorkbenchAuthProvider(BasicAuthProvider):
         accounts: Credentials,
         throttle: LoginThrottle,
         sessions: SessionKeeper,
+        oidc_name: str | None = None,
     ) -> None:
         import jinja2
 
@@ -186,7 +193,9 @@ class _WorkbenchAuthProvider(BasicAuthProvider):
         self._sessions = sessions
         super().__init__()
         templates = jinja2.Environment(autoescape=True)
-        self._login_template = templates.from_string(_LOGIN_HTML)
+        # The "Sign in with <provider>" button only when OIDC is configured.
+        self._login_template = templates.from_string(_LOGIN_HTML,
+                                                     globals={"oidc_name": oidc_name})
         self._logout_template = templates.from_string(_LOGOUT_HTML)
 
     @property
@@ -276,6 +285,7 @@ def start_dashboard(
     throttle: LoginThrottle | None = None,
     api_url: str | None = None,
     ca_pem: str | None = None,
+    oidc: OidcSignIn | None = None,
     timeout: float = 30.0,
     out: Callable[[str], None] = print,
     **kw: Any,
@@ -307,6 +317,9 @@ def start_dashboard(
         The service's API and its certificate (PEM). The hit queue acts through them with
         the signed-in user's own session token, so its changes take the service's lock and
         its checks; without them the hit queue is not offered.
+    oidc
+        The service's OpenID Connect flow, shared in-process (None: OIDC is off, and the
+        login page offers no "Sign in with <provider>"; ``dashboard/oidc.py``).
     timeout
         Seconds to wait for the server to listen.
     out
@@ -352,8 +365,13 @@ def start_dashboard(
         "websocket_origin": origins,
         "title": "ALPR program dashboard",
         "auth_provider": _WorkbenchAuthProvider(
-            source, accounts, throttle or LoginThrottle(), sessions
+            source, accounts, throttle or LoginThrottle(), sessions,
+            oidc_name=oidc.display_name if oidc is not None else None,
         ),
+        "extra_patterns": [
+            *kw.pop("extra_patterns", []),
+            *(oidc_patterns(oidc, session_cookie=_COOKIE) if oidc is not None else []),
+        ],
         "cookie_secret": kw.pop("cookie_secret", secrets.token_urlsafe(32)),
         "ssl_certfile": str(certfile),
         "ssl_keyfile": str(keyfile),

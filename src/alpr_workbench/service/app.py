@@ -37,6 +37,7 @@ from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
 from alpr_workbench.governance.registry import User, get_user, user_problem
 from alpr_workbench.service.accounts import AccountError, AccountStore
+from alpr_workbench.service.oidc import OidcFlow
 from alpr_workbench.service.sessions import Session, SessionProblem, SessionStore
 from alpr_workbench.service.throttle import LoginThrottle, make_throttle
 from alpr_workbench.store import Store
@@ -266,6 +267,9 @@ class _Service:
     sessions: SessionStore
     throttle: LoginThrottle
     lock: _ServiceLock
+    #: The OpenID Connect flow when configured (``routes_oidc`` sets it); the dashboard in
+    #: the same process shares it (``service/oidc_dashboard.py``).
+    oidc: OidcFlow | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -715,4 +719,5 @@ def create_app(
     from alpr_workbench.service.routes_oidc import oidc_router  # off unless configured
 
     app.include_router(oidc_router(svc))
+    app.state.service = svc  # run.py hands the dashboard what it shares with the API (OIDC)
     return app

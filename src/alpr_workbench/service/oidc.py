@@ -13,6 +13,8 @@ standing (``service/routes_oidc.py``).
 The command line cannot receive a redirect, so the callback page shows a one-time code that
 the user pastes into ``alpr-workbench login --oidc``; the code is exchanged once, together with
 the secret of the flow that the same client started, for a session (:meth:`OidcFlow.redeem`).
+The dashboard, served by the same process, shares this flow object for its "Sign in with
+<name>" (``service/oidc_dashboard.py``), with the browser's address as each flow's source.
 
 ``authlib`` (PKCE, the authorization URL) and ``joserfc`` (JWS verification) are the ``oidc``
 extra, imported only when OIDC is configured.
@@ -42,6 +44,7 @@ from alpr_workbench.errors import WorkbenchError
 __all__ = [
     "CALLBACK_PATH",
     "CONFIG_FILE",
+    "DEFAULT_NAME",
     "SECRET_ENV",
     "OidcConfig",
     "OidcFlow",
@@ -76,8 +79,11 @@ MAX_PENDING_PER_SOURCE = 20
 METADATA_TTL_S = 3_600.0
 _KNOWN_KEYS = frozenset({
     "issuer", "client_id", "client_secret_file", "redirect_uri", "user_claim", "role_claim",
-    "roles", "scopes", "ca_file",
+    "roles", "scopes", "ca_file", "name",
 })
+#: What the dashboard's "Sign in with ..." button calls the provider without a ``name`` key.
+DEFAULT_NAME = "your identity provider"
+_MAX_NAME_CHARS = 60
 
 
 class OidcRefused(Exception):
@@ -102,6 +108,7 @@ class OidcConfig:
     roles: Mapping[str, str]
     scopes: tuple[str, ...] = ("openid", "profile", "email")
     ca_file: Path | None = None
+    name: str = DEFAULT_NAME
 
 
 @dataclass(frozen=True)
@@ -193,7 +200,8 @@ def load_oidc_config(
     WorkbenchError
         Naming the problem: an unknown or missing key, a URL that is not https, a redirect
         URI whose path is not :data:`CALLBACK_PATH`, a role the policy does not know, no
-        client secret, or a configuration or secret file that others could change or read.
+        client secret, a display ``name`` that is empty, too long or holds control
+        characters, or a configuration or secret file that others could change or read.
 
     Examples
     --------
@@ -236,6 +244,13 @@ def load_oidc_config(
     if (not isinstance(scopes, list) or "openid" not in scopes
             or not all(isinstance(s, str) and s and " " not in s for s in scopes)):
         raise WorkbenchError(f"{path}: scopes must be a list of words including 'openid'")
+    name = doc.get("name", DEFAULT_NAME)
+    if (not isinstance(name, str) or not name.strip() or len(name) > _MAX_NAME_CHARS
+            or not name.isprintable()):
+        raise WorkbenchError(
+            f"{path}: name (the provider's name on the dashboard's sign-in page) must be "
+            f"printable text of 1 to {_MAX_NAME_CHARS} characters"
+        )
     ca_file = doc.get("ca_file")
     if ca_file is not None and (not isinstance(ca_file, str) or not Path(ca_file).is_file()):
         raise WorkbenchError(f"{path}: ca_file {ca_file!r} is not a file")
@@ -256,7 +271,7 @@ def load_oidc_config(
         issuer=issuer, client_id=texts["client_id"], client_secret=secret,
         redirect_uri=redirect_uri, user_claim=texts["user_claim"],
         role_claim=texts["role_claim"], roles=dict(mapping), scopes=tuple(scopes),
-        ca_file=Path(ca_file) if ca_file is not None else None,
+        ca_file=Path(ca_file) if ca_file is not None else None, name=name.strip(),
     )
 
 

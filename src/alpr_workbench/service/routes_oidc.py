@@ -74,6 +74,7 @@ def oidc_router(svc: _Service) -> APIRouter:
 
     config = load_oidc_config(svc.store.home, roles=svc.gate.policy.roles)
     flow = OidcFlow(config) if config is not None else None
+    svc.oidc = flow  # shared with the dashboard's sign-in (service/oidc_dashboard.py)
     router = APIRouter(prefix="/v1/oidc")
 
     def need_flow() -> OidcFlow:
@@ -196,8 +197,10 @@ def oidc_router(svc: _Service) -> APIRouter:
                            problem=None, details={"stage": "callback", **details})
             page = _PAGE.format(
                 title="Signed in with your identity provider",
-                words=(f"Paste this one-time code into <code>alpr-workbench login --oidc</code>"
-                       f" within two minutes, as {html.escape(verified.user_id)}:"),
+                words=("Paste this one-time code where you started the sign-in (the "
+                       "dashboard's sign-in page, or <code>alpr-workbench login --oidc</code>)"
+                       f" within two minutes, as {html.escape(verified.user_id)}; never give "
+                       "it to anyone:"),
                 code=f'<p><code id="one-time-code">{html.escape(one_time)}</code></p>',
             )
             return HTMLResponse(page, headers=_NO_STORE)

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import polars as pl
 
     from alpr_workbench.dashboard.auth import LoginThrottle
+    from alpr_workbench.dashboard.oidc import OidcSignIn
     from alpr_workbench.dashboard.serve import RunningDashboard
     from alpr_workbench.governance.audit_log import AuditLog
     from alpr_workbench.service.accounts import AccountStore
@@ -145,6 +146,7 @@ def run_service(
     from alpr_workbench.governance.audit_log import AuditLog
     from alpr_workbench.service.accounts import AccountStore
     from alpr_workbench.service.app import create_app
+    from alpr_workbench.service.oidc_dashboard import dashboard_oidc
     from alpr_workbench.service.sessions import SessionStore
     from alpr_workbench.service.throttle import make_throttle
     from alpr_workbench.store import READ_CACHE, Store, hold_store
@@ -188,6 +190,7 @@ def run_service(
                 dashboard = _start_dashboard(
                     store, audit, accounts, throttle, sessions, host=host, port=dashboard_port,
                     cert=cert, key=key, tiles=tiles, show=show, api_url=_api_url(host, port),
+                    oidc=dashboard_oidc(app.state.service),  # the API's flow, shared
                 )
             print(
                 f"alpr-workbench service on https://{host}:{port} (certificate {cert})",
@@ -238,13 +241,16 @@ def _start_dashboard(
     tiles: bool,
     show: bool,
     api_url: str | None = None,
+    oidc: OidcSignIn | None = None,
 ) -> RunningDashboard:
     """Start the dashboard on a thread of this process, over the service's own store.
 
     The dashboard gets the service's store, audit log, accounts and throttle: its data and
     its sign-ins stay in the process that holds the keys. Its hit queue acts through this
     process's API (``api_url``, pinned to ``cert``) with each user's own session token, so
-    its changes take the service's lock and checks like any client's.
+    its changes take the service's lock and checks like any client's. With ``oidc`` (the
+    API's own OpenID Connect flow) its login page offers "Sign in with <provider>", each
+    flow's source being the browser's address (``docs/decisions/0006-oidc-sign-in.md``).
     """
     from alpr_workbench.dashboard.serve import start_dashboard
     from alpr_workbench.dashboard.state import DashboardSource
@@ -257,7 +263,7 @@ def _start_dashboard(
     return start_dashboard(
         source, accounts, _DashboardSessions(sessions), certfile=cert, keyfile=key,
         port=port, address=host, tiles=tiles, show=show, throttle=throttle,
-        api_url=api_url, ca_pem=cert.read_text(),
+        api_url=api_url, ca_pem=cert.read_text(), oidc=oidc,
         out=lambda line: print(line, flush=True),
     )
 
