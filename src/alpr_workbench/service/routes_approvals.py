@@ -10,18 +10,16 @@ runs alone under the service's lock; the list shares it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import Field
-from starlette.concurrency import run_in_threadpool
 
 from alpr_workbench.governance.approvals import ApprovalRefused, grant_approval, list_approvals
 from alpr_workbench.governance.registry import User
-from alpr_workbench.service.routes_admin import _Body, _Recorder, _Work
-from alpr_workbench.service.routes_hits import _Malformed, _parse
+from alpr_workbench.service.routes_admin import _Body, _Recorder
+from alpr_workbench.service.routes_hits import _parse, json_handler
 
 if TYPE_CHECKING:
     from alpr_workbench.service.app import _Service
@@ -39,10 +37,6 @@ class _GrantApprovalBody(_Body):
     hours: float | None = Field(default=None, allow_inf_nan=False)
 
 
-def _json(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, dt.datetime) else value
-
-
 def approvals_router(svc: _Service) -> APIRouter:
     """The ``/v1/approvals`` routes over the service's store and audit log.
 
@@ -56,31 +50,9 @@ def approvals_router(svc: _Service) -> APIRouter:
     fastapi.APIRouter
         The routes, to include in the service's application.
     """
-    from alpr_workbench.service.app import ServiceError, _source
-
     router = APIRouter(prefix="/v1/approvals")
 
-    async def handle(request: Request, *, action: str, work: _Work, changes: bool) -> Response:
-        source = _source(request)
-
-        def run() -> Response:
-            with svc.lock if changes else svc.lock.shared():
-                user, _ = svc.authenticate(request, source)
-                recorder = _Recorder(svc.audit.append)
-                try:
-                    result = work(user, recorder)
-                except _Malformed as exc:
-                    event_id = svc.record("approval", action=action, source=source,
-                                          user_id=user.user_id, problem=f"malformed: {exc}",
-                                          details={"path": request.url.path})
-                    raise ServiceError(422, "malformed_request", str(exc),
-                                       event_id=event_id) from exc
-                except ApprovalRefused as exc:
-                    raise ServiceError(403, "refused", str(exc), event_id=recorder.last) from exc
-                result.setdefault("event_id", recorder.last)
-                return JSONResponse(result)
-
-        return await run_in_threadpool(run)
+    handle = json_handler(svc, refused=ApprovalRefused)
 
     @router.post("")
     async def grant(request: Request) -> Response:
@@ -94,9 +66,10 @@ def approvals_router(svc: _Service) -> APIRouter:
                 case_number=body.case_number, max_rows=body.max_rows, hours=body.hours,
                 policy=svc.gate.policy, now=svc.now(),
             )
-            return {k: _json(v) for k, v in vars(approval).items()}
+            return dict(vars(approval))  # the handler writes datetimes as ISO text
 
-        return await handle(request, action="grant approval", work=work, changes=True)
+        return await handle(request, action="grant approval", event_type="approval", work=work,
+                            changes=True)
 
     @router.get("")
     async def listed(request: Request) -> Response:
@@ -104,9 +77,9 @@ def approvals_router(svc: _Service) -> APIRouter:
 
         def work(user: User, audit: _Recorder) -> dict[str, Any]:
             rows = list_approvals(svc.store, actor=user, policy=svc.gate.policy)
-            return {"approvals": [{k: _json(v) for k, v in row.items()}
-                                  for row in rows.iter_rows(named=True)]}
+            return {"approvals": list(rows.iter_rows(named=True))}
 
-        return await handle(request, action="list approvals", work=work, changes=False)
+        return await handle(request, action="list approvals", event_type="approval", work=work,
+                            changes=False)
 
     return router

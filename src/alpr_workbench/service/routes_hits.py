@@ -13,6 +13,7 @@ store, so they run alone under the service's lock; views share it. See
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -73,22 +74,19 @@ def _json(value: Any) -> Any:
     return value
 
 
-def hits_router(svc: _Service) -> APIRouter:
-    """The ``/v1/hits/...`` routes over the service's store and audit log.
+_Handler = Callable[..., Awaitable[Response]]
 
-    Parameters
-    ----------
-    svc
-        What the service's routes share (``service.app._Service``).
 
-    Returns
-    -------
-    fastapi.APIRouter
-        The routes, to include in the service's application.
+def json_handler(svc: _Service, *, refused: type[WorkbenchError]) -> _Handler:
+    """The one way a JSON route of the hit queue or of approvals runs its ``work``.
+
+    ``handle(request, action=..., event_type=..., work=..., changes=...)`` authenticates the
+    session under the service lock (exclusive when it ``changes`` anything), runs
+    ``work(user, recorder)`` and answers its dict as JSON with the last audit record's id. A
+    malformed body is audited as ``event_type`` and answered 422; ``refused`` (already audited
+    by the governance function) 403; any other workbench error or bad value 400.
     """
     from alpr_workbench.service.app import ServiceError, _source
-
-    router = APIRouter(prefix="/v1/hits")
 
     async def handle(request: Request, *, action: str, event_type: str, work: _Work,
                      changes: bool) -> Response:
@@ -106,8 +104,8 @@ def hits_router(svc: _Service) -> APIRouter:
                                           details={"path": request.url.path})
                     raise ServiceError(422, "malformed_request", str(exc),
                                        event_id=event_id) from exc
-                except HitWorkflowRefused as exc:
-                    raise ServiceError(403, "refused", exc.reason,
+                except refused as exc:
+                    raise ServiceError(403, "refused", getattr(exc, "reason", None) or str(exc),
                                        event_id=recorder.last) from exc
                 except (WorkbenchError, ValueError) as exc:
                     raise ServiceError(400, "invalid_request", str(exc),
@@ -116,6 +114,26 @@ def hits_router(svc: _Service) -> APIRouter:
                 return JSONResponse(_json(result))
 
         return await run_in_threadpool(run)
+
+    return handle
+
+
+def hits_router(svc: _Service) -> APIRouter:
+    """The ``/v1/hits/...`` routes over the service's store and audit log.
+
+    Parameters
+    ----------
+    svc
+        What the service's routes share (``service.app._Service``).
+
+    Returns
+    -------
+    fastapi.APIRouter
+        The routes, to include in the service's application.
+    """
+    router = APIRouter(prefix="/v1/hits")
+
+    handle = json_handler(svc, refused=HitWorkflowRefused)
 
     def policy_now() -> dict[str, Any]:
         return {"policy": svc.gate.policy, "now": svc.now()}
