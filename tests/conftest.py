@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,22 @@ def _no_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "ALPR_WORKBENCH_RETENTION_DAYS",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+_COLUMNS = 240
+
+
+@pytest.fixture(autouse=True)
+def _one_console_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich wraps output at the terminal's width, or 80 columns without one (a pytest worker,
+    CI): fix it wide, so that what a test finds in a command's output (a long temporary path,
+    a table row) does not depend on the terminal, nor on how long the temporary folder's name
+    is. A test that needs another width passes its own ``COLUMNS``."""
+    monkeypatch.setenv("COLUMNS", str(_COLUMNS))
+    common = sys.modules.get("alpr_workbench.cli._common")
+    if common is not None:  # its consoles fixed a width when imported (a worker sets COLUMNS):
+        for console in (common.console, common.err):  # read it from COLUMNS again
+            monkeypatch.setattr(console, "_width", None)
 
 
 @pytest.fixture
