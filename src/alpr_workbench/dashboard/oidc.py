@@ -77,7 +77,7 @@ button {{background: #1f4e79; border: 0; color: #fff; padding: 10px; width: 100%
 <input name="code" type="text" autocomplete="off" autocapitalize="off" autocorrect="off"
   maxlength="{max_code}" placeholder="one-time code" required>
 <button type="submit">Sign in</button></form>
-<p><a href="../login">Back to the sign-in page</a></p></div></body></html>
+<p><a href="/login">Back to the sign-in page</a></p></div></body></html>
 """
 
 
@@ -108,7 +108,7 @@ def oidc_patterns(sign_in: OidcSignIn, *, session_cookie: str) -> list[tuple[str
 
         def _refused(self, reason: str) -> None:
             self.clear_cookie(FLOW_COOKIE, path="/oidc")
-            self.redirect(f"../login?error={url_escape(reason)}")
+            self.redirect(f"/login?error={url_escape(reason)}")
 
     class StartHandler(_Handler):
         """Start a flow for this browser; show the provider's link and the code field."""

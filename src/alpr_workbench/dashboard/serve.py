@@ -14,9 +14,10 @@ from __future__ import annotations
 import logging
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +226,46 @@ class _WorkbenchAuthProvider(BasicAuthProvider):
         return self._logout
 
 
+class _ApiClients:
+    """The API clients of the open pages (one per signed-in page with the hit queue).
+
+    Each holds a keep-alive TLS connection to the service's own API. They are closed when
+    their page's session ends, and all together when the dashboard stops: the API's shutdown
+    waits for each connection it closes to be closed by its client too, and an idle client in
+    this process never would (asyncio waits 30 s for it).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open: set[Any] = set()
+        self._closed = False
+
+    def add(self, client: Any) -> None:
+        """Keep ``client`` until its page's session ends (after :meth:`close_all`: close it)."""
+        with self._lock:
+            if not self._closed:
+                self._open.add(client)
+                return
+        client.close()
+
+    def close(self, client: Any) -> None:
+        """Close ``client`` (its page's session ended)."""
+        with self._lock:
+            self._open.discard(client)
+        client.close()
+
+    def close_all(self) -> None:
+        """Close every open client; a page opened later gets its client closed at once."""
+        with self._lock:
+            self._closed = True
+            clients, self._open = self._open, set()
+        for client in clients:
+            try:
+                client.close()
+            except Exception as exc:  # one failing close must not keep the others open
+                log.warning("closing a dashboard page's API client: %s", exc)
+
+
 @dataclass
 class RunningDashboard:
     """A dashboard server running on a background thread of the service process.
@@ -240,11 +281,21 @@ class RunningDashboard:
     url: str
     source: DashboardSource
     _thread: Any
+    _clients: _ApiClients = field(default_factory=_ApiClients)
+    _stop_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _stopping: bool = field(default=False, repr=False)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop the server (the source stays open: it belongs to the service)."""
-        self._thread.stop()
-        self._thread.join(timeout)
+        """Stop the server and close its pages' API clients (a second call only waits).
+
+        The source stays open: it belongs to the service.
+        """
+        with self._stop_lock:
+            if not self._stopping:  # Panel refuses a second stop while the first one runs
+                self._stopping = True
+                self._thread.stop()
+            self._thread.join(timeout)
+            self._clients.close_all()
 
     def __enter__(self) -> RunningDashboard:
         return self
@@ -344,6 +395,8 @@ def start_dashboard(
     except Exception as exc:  # an empty store still serves the API; the page says why
         log.warning("dashboard caches not warmed: %s", exc)
 
+    clients = _ApiClients()
+
     def app() -> Any:
         # The cookie holds the session token (Panel reads it as ``pn.state.user``): the user
         # comes from the live service session only, never from the request.
@@ -352,7 +405,8 @@ def start_dashboard(
         service = None
         if user_id and api_url and ca_pem:
             service = connect_hit_service(api_url, token, ca_pem, user_id=user_id)
-            pn.state.on_session_destroyed(lambda _context, s=service: s.close())
+            clients.add(service)
+            pn.state.on_session_destroyed(lambda _context, s=service: clients.close(s))
         return create_app(source, user_id=user_id or "", tiles=tiles, default_days=default_days,
                           hit_service=service)
 
@@ -380,7 +434,7 @@ def start_dashboard(
     }
     thread = pn.serve(app, show=show, threaded=True, start=True, **opts)
     url = f"https://{address}:{port}"
-    running = RunningDashboard(url, source, thread)
+    running = RunningDashboard(url, source, thread, clients)
     try:
         _wait_listening(address, port, timeout)
     except BaseException:

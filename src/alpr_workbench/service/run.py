@@ -14,18 +14,24 @@ The key-encryption secret comes from the service's own environment
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import ipaddress
 import os
+import signal
+import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 from alpr_workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     import polars as pl
+    import uvicorn
 
     from alpr_workbench.dashboard.auth import LoginThrottle
     from alpr_workbench.dashboard.oidc import OidcSignIn
@@ -129,6 +135,11 @@ def run_service(
     ------
     WorkbenchError
         For a refused host, a missing certificate, or a store that does not open.
+    SystemExit
+        With status 0 on SIGTERM (``systemctl stop``), and KeyboardInterrupt on SIGINT
+        (Ctrl-C; ``alpr-workbench serve`` then exits with 130), each after a clean stop: the
+        API finishes its requests, the dashboard stops, the audit log closes and the data
+        directory's holder lock is released.
     """
     check_bind_host(host, allow_remote=allow_remote)
     from alpr_workbench.service.tls import tls_files
@@ -154,7 +165,7 @@ def run_service(
     # The data directory's holder lock, for as long as the service runs: an operator tool
     # (verify, audit digest...) started beside it is refused, naming this service.
     holder = f"the workbench service (pid {os.getpid()}, {_api_url(host, port)})"
-    with hold_store(Path(home), holder=holder):
+    with _exit_on_sigterm(), hold_store(Path(home), holder=holder):
         store = Store.open(Path(home), passphrase=_read_secret(secret_file))
         if read_cache_mb is not None:
             READ_CACHE.set_budget(read_cache_mb << 20)
@@ -196,11 +207,58 @@ def run_service(
                 f"alpr-workbench service on https://{host}:{port} (certificate {cert})",
                 flush=True,
             )
-            uvicorn.Server(config).run()
+            _api_server(config, dashboard).run()
         finally:
+            try:
+                if dashboard is not None:
+                    dashboard.stop()
+            finally:
+                audit.close()
+
+
+@contextlib.contextmanager
+def _exit_on_sigterm() -> Iterator[None]:
+    """While in it, SIGTERM (``systemctl stop``, ``kill``) leaves through ``finally``: exit 0.
+
+    uvicorn handles SIGTERM while it serves, shuts down, then raises the signal again under
+    the handler it found. Python's default one would end the process there, before the
+    dashboard stops, the audit log closes and the holder lock is released. This one raises
+    :class:`SystemExit` instead, once: a second SIGTERM during that clean-up is ignored.
+    Outside the main thread (where Python sets no handler) it changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(0)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _api_server(config: uvicorn.Config, dashboard: RunningDashboard | None) -> uvicorn.Server:
+    """The API's server (uvicorn's) for ``config``; as it begins to shut down, stop the dashboard.
+
+    The dashboard's pages hold keep-alive TLS connections to this API (their hit queue's
+    clients). uvicorn closes an idle connection gracefully, and over TLS asyncio then waits for
+    the client's own close, up to 30 s per connection: a client idle in this very process never
+    answers. Stopping the dashboard first closes those clients, so the API stops at once.
+    """
+    import uvicorn
+
+    class _Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if dashboard is not None:
-                dashboard.stop()
-            audit.close()
+                # On a worker thread: a page's call into this API must still be answered.
+                await asyncio.to_thread(dashboard.stop)
+            await super().shutdown(sockets)
+
+    return _Server(config)
 
 
 class _DashboardSessions:
@@ -311,4 +369,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: stopped cleanly (run_service's clean-up has run)
+        return 130
     return 0
