@@ -82,6 +82,11 @@ class TrainingConfig:
         How many readers to train (an ensemble whose readings vote): reader ``k`` trains on
         the same rendered crops with its own seed, ``seed + k``, for initialisation and
         batches, and gets its share of the reader's time.
+    state_share
+        Share of the reader's crops drawn in the state-consistent designs
+        (:func:`~alpr_workbench.recognition.synth_plates.render_state_crop`, the 20 covered
+        states and ``"other"`` equally likely), the rest by today's generator. ``0.0`` (the
+        default) renders exactly the crops of earlier recipes.
     precision
         ``"fp32"`` (the shipped weights), ``"bf16"`` (forward passes in bfloat16 under
         autocast, weights and optimiser in float32, channels-last layout: about twice the
@@ -108,8 +113,13 @@ class TrainingConfig:
         reader_only: bool = False,
         precision: str = "fp32",
         readers: int = 1,
+        state_share: float = 0.0,
     ) -> None:
         _resolve_precision(precision)  # refuse an unknown precision now, not after rendering
+        if isinstance(state_share, bool) or not isinstance(state_share, (int, float)) or not (
+            0.0 <= float(state_share) <= 1.0
+        ):
+            raise WorkbenchError(f"state_share must be a number from 0 to 1, not {state_share!r}")
         if isinstance(readers, bool) or not isinstance(readers, int) or readers < 1:
             raise WorkbenchError(f"readers must be a whole number, at least 1, not {readers!r}")
         self.seed = seed
@@ -128,6 +138,7 @@ class TrainingConfig:
         self.reader_only = reader_only
         self.precision = precision
         self.readers = readers
+        self.state_share = float(state_share)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
@@ -166,12 +177,18 @@ def _reader_size() -> tuple[int, int]:
     return READER_SIZE
 
 
-def _reader_chunk(args: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
-    seed, chunk, count = args
+def _reader_chunk(args: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    seed, chunk, count = args[:3]
+    share = float(args[3]) / 1_000_000 if len(args) > 3 else 0.0  # parts per million
     rng = np.random.default_rng([seed, 1, chunk])
     imgs, texts = [], []
     for _ in range(count):
-        s = render_plate_crop(rng, size=_reader_size(), negative=rng.random() < 0.07)
+        if share > 0 and rng.random() < share:  # drawn only then: share 0 renders as before
+            from alpr_workbench.recognition.synth_plates import render_state_crop
+
+            s = render_state_crop(rng, size=_reader_size(), negative=rng.random() < 0.07)
+        else:
+            s = render_plate_crop(rng, size=_reader_size(), negative=rng.random() < 0.07)
         imgs.append(s.image)
         texts.append(s.text)
     return np.stack(imgs), texts
@@ -207,15 +224,40 @@ def _run_chunks(fn: Callable[[Any], Any], jobs: list[Any], workers: int, label: 
             return out
 
 
-def generate_reader_data(n: int, *, seed: int, workers: int = 2) -> tuple[np.ndarray, list[str]]:
+def generate_reader_data(
+    n: int, *, seed: int, workers: int = 2, state_share: float = 0.0
+) -> tuple[np.ndarray, list[str]]:
     """Render ``n`` synthetic plate crops (about 7 % without a plate, text ``""``).
+
+    Parameters
+    ----------
+    n
+        How many crops.
+    seed
+        Seed of the rendering (each chunk of 500 crops has its own stream).
+    workers
+        Rendering processes.
+    state_share
+        Share of crops drawn in the state-consistent designs (``render_state_crop``); ``0.0``
+        renders exactly the crops of earlier recipes.
 
     Returns
     -------
     tuple[numpy.ndarray, list[str]]
         ``uint8`` images ``(n, 48, 96, 3)`` and their texts.
+
+    Raises
+    ------
+    WorkbenchError
+        If ``state_share`` is not between 0 and 1.
     """
-    jobs = [(seed, i, min(_CHUNK, n - i * _CHUNK)) for i in range(math.ceil(n / _CHUNK))]
+    if not 0.0 <= state_share <= 1.0:
+        raise WorkbenchError(f"state_share must be a number from 0 to 1, not {state_share!r}")
+    ppm = round(state_share * 1_000_000)
+    jobs: list[tuple[int, ...]] = [
+        (seed, i, min(_CHUNK, n - i * _CHUNK)) + ((ppm,) if ppm else ())
+        for i in range(math.ceil(n / _CHUNK))
+    ]
     parts = _run_chunks(_reader_chunk, jobs, workers, "rendering plate crops")
     return np.concatenate([p[0] for p in parts]), [t for p in parts for t in p[1]]
 
@@ -598,7 +640,8 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     r_imgs, r_texts = generate_reader_data(
-        config.reader_samples, seed=config.seed, workers=config.threads
+        config.reader_samples, seed=config.seed, workers=config.threads,
+        state_share=config.state_share,
     )
     if not config.reader_only:
         d_imgs, d_boxes = generate_detector_data(
@@ -657,6 +700,8 @@ def train_all(out: Path, config: TrainingConfig) -> dict[str, Any]:
             f"--reader-samples {config.reader_samples} "
             f"--reader-steps {members[0][1]['steps']} --precision {r_info['precision']} "
             + (f"--readers {config.readers} " if config.readers > 1 else "")
+            + (f"--state-share {config.state_share:g} " if config.state_share else "")
+            + (f"--threads {config.threads} " if config.threads != 2 else "")
             + (
                 f"--reader-only --init {config.reader_init} --lr {config.reader_lr}"
                 if config.reader_only
@@ -965,6 +1010,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                    help="bf16: forward passes in bfloat16, about twice the steps per minute "
                         "where the CPU has it natively (auto: bf16 there); the shipped weights "
                         "are fp32")
+    p.add_argument("--state-share", type=float, default=0.0,
+                   help="share of reader crops drawn in the state-consistent designs "
+                        "(20 states' layouts, colours and names); 0 renders as before")
     p.add_argument("--state-only", action="store_true",
                    help="train only the state classifier (state.pt, state.onnx); "
                         "the reader and detector are left as they are")
@@ -996,6 +1044,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         reader_share=a.reader_share,
         precision=a.precision,
         readers=a.readers,
+        state_share=a.state_share,
     )
     info = train_all(a.out, cfg)
     print(json.dumps(info, indent=2))
