@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -46,21 +47,38 @@ class Case(BaseModel):
     assigned_user_ids: tuple[str, ...] | None = None
 
 
+_Rows = dict[str, dict[str, Any]]
+#: Per store and table: the table frame last read, and its rows by key. The store hands back
+#: the same frame object until the table changes (``TableStore.read``), so a changed table is
+#: indexed again on the very next lookup.
+_INDEXES: dict[tuple[int, str], tuple[pl.DataFrame, _Rows]] = {}
+
+
+def _rows_by_key(store: Store, table: str, key: str) -> _Rows:
+    frame = store.tables.read(table)
+    cached = _INDEXES.get((id(store.tables), table))
+    if cached is not None and cached[0] is frame:
+        return cached[1]
+    rows: _Rows = {}
+    for row in frame.iter_rows(named=True):
+        rows.setdefault(row[key], row)  # the first, as a filter's first row was
+    _INDEXES[(id(store.tables), table)] = (frame, rows)
+    return rows
+
+
 def get_user(store: Store, user_id: str) -> User | None:
     """The user ``user_id``, or None when unknown."""
-    rows = store.tables.read("users").filter(pl.col("user_id") == user_id)
-    return User(**rows.row(0, named=True)) if rows.height else None
+    row = _rows_by_key(store, "users", "user_id").get(user_id)
+    return User(**row) if row is not None else None
 
 
 def get_case(store: Store, case_number: str) -> Case | None:
     """The case ``case_number``, or None when unknown."""
-    rows = store.tables.read("cases").filter(pl.col("case_number") == case_number)
-    if not rows.height:
+    row = _rows_by_key(store, "cases", "case_number").get(case_number)
+    if row is None:
         return None
-    row = rows.row(0, named=True)
-    if row["assigned_user_ids"] is not None:
-        row["assigned_user_ids"] = tuple(row["assigned_user_ids"])
-    return Case(**row)
+    assigned = row["assigned_user_ids"]
+    return Case(**{**row, "assigned_user_ids": tuple(assigned) if assigned is not None else None})
 
 
 def user_problem(user: User | None, *, policy: Policy, now: dt.datetime) -> str | None:
