@@ -11,6 +11,7 @@ and name by its key material (``store/_kms.py``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import struct
@@ -138,7 +139,7 @@ class Partition:
         )
 
     # -- manifest ------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def rel(self) -> str:
         """The partition's name in the store's index (``reads/day=2026-10-01``)."""
         return self.root.relative_to(self.store_root).as_posix()
@@ -321,7 +322,7 @@ class Partition:
                 raise StoreError(f"{self.label}: data file {path.name} is missing") from exc
             if stat.st_size != item["bytes"]:
                 raise StoreError(f"{self.label}: {path.name} has the wrong size (truncated?)")
-            if plates is not None and not self._may_contain(path, plates):
+            if plates is not None and not self._may_contain(path, stat.st_mtime_ns, plates):
                 continue
             listed.append((path, (str(path), stat.st_size, stat.st_mtime_ns)))
         return listed
@@ -393,10 +394,10 @@ class Partition:
                 f"{self.label}: plate index of {path.name} does not authenticate"
             ) from exc
 
-    def _may_contain(self, path: Path, plates: list[tuple[int, int]]) -> bool:
+    def _may_contain(self, path: Path, mtime_ns: int, plates: list[tuple[int, int]]) -> bool:
         if not index_path(path).is_file():
             return True  # no index: the file must be scanned
-        cache_key = (str(path), os.stat(path).st_mtime_ns, -1)
+        cache_key = (str(path), mtime_ns, -1)
         with _KEY_CACHE_LOCK:
             payload = _INDEX_CACHE.get(cache_key)
         if payload is None:

@@ -69,19 +69,23 @@ class ReadStore:
         self.root = root
         self.days_root = root / "reads"
         self.holds_root = root / "holds"
+        self._days: dict[dt.date, Partition] = {}
 
     # -- partitions ----------------------------------------------------------------------
     def partition(self, day: dt.date) -> Partition:
-        """The partition of one UTC day."""
-        iso = day.isoformat()
-        return Partition(
-            self.days_root / f"day={iso}",
-            f"reads/{iso}",
-            self.spec,
-            self.keystore,
-            f"reads day={iso}",
-            index_column="plate",
-        )
+        """The partition of one UTC day (one object a day: it holds only names and paths)."""
+        found = self._days.get(day)
+        if found is None:
+            iso = day.isoformat()
+            found = self._days[day] = Partition(
+                self.days_root / f"day={iso}",
+                f"reads/{iso}",
+                self.spec,
+                self.keystore,
+                f"reads day={iso}",
+                index_column="plate",
+            )
+        return found
 
     def hold_partition(self, hold_id: str) -> Partition:
         """The partition holding the reads kept by legal hold ``hold_id``."""
