@@ -83,3 +83,29 @@ def test_serve_stops_cleanly_after_a_dashboard_page_was_opened(
     # hold_store empties its lock file in its `finally`, after run_service's own clean-up
     # (the dashboard stopped, the audit log closed): the process got through all of it.
     assert (home / "store" / HOLDER_LOCK).read_bytes() == b""
+
+
+def test_an_idle_client_connection_does_not_hold_a_stop(tmp_path: Path) -> None:
+    """A notebook or CLI session keeps its TLS connection open between searches; SIGTERM must
+    not wait asyncio's 30 s SSL close for it (``run.SHUTDOWN_GRACE_S``), and the clean-up runs."""
+    from alpr_workbench.service.run import SHUTDOWN_GRACE_S
+    from service_fixtures import enroll_and_login, start_service, stop_service
+
+    home = tmp_path / "home"
+    admin_code, cert = build_home(home)
+    service = start_service(home, admin_code, cert)
+    try:
+        accounts = AccountStore(home, Store.open(home, passphrase=PASSPHRASE).keystore)
+        code = accounts.issue_enrolment("t.analyst", issued_by="test-setup")
+        with contextlib.closing(enroll_and_login(service, "t.analyst", code,
+                                                 tmp_path / "session.json")) as client:
+            assert client.whoami()["user_id"] == "t.analyst"  # the connection now idles open
+            service.process.send_signal(signal.SIGTERM)
+            try:
+                returncode = service.process.wait(timeout=SHUTDOWN_GRACE_S + 10)
+            except subprocess.TimeoutExpired:
+                pytest.fail("serve waited for an idle client's connection")
+    finally:
+        stop_service(service)
+    assert returncode == 0
+    assert (home / "store" / HOLDER_LOCK).read_bytes() == b""

@@ -55,6 +55,10 @@ DEFAULT_PORT = 8443
 DEFAULT_DASHBOARD_PORT = 8444
 
 
+#: Seconds a stopping service waits for open connections before it cuts them.
+SHUTDOWN_GRACE_S = 5
+
+
 def check_bind_host(host: str, *, allow_remote: bool = False) -> None:
     """Refuse a non-loopback address unless ``allow_remote`` is given.
 
@@ -194,6 +198,11 @@ def run_service(
             # A client keeps one TLS connection for its session; a notebook pausing between
             # searches should not pay a new handshake each time (uvicorn's default is 5 s).
             timeout_keep_alive=60,
+            # A client's idle keep-alive TLS connection (a notebook, a CLI session) held a stop
+            # for asyncio's 30 s SSL close; after this many seconds of shutdown such connections
+            # (and a download still going to a slow client) are cut. Requests already in the
+            # gate finish first: the audit log closes under the service lock (below).
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
         dashboard = None
         try:
@@ -213,7 +222,10 @@ def run_service(
                 if dashboard is not None:
                     dashboard.stop()
             finally:
-                audit.close()
+                # A request thread still in the gate (its connection cut at shutdown) holds the
+                # service lock: its audit record is written before the log closes.
+                with app.state.service.lock:
+                    audit.close()
 
 
 @contextlib.contextmanager
