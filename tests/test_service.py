@@ -289,3 +289,37 @@ def test_a_streamed_result_over_tls_equals_the_gate(service, analyst):
         direct = Gate(store, log).search("t.analyst", SearchRequest(**_request()))
     assert found.rows.height > 10  # more than stream_rows: it came in batches
     assert_frame_equal(found.rows, direct.rows)
+
+
+def test_a_result_cut_short_is_an_error_not_fewer_rows(tmp_path):
+    """A body that ends at a batch boundary is a valid, shorter Arrow stream: the client checks
+    the row count the service sent (``X-Rows``), so a cut result never reads as a complete one."""
+    import io
+
+    import httpx
+
+    from alpr_workbench.client import Client, ServiceError
+    from alpr_workbench.service.app import ARROW_STREAM
+
+    sent = pl.DataFrame({"read_id": [f"r{i}" for i in range(12)]})
+
+    def answer(rows: int, said: str | None):
+        def handler(request: httpx.Request) -> httpx.Response:
+            sink = io.BytesIO()
+            sent.head(rows).write_ipc_stream(sink)
+            headers = {"content-type": ARROW_STREAM, "X-Audit-Event-Id": "evt-1",
+                       "X-Total-Rows": "12", "X-Truncated": "false"}
+            if said is not None:
+                headers["X-Rows"] = said
+            return httpx.Response(200, content=sink.getvalue(), headers=headers)
+        return handler
+
+    client = Client("https://127.0.0.1:1", "token", "", user_id="t.analyst")
+    for rows, said, ok in ((12, "12", True), (10, "12", False), (12, None, False)):
+        client._http = httpx.Client(base_url="https://127.0.0.1:1",
+                                    transport=httpx.MockTransport(answer(rows, said)))
+        if ok:
+            assert client.search(case_number="C-1").rows.height == 12
+        else:
+            with pytest.raises(ServiceError, match="cut|rows arrived"):
+                client.search(case_number="C-1")

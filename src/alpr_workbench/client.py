@@ -388,6 +388,10 @@ class Client:
                     rows = _read_arrow_stream(response)
         except httpx.HTTPError as exc:
             raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
+        sent = response.headers.get("X-Rows", "")
+        if not sent.isdigit() or int(sent) != rows.height:
+            raise ServiceError(response.status_code, "bad_response",
+                               f"the result was cut: {rows.height} of {sent} rows arrived")
         return ClientSearchResult(
             rows=rows,
             event_id=response.headers["X-Audit-Event-Id"],

@@ -650,6 +650,7 @@ def create_app(
             headers = {
                 "X-Audit-Event-Id": result.event_id,
                 "X-Total-Rows": str(result.total_rows),
+                "X-Rows": str(result.rows.height),  # what the body holds: a cut body is caught
                 "X-Truncated": "true" if result.truncated else "false",
                 "X-Window-From": result.window_from.isoformat(),
                 "X-Window-To": result.window_to.isoformat(),

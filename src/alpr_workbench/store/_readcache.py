@@ -64,7 +64,7 @@ class CachedFile:
         """The rows whose index value is one of ``values`` (all rows without a sorted index)."""
         if self.sorted_keys is None:
             return self.frame
-        wanted = np.unique(np.array([v for v in values if len(v.encode()) <= _KEY_BYTES],
+        wanted = np.unique(np.array([v for v in values if v.isascii() and len(v) <= _KEY_BYTES],
                                     dtype=f"S{_KEY_BYTES}"))
         first = np.searchsorted(self.sorted_keys, wanted, side="left")
         last = np.searchsorted(self.sorted_keys, wanted, side="right")
