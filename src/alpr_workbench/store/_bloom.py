@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
 
 FALSE_POSITIVE_RATE = 0.01
+#: A stored plate is at most this many ASCII characters (the schema's ``^[A-Z0-9]{1,8}$``).
+PLATE_BYTES = 8
 _K = 7
 _HEADER = struct.Struct("<4sQI")  # magic, number of bits, number of hashes
 _MAGIC = b"BLM1"
@@ -22,8 +25,17 @@ _MAGIC = b"BLM1"
 
 def _pack(values: pl.Series | list[str]) -> np.ndarray:
     series = values if isinstance(values, pl.Series) else pl.Series(values, dtype=pl.String)
-    raw = series.drop_nulls().unique().to_numpy().astype("S8")
+    raw = series.drop_nulls().unique().to_numpy().astype(f"S{PLATE_BYTES}")
     return raw.view(np.uint64) if raw.size else np.zeros(0, dtype=np.uint64)
+
+
+def packable(values: Iterable[str]) -> list[str]:
+    """The ``values`` that could be stored plates' bytes: other text matches no stored plate.
+
+    Text longer than :data:`PLATE_BYTES` or not ASCII is left out (packing would truncate or
+    fail on it), so callers that look plates up by their packed bytes skip it, never err.
+    """
+    return [v for v in values if v.isascii() and len(v) <= PLATE_BYTES]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -57,7 +69,7 @@ def build_filter(values: pl.Series) -> bytes:
 
 def plate_hashes(plates: list[str]) -> list[tuple[int, int]]:
     """The two base hashes of each plate, computed once per query."""
-    keys = _pack(plates)
+    keys = _pack(packable(plates))
     return list(
         zip(
             _mix(keys).tolist(),

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from alpr_workbench.store._bloom import PLATE_BYTES, packable
+
 #: Default budget: enough for about three months of the synthetic city's reads (~40 k a day).
 DEFAULT_BUDGET_BYTES = 1 << 30
 
 CacheKey = tuple[str, int, int]
-#: Index values (plates) at most this many ASCII bytes are searchable by binary search.
-_KEY_BYTES = 8
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class CachedFile:
             column = frame.get_column(index_column)
             longest = column.str.len_bytes().max()
             short = column.null_count() == 0 and (
-                longest is None or (isinstance(longest, int) and longest <= _KEY_BYTES)
+                longest is None or (isinstance(longest, int) and longest <= PLATE_BYTES)
             )
             if short and column.str.contains(r"^[\x00-\x7f]*$").all() and column.is_sorted():
-                keys = column.to_numpy().astype(f"S{_KEY_BYTES}")
+                keys = column.to_numpy().astype(f"S{PLATE_BYTES}")
         return cls(frame, keys)
 
     @property
@@ -64,8 +64,7 @@ class CachedFile:
         """The rows whose index value is one of ``values`` (all rows without a sorted index)."""
         if self.sorted_keys is None:
             return self.frame
-        wanted = np.unique(np.array([v for v in values if v.isascii() and len(v) <= _KEY_BYTES],
-                                    dtype=f"S{_KEY_BYTES}"))
+        wanted = np.unique(np.array(packable(values), dtype=f"S{PLATE_BYTES}"))
         first = np.searchsorted(self.sorted_keys, wanted, side="left")
         last = np.searchsorted(self.sorted_keys, wanted, side="right")
         pieces = [self.frame.slice(int(a), int(b - a)) for a, b in zip(first, last, strict=True)

@@ -282,9 +282,7 @@ class ReadStore:
         include_holds: bool,
     ) -> tuple[list[pl.LazyFrame], bool]:
         """Per-file lazy scans for the window, and whether hold copies are among them."""
-        # Stored plates are ASCII (the schema's A-Z0-9): other text matches no row, and the
-        # plate filter packs ASCII only, so such text is not hashed (it raised UnicodeEncodeError).
-        hashes = plate_hashes([p for p in plates if p.isascii()]) if plates is not None else None
+        hashes = plate_hashes(list(plates)) if plates is not None else None
 
         def snapshot() -> tuple[list[tuple[Partition, dict[str, Any]]], ...]:
             # One checked index, and the checked manifest of every partition in the window.
