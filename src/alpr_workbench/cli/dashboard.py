@@ -36,6 +36,7 @@ def _serve(
     allow_remote: bool = False,
     secret_file: Path | None = None,
     read_cache_mb: int | None = None,
+    flight_port: int = 0,
 ) -> None:
     """Run the service (API, and the dashboard unless ``dashboard_port`` is None)."""
     from alpr_workbench.service.run import run_service
@@ -50,6 +51,7 @@ def _serve(
         tiles=tiles,
         show=show,
         read_cache_mb=read_cache_mb,
+        flight_port=flight_port,
     )
 
 
@@ -73,6 +75,14 @@ def serve(
             "0: off. Default 1024.",
         ),
     ] = None,
+    flight_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535,
+            help="Port for search results over Arrow Flight (gRPC, TLS); 0 picks a free one, "
+            "which the API tells clients.",
+        ),
+    ] = 0,
 ) -> None:
     """Run the workbench service: the only holder of the keys; data API and dashboard (HTTPS).
 
@@ -91,6 +101,7 @@ def serve(
             allow_remote=allow_remote,
             secret_file=secret_file,
             read_cache_mb=read_cache_mb,
+            flight_port=flight_port,
         )
     except WorkbenchError as exc:
         raise _fail(exc) from exc

@@ -13,6 +13,7 @@ import math
 import re
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -422,11 +423,21 @@ class Gate:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
         assert user is not None
-        cap, problem = self._approved_cap(user, request, now)
+        if request.approval_id is None:
+            cap, problem = self.policy.max_rows, None
+            rows = self._run(user, request, networks, window_from, window_to)
+        else:
+            # The approval is consumed (a table write and its audit record: disk syncs) on a
+            # second thread while the search runs; no row leaves unless it was.
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="approval") as pool:
+                consumed = pool.submit(self._approved_cap, user, request, now)
+                try:
+                    rows = self._run(user, request, networks, window_from, window_to)
+                finally:
+                    cap, problem = consumed.result()
         if problem is not None:
             record = self._audit.append({**base, "outcome": "refused", "refusal_reason": problem})
             raise SearchRefused(problem, record.event_id)
-        rows = self._run(user, request, networks, window_from, window_to)
         total = rows.height
         rows = rows.head(cap)
         record = self._audit.append(

@@ -34,7 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from alpr_workbench.governance.admin import actor_problem
 from alpr_workbench.governance.audit_log import AuditLog
-from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
+from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest, SearchResult
 from alpr_workbench.governance.registry import User, get_user, user_problem
 from alpr_workbench.service.accounts import AccountError, AccountStore
 from alpr_workbench.service.oidc import OidcFlow
@@ -233,7 +233,8 @@ class _TokenFirst:
             self.svc.backoff_check(source)
             found = self.svc.sessions.check(token)
             if isinstance(found, SessionProblem):
-                await run_in_threadpool(self.svc.refuse_session, found, source, request)
+                await run_in_threadpool(self.svc.refuse_session, found, source,
+                                        request.url.path)
         except ServiceError as exc:
             response = _error_response(exc.status, exc.code, exc.detail,
                                        event_id=exc.event_id, headers=exc.headers)
@@ -270,6 +271,9 @@ class _Service:
     #: The OpenID Connect flow when configured (``routes_oidc`` sets it); the dashboard in
     #: the same process shares it (``service/oidc_dashboard.py``).
     oidc: OidcFlow | None = None
+    #: The port of the search results' Arrow Flight server, when one runs (``service/run.py``
+    #: sets it; ``GET /v1/health`` tells clients).
+    flight_port: int | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -313,7 +317,7 @@ class _Service:
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
 
-    def refuse_session(self, found: SessionProblem, source: str, request: Request) -> NoReturn:
+    def refuse_session(self, found: SessionProblem, source: str, path: str) -> NoReturn:
         """Back the source off, audit the dead token, and answer 401 (always raises)."""
         delay = self.throttle.failed(source)
         reason = found.reason if delay == 0 else f"{found.reason}; back off {delay:.0f} s"
@@ -323,7 +327,7 @@ class _Service:
             source=source,
             user_id=found.user_id,
             problem=reason,
-            details={"path": request.url.path},
+            details={"path": path},
         )
         raise ServiceError(
             401,
@@ -334,7 +338,23 @@ class _Service:
         )
 
     def authenticate(self, request: Request, source: str) -> tuple[User, Session]:
-        token = _bearer_token(request.headers)
+        """The signed-in user of an HTTP request's bearer token (see :meth:`authenticate_token`)."""
+        return self.authenticate_token(_bearer_token(request.headers), source, request.url.path)
+
+    def authenticate_token(
+        self, token: str | None, source: str, path: str
+    ) -> tuple[User, Session]:
+        """The user and live session of ``token``, a user still in good standing.
+
+        A missing token is refused; a dead one backs ``source`` off and is audited; a user no
+        longer in good standing loses every session, audited. ``path`` names what was asked
+        in those records (an API path, or ``flight:search``).
+
+        Raises
+        ------
+        ServiceError
+            401 (no or dead token), 429 (backing off) or 403 (account refused).
+        """
         if token is None:
             raise ServiceError(
                 401, "unauthenticated", _NO_TOKEN, headers={"WWW-Authenticate": "Bearer"}
@@ -342,7 +362,7 @@ class _Service:
         self.backoff_check(source)
         found = self.sessions.check(token)
         if isinstance(found, SessionProblem):
-            self.refuse_session(found, source, request)
+            self.refuse_session(found, source, path)
         user = get_user(self.store, found.user_id)
         problem = user_problem(user, policy=self.gate.policy, now=self.now())
         if problem is not None or user is None:
@@ -354,10 +374,40 @@ class _Service:
                 source=source,
                 user_id=found.user_id,
                 problem=reason,
-                details={"path": request.url.path, "session_id": found.session_id},
+                details={"path": path, "session_id": found.session_id},
             )
             raise ServiceError(403, "account_refused", reason, event_id=event_id)
         return user, found
+
+    def search(self, user: User, raw: bytes, source: str) -> SearchResult:
+        """Run the search in the JSON body ``raw`` through the gate, as ``user``.
+
+        Both transports (``POST /v1/search`` and Arrow Flight, ``service/flight.py``) come
+        here; the result exists only once the gate has audited the search.
+
+        Raises
+        ------
+        ServiceError
+            413 (body too large), 422 (malformed, audited) or 403 (refused by the gate, with
+            its audit record).
+        """
+        if len(raw) > MAX_BODY_BYTES:
+            raise ServiceError(413, "body_too_large",
+                               f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        try:
+            search_request = SearchRequest(**_json_body(raw))
+        except (ValueError, TypeError) as exc:
+            words = _validation_words(exc) if isinstance(exc, ValidationError) else str(exc)
+            event_id = self.record(
+                "search", action="search", source=source, user_id=user.user_id,
+                problem=f"malformed request: {words}",
+                details={"body": raw[:4096].decode("utf-8", "replace")},
+            )
+            raise ServiceError(422, "malformed_request", words, event_id=event_id) from exc
+        try:
+            return self.gate.search(user.user_id, search_request)
+        except SearchRefused as exc:
+            raise ServiceError(403, "search_refused", exc.reason, event_id=exc.event_id) from exc
 
 
 def _arrow_stream(frame: pl.DataFrame, *, compression: IpcCompression = "lz4") -> Iterator[bytes]:
@@ -480,9 +530,12 @@ def create_app(
         return await run_in_threadpool(locked)
 
     @app.get("/v1/health")
-    async def health() -> dict[str, str]:
-        """Readiness: the service is up (no session needed, nothing about the data)."""
-        return {"status": "ok", "service": "alpr-workbench"}
+    async def health() -> dict[str, str | int]:
+        """Readiness: the service is up, and where its search results' Flight server listens."""
+        doc: dict[str, str | int] = {"status": "ok", "service": "alpr-workbench"}
+        if svc.flight_port is not None:
+            doc["flight_port"] = svc.flight_port
+        return doc
 
     @app.post("/v1/enroll")
     async def enroll(request: Request) -> Response:
@@ -627,25 +680,8 @@ def create_app(
         source = _source(request)
 
         def work() -> Response:
-            user, session = svc.authenticate(request, source)
-            try:
-                search_request = SearchRequest(**_json_body(raw))
-            except (ValueError, TypeError) as exc:
-                words = _validation_words(exc) if isinstance(exc, ValidationError) else str(exc)
-                event_id = svc.record(
-                    "search", action="search", source=source, user_id=user.user_id,
-                    problem=f"malformed request: {words}",
-                    details={"body": raw[:4096].decode("utf-8", "replace")},
-                )
-                raise ServiceError(
-                    422, "malformed_request", words, event_id=event_id
-                ) from exc
-            try:
-                result = svc.gate.search(user.user_id, search_request)
-            except SearchRefused as exc:
-                raise ServiceError(
-                    403, "search_refused", exc.reason, event_id=exc.event_id
-                ) from exc
+            user, _ = svc.authenticate(request, source)
+            result = svc.search(user, raw, source)
             # The search is in the audit log; only now does its result leave.
             headers = {
                 "X-Audit-Event-Id": result.event_id,

@@ -111,6 +111,7 @@ def run_service(
     tiles: bool = False,
     show: bool = False,
     read_cache_mb: int | None = None,
+    flight_port: int = 0,
 ) -> None:
     """Open the store with the service's secret; serve the API (and dashboard) until stopped.
 
@@ -134,6 +135,9 @@ def run_service(
     read_cache_mb
         Memory for decrypted day files (decision 0009; 0 turns it off; None: the default,
         1 GiB). The newest days are decrypted into it in the background at start.
+    flight_port
+        Port of ``host`` for search results over Arrow Flight (0: a free one; ``GET
+        /v1/health`` tells clients which; ``docs/decisions/0010-flight-results.md``).
 
     Raises
     ------
@@ -204,8 +208,12 @@ def run_service(
             # gate finish first: the audit log closes under the service lock (below).
             timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )
-        dashboard = None
+        from alpr_workbench.service.flight import start_flight
+
+        dashboard, flight = None, None
         try:
+            flight = start_flight(app.state.service, host, flight_port, cert.read_bytes(),
+                                  key.read_bytes())
             if dashboard_port is not None:
                 dashboard = _start_dashboard(
                     store, audit, accounts, throttle, sessions, host=host, port=dashboard_port,
@@ -213,14 +221,19 @@ def run_service(
                     oidc=dashboard_oidc(app.state.service),  # the API's flow, shared
                 )
             print(
-                f"alpr-workbench service on https://{host}:{port} (certificate {cert})",
+                f"alpr-workbench service on https://{host}:{port} (search results also over "
+                f"Arrow Flight, port {flight.port}; certificate {cert})",
                 flush=True,
             )
             _api_server(config, dashboard).run()
         finally:
             try:
-                if dashboard is not None:
-                    dashboard.stop()
+                try:
+                    if dashboard is not None:
+                        dashboard.stop()
+                finally:
+                    if flight is not None:
+                        flight.shutdown()  # waits for its searches in flight
             finally:
                 # A request thread still in the gate (its connection cut at shutdown) holds the
                 # service lock: its audit record is written before the log closes.
@@ -365,6 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keyfile", type=Path)
     parser.add_argument("--dashboard-port", type=int, default=None)
     parser.add_argument("--read-cache-mb", type=int, default=None)
+    parser.add_argument("--flight-port", type=int, default=0)
     args = parser.parse_args(argv)
     try:
         run_service(
@@ -377,6 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             keyfile=args.keyfile,
             dashboard_port=args.dashboard_port,
             read_cache_mb=args.read_cache_mb,
+            flight_port=args.flight_port,
         )
     except WorkbenchError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,0 +1,199 @@
+"""Attacks on the search results' Arrow Flight server (decision 0010): each refused, audited.
+
+The Flight server is a second door to the gate: every attack the HTTP search route is tested
+against is tried here with a raw ``pyarrow.flight`` client, and every other Flight call must
+give nothing. Calls come from 127.0.0.1 (a Flight client cannot choose its source address):
+the back-off test runs last in this module.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow.flight as flight
+import pyotp
+import pytest
+
+from alpr_workbench.client import Client
+from alpr_workbench.governance.audit_log import AuditLog
+from alpr_workbench.store import Store
+from service_fixtures import (
+    ADMIN,
+    CASE,
+    PASSPHRASE,
+    PASSWORD,
+    build_home,
+    start_service,
+    stop_service,
+)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    home = tmp_path_factory.mktemp("attack-flight") / "home"
+    code, cert = build_home(home)
+    running = start_service(home, code, cert)
+    yield running
+    stop_service(running)
+
+
+@pytest.fixture(scope="module")
+def people(service, tmp_path_factory):
+    """The administrator's and t.analyst's clients, signed in."""
+    folder = tmp_path_factory.mktemp("flight-sessions")
+    enrolled = Client.enroll(service.url, ADMIN, service.admin_code, PASSWORD, service.cert)
+    admin = Client.login(service.url, ADMIN, PASSWORD, pyotp.TOTP(enrolled.totp_secret).now(),
+                         service.cert, session_file=folder / "admin.json")
+    done = Client.enroll(service.url, "t.analyst", admin.issue_enrolment("t.analyst"), PASSWORD,
+                         service.cert)
+    analyst = Client.login(service.url, "t.analyst", PASSWORD,
+                           pyotp.TOTP(done.totp_secret).now(), service.cert,
+                           session_file=folder / "analyst.json")
+    yield admin, analyst
+    analyst.close()
+    admin.close()
+
+
+@pytest.fixture(scope="module")
+def analyst(people):
+    return people[1]
+
+
+def _port(service) -> int:
+    with service.raw() as http:
+        return int(http.get("/v1/health").json()["flight_port"])
+
+
+def _raw(service, scheme: str = "grpc+tls") -> flight.FlightClient:
+    kwargs = {"tls_root_certs": service.cert.read_bytes()} if scheme == "grpc+tls" else {}
+    return flight.FlightClient(f"{scheme}://127.0.0.1:{_port(service)}", **kwargs)
+
+
+def _body(**extra) -> bytes:
+    today = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(0), tzinfo=dt.UTC)
+    return json.dumps({"case_number": CASE, "reason_code": "motor_vehicle_theft",
+                       "vehicle_color": "white",
+                       "window_from": (today - dt.timedelta(days=3)).isoformat(),
+                       "window_to": today.isoformat(), **extra}).encode()
+
+
+def _call(token: str | None):
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    return flight.FlightCallOptions(headers=headers, timeout=30)
+
+
+def _refusal(excinfo) -> dict:
+    doc = json.loads(excinfo.value.extra_info)
+    assert isinstance(doc, dict) and doc["status"] and doc["error"]
+    return doc
+
+
+def _audited(service, event_id: str) -> dict:
+    store = Store.open(service.home, passphrase=PASSPHRASE)
+    with AuditLog.open(store.home, store.keystore) as log:
+        events = log.events()
+    found = events.filter(events["event_id"] == event_id)
+    assert found.height == 1, f"{event_id} is not in the audit log"
+    return found.row(0, named=True)
+
+
+def test_the_client_searches_over_flight_and_gets_the_http_result(service, analyst):
+    over_flight = analyst.search(**json.loads(_body()))
+    assert analyst._flight, "the client did not find the Flight server"
+    with service.raw() as http:
+        over_http = http.post("/v1/search", content=_body(),
+                              headers={"Authorization": f"Bearer {analyst._token}"})
+    assert over_http.status_code == 200
+    import polars as pl
+
+    from_http = pl.read_ipc_stream(over_http.content)
+    assert over_flight.rows.height == from_http.height > 0
+    assert over_flight.rows.columns == from_http.columns
+    assert over_flight.rows.sort("read_id").equals(from_http.sort("read_id"))
+    assert _audited(service, over_flight.event_id)["outcome"] == "allowed"
+
+
+def test_no_token_and_another_scheme_are_refused(service):
+    with _raw(service) as raw, pytest.raises(flight.FlightUnauthenticatedError) as none:
+        raw.do_get(flight.Ticket(_body()), _call(None)).read_all()
+    assert _refusal(none)["error"] == "unauthenticated"
+    # Plain gRPC (no TLS) to the TLS port gets no answer, let alone data.
+    with _raw(service, "grpc") as plain, pytest.raises(flight.FlightError):
+        plain.do_get(flight.Ticket(_body()), _call("x" * 43)).read_all()
+
+
+def test_a_forged_token_is_refused_and_audited(service):
+    with _raw(service) as raw, pytest.raises(flight.FlightUnauthenticatedError) as forged:
+        raw.do_get(flight.Ticket(_body()), _call("A" * 43)).read_all()
+    doc = _refusal(forged)
+    assert doc["error"] == "invalid_session" and doc["status"] == 401
+    record = _audited(service, doc["event_id"])
+    assert record["outcome"] == "refused" and "flight:search" in record["query_json"]
+
+
+def test_a_refused_search_is_audited_and_returns_nothing(service, analyst):
+    with _raw(service) as raw, pytest.raises(flight.FlightUnauthorizedError) as refused:
+        raw.do_get(flight.Ticket(_body(case_number="BPD-2026-000000")),
+                   _call(analyst._token)).read_all()
+    doc = _refusal(refused)
+    assert doc["error"] == "search_refused" and doc["status"] == 403
+    record = _audited(service, doc["event_id"])
+    assert record["outcome"] == "refused" and record["user_id"] == "t.analyst"
+
+
+def test_malformed_asserted_identity_and_oversized_tickets(service, analyst):
+    with _raw(service) as raw:
+        with pytest.raises(flight.FlightServerError) as bad:
+            raw.do_get(flight.Ticket(b"{not json"), _call(analyst._token)).read_all()
+        with pytest.raises(flight.FlightServerError) as asserted:
+            raw.do_get(flight.Ticket(_body(user_id=ADMIN)), _call(analyst._token)).read_all()
+        with pytest.raises(flight.FlightServerError) as huge:
+            raw.do_get(flight.Ticket(b"x" * 200_000), _call(analyst._token)).read_all()
+    assert _refusal(bad)["status"] == 422 and _refusal(bad)["event_id"]
+    assert _refusal(asserted)["status"] == 422 and "user_id" in _refusal(asserted)["detail"]
+    assert _refusal(huge)["status"] == 413
+    record = _audited(service, _refusal(asserted)["event_id"])
+    assert record["user_id"] == "t.analyst" and record["outcome"] == "refused"
+
+
+def test_every_other_flight_call_gives_nothing(service, analyst):
+    call = _call(analyst._token)
+    with _raw(service) as raw:
+        for attempt in (
+            lambda: list(raw.list_flights(options=call)),
+            lambda: raw.get_flight_info(flight.FlightDescriptor.for_command(_body()), call),
+            lambda: list(raw.do_action(flight.Action("search", _body()), call)),
+            lambda: list(raw.list_actions(call)),
+        ):
+            with pytest.raises((flight.FlightError, NotImplementedError)):
+                attempt()
+
+
+def test_a_token_after_logout_is_dead(service, people, tmp_path):
+    admin, _ = people
+    done = Client.enroll(service.url, "t.other", admin.issue_enrolment("t.other"), PASSWORD,
+                         service.cert)
+    client = Client.login(service.url, "t.other", PASSWORD, pyotp.TOTP(done.totp_secret).now(),
+                          service.cert, session_file=tmp_path / "other.json")
+    token = client._token
+    assert client.search(**json.loads(_body())).event_id  # alive: it searches over Flight
+    client.logout()
+    client.close()
+    with _raw(service) as raw, pytest.raises(flight.FlightUnauthenticatedError) as dead:
+        raw.do_get(flight.Ticket(_body()), _call(token)).read_all()
+    assert _refusal(dead)["error"] == "invalid_session"
+
+
+def test_repeated_forged_tokens_back_the_source_off(service):
+    with _raw(service) as raw:
+        for _ in range(8):
+            try:
+                raw.do_get(flight.Ticket(_body()), _call("B" * 43)).read_all()
+            except flight.FlightUnavailableError as exc:
+                doc = json.loads(exc.extra_info)
+                assert doc["status"] == 429 and doc["error"] == "too_many_failures"
+                return
+            except flight.FlightUnauthenticatedError:
+                continue
+    pytest.fail("eight forged tokens in a row were never backed off")
