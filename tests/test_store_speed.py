@@ -10,6 +10,8 @@ hand returns, for random plates (present, absent, frequent) and random extra fil
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 from pathlib import Path
 
 import polars as pl
@@ -20,6 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alpr_workbench.errors import StoreError
 from alpr_workbench.store import Store
 from alpr_workbench.store._kms import WorkbenchKmsClient
 from alpr_workbench.store._partition import ROW_GROUP_ROWS
@@ -111,3 +114,113 @@ def test_a_frequent_plate_is_found_in_every_row_group_it_spans(big):
         got = store.reads.query(plates=[plate])
         assert got.height == (full["plate"] == plate).sum() > ROW_GROUP_ROWS // 100
         assert set(got["plate"]) == {plate}
+
+
+# -- small tables: a write to one table does not make the others decrypt again ------------
+
+
+def _users(*ids: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user_id": list(ids),
+            "full_name": [i.upper() for i in ids],
+            "role": "analyst",
+            "organization": "Burbank Police Department",
+            "organization_type": "ca_local_agency",
+            "job_title": "Crime Analyst",
+            "is_active": True,
+        }
+    )
+
+
+def _cases(*numbers: str) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "case_number": list(numbers),
+            "title": "Stolen Civic",
+            "offense_type": "motor_vehicle_theft",
+            "status": "open",
+            "opened_at": dt.datetime(2026, 10, 1, tzinfo=dt.UTC),
+        }
+    )
+
+
+@pytest.fixture
+def two_tables(store: Store) -> Store:
+    store.tables.write("users", _users("a.analyst", "b.analyst"))
+    store.tables.write("cases", _cases("BPD-2026-000001"))
+    return store
+
+
+def test_writing_one_table_does_not_decrypt_another_again(two_tables):
+    store = two_tables
+    index = store.home / "store" / "_index.json"
+    users = store.tables.read("users")
+    before = index.stat()
+    store.tables.append("cases", _cases("BPD-2026-000002"))
+    after = index.stat()
+    assert (before.st_ino, before.st_mtime_ns) != (after.st_ino, after.st_mtime_ns)
+    # The index changed, the users' manifest did not: the very frame comes back.
+    assert store.tables.read("users") is users
+    assert store.tables.read("cases")["case_number"].to_list() == [
+        "BPD-2026-000001", "BPD-2026-000002",
+    ]
+
+
+def test_a_changed_table_is_seen_at_once_in_this_process_and_another(two_tables):
+    store = two_tables
+    other = Store.open(store.home, passphrase=PASSPHRASE)
+    assert other.tables.read("users").height == 2
+    assert store.tables.read("users").height == 2
+    store.tables.append("users", _users("c.analyst"))
+    assert sorted(store.tables.read("users")["user_id"]) == ["a.analyst", "b.analyst", "c.analyst"]
+    assert other.tables.read("users").height == 3
+    other.tables.write("users", _users("d.analyst"))
+    assert store.tables.read("users")["user_id"].to_list() == ["d.analyst"]
+
+
+def _put_back(path: Path, data: bytes) -> None:
+    """Overwrite ``path`` in place (same inode), keeping its timestamps."""
+    before = path.stat()
+    with path.open("r+b") as fh:
+        fh.write(data)
+        fh.truncate()
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_an_older_table_manifest_put_back_is_refused_with_a_warm_cache(two_tables):
+    store = two_tables
+    manifest = store.tables.root / "users" / "_manifest.json"
+    old = manifest.read_bytes()
+    store.tables.append("users", _users("c.analyst"))
+    store.tables.read("users")
+    _put_back(manifest, old)
+    store.tables.append("cases", _cases("BPD-2026-000002"))  # the index changes too
+    with pytest.raises(StoreError, match="users.*(older copy|generation)"):
+        store.tables.read("users")
+
+
+def test_a_table_manifest_altered_in_place_is_refused_once_the_index_changes(two_tables):
+    store = two_tables
+    manifest = store.tables.root / "users" / "_manifest.json"
+    store.tables.read("users")
+    raw = manifest.read_bytes()
+    _put_back(manifest, raw.replace(b'"rows": 2', b'"rows": 3'))
+    assert manifest.read_bytes() != raw
+    store.tables.append("cases", _cases("BPD-2026-000002"))
+    with pytest.raises(StoreError, match="users.*authenticate"):
+        store.tables.read("users")
+
+
+def test_a_deleted_table_or_data_file_is_refused_with_a_warm_cache(two_tables):
+    store = two_tables
+    store.tables.read("users")
+    store.tables.read("cases")
+    (data,) = (store.tables.root / "cases").glob("part-*.parquet")
+    data.unlink()
+    shutil.rmtree(store.tables.root / "users")
+    store.tables.write("cameras", pl.DataFrame(schema=store.tables.read("cameras").schema))
+    with pytest.raises(StoreError, match="users.*deleted"):
+        store.tables.read("users")
+    with pytest.raises(StoreError, match="cases.*missing"):
+        store.tables.read("cases")

@@ -674,7 +674,12 @@ class Gate:
         for column in ("vehicle_make", "vehicle_color", "vehicle_type"):
             value = getattr(request, column)
             if value is not None:
-                where &= pl.col(column).str.to_lowercase() == value.lower()
+                # Case-insensitive: the rows whose value lowercases to ``value.lower()``.
+                variants = _case_variants(value.lower())
+                if variants is not None:  # a lookup, instead of lowercasing every row
+                    where &= pl.col(column).is_in(pl.Series(variants, dtype=pl.String))
+                else:
+                    where &= pl.col(column).str.to_lowercase() == value.lower()
         if request.near is not None:
             lat, lon, radius = request.near
             where &= _haversine_m(lat, lon) <= radius
@@ -691,7 +696,7 @@ class Gate:
         needed = [*columns, "captured_at", *(("lon", "lat") if request.polygon else ())]
         rows = self._store.reads.query(
             window_from.date(), window_to.date(), where=where, plates=plates,
-            columns=list(dict.fromkeys(needed)),
+            columns=list(dict.fromkeys(needed)), sort_by="captured_at",
         )
         if request.polygon is not None and rows.height:
             import shapely
@@ -700,7 +705,9 @@ class Gate:
                 shapely.Polygon(request.polygon), rows["lon"].to_numpy(), rows["lat"].to_numpy()
             )
             rows = rows.filter(pl.Series(inside))
-        return rows.sort("captured_at").select(columns)
+        if not rows.get_column("captured_at").is_sorted():  # sorted by the query already
+            rows = rows.sort("captured_at")
+        return rows.select(columns)
 
     def _columns_for(self, role: str) -> list[str]:
         allowed = self.policy.row_columns.get(role)
@@ -1104,6 +1111,32 @@ def _is_specific(text: str | None, *, policy: Policy) -> bool:
         len(text.strip()) >= policy.reason_text_min_chars
         and len(words) >= policy.reason_text_min_words
     )
+
+
+def _case_variants(lowered: str, limit: int = 1024) -> list[str] | None:
+    """Every string whose lowercase is the ASCII ``lowered``; None if not ASCII or over ``limit``.
+
+    The only characters that lowercase to an ASCII letter other than themselves are A-Z and
+    the Kelvin sign (U+212A, to k); checked against Polars' ``str.to_lowercase`` over every
+    code point (``tests/test_gate_speed_paths.py`` holds the awkward cases).
+
+    Examples
+    --------
+    >>> _case_variants("ab")
+    ['ab', 'aB', 'Ab', 'AB']
+    >>> len(_case_variants("k")), _case_variants("é"), _case_variants("abcdefghijk")
+    (3, None, None)
+    """
+    if not lowered.isascii():
+        return None
+    variants = [""]
+    for char in lowered:
+        options = [char, *([char.upper()] if char.islower() else []),
+                   *(["\u212a"] if char == "k" else [])]
+        variants = [v + o for v in variants for o in options]
+        if len(variants) > limit:
+            return None
+    return variants
 
 
 def _haversine_m(lat: float, lon: float) -> pl.Expr:

@@ -22,7 +22,9 @@ class TableStore:
         self.store_root = root
         self.root = root / "tables"
         self.keystore = keystore
-        self._cache: dict[str, tuple[tuple[int, ...], pl.DataFrame]] = {}
+        # table -> (stamp of manifest, index and witness; what the frame was decrypted from;
+        # the frame)
+        self._cache: dict[str, tuple[tuple[int, ...], _Source, pl.DataFrame]] = {}
 
     def _partition(self, table: str) -> Partition:
         if table == "reads":
@@ -77,7 +79,9 @@ class TableStore:
 
         Results are cached until the table's manifest or the store's index changes, so a
         revoked grant or a closed case is seen by the very next read, in this process or any
-        other.
+        other. When only the index changed (another table was written), the table's
+        authenticated manifest is checked again, and the cached frame is kept when it lists
+        the very files, unchanged on disk, that the frame was decrypted from.
 
         Raises
         ------
@@ -86,25 +90,33 @@ class TableStore:
         """
         recover(self.store_root, self.keystore)
         partition = self._partition(table)
-        stamp: tuple[int, ...] | None = ()
-        for path in (
+        stamp = _stamp(
             partition.root / MANIFEST,
             self.store_root / INDEX,
             self.keystore.witness_path(WITNESS),
-        ):
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                stamp = None
-                break
-            assert stamp is not None
-            stamp = (*stamp, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        )
         cached = self._cache.get(table)
         if stamp is not None and cached is not None and cached[0] == stamp:
-            return cached[1]
-        frame = partition.read()
+            return cached[2]
+        # Checks the index, the witness, and the manifest's generation and digest: a
+        # restored, altered, moved or deleted manifest raises here, cache or no cache.
+        manifest = partition.manifest()
+        source = (
+            int(manifest["generation"]),
+            tuple(
+                (str(item["name"]), int(item["rows"]), int(item["bytes"]))
+                for item in manifest["files"]
+            ),
+            tuple(key for _, key in partition.candidates(manifest=manifest)),
+        )
+        if cached is not None and cached[1] == source:
+            frame = cached[2]
+        else:
+            frame = partition.read()
         if stamp is not None:
-            self._cache[table] = (stamp, frame)
+            # ``partition.read`` may have seen a newer manifest than ``source``: then the next
+            # read finds a new stamp and a different manifest, and decrypts again.
+            self._cache[table] = (stamp, source, frame)
         return frame
 
     def exists(self, table: str) -> bool:
@@ -133,3 +145,19 @@ class TableStore:
             if table != "reads":
                 problems.extend(self._partition(table).verify(index))
         return problems
+
+
+# (generation, files listed as (name, rows, bytes), files on disk as (path, size, mtime_ns))
+_Source = tuple[int, tuple[tuple[str, int, int], ...], tuple[tuple[str, int, int], ...]]
+
+
+def _stamp(*paths: Path) -> tuple[int, ...] | None:
+    """Modification time, size and inode of each of ``paths`` (None when one is missing)."""
+    stamp: tuple[int, ...] = ()
+    for path in paths:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (*stamp, stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return stamp
