@@ -18,7 +18,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from service_fixtures import free_port, port_was_taken
+from service_fixtures import PortTaken, free_port, port_was_taken, retry_taken_port
 
 _EXE = shutil.which("alpr-workbench", path=os.path.dirname(sys.executable)) or "alpr-workbench"
 
@@ -35,10 +35,10 @@ class Workbench:
     log: Path
 
     def stop(self) -> None:
-        """Terminate the process (and wait for it)."""
+        """Terminate the process (and wait for it; it stops on SIGTERM within seconds)."""
         self.process.terminate()
         try:
-            self.process.wait(timeout=15)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -56,16 +56,9 @@ def start_workbench(
     A port taken meanwhile by a test running in parallel (``pytest -n``) means starting
     again on other ports.
     """
-    for _ in range(4):
-        try:
-            return _start_workbench(home, cert, passphrase=passphrase, timeout=timeout)
-        except _PortTaken:
-            continue
-    return _start_workbench(home, cert, passphrase=passphrase, timeout=timeout)
-
-
-class _PortTaken(RuntimeError):
-    """A free port found was taken by another process before ``serve`` bound it."""
+    return retry_taken_port(
+        lambda: _start_workbench(home, cert, passphrase=passphrase, timeout=timeout)
+    )
 
 
 def _start_workbench(
@@ -101,7 +94,7 @@ def _start_workbench(
             while True:
                 if process.poll() is not None:
                     if port_was_taken(log):
-                        raise _PortTaken(log.read_text())
+                        raise PortTaken(log.read_text())
                     raise RuntimeError(f"serve exited: {log.read_text()}")
                 try:
                     conn = http.client.HTTPSConnection(

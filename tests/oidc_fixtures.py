@@ -16,7 +16,6 @@ import hashlib
 import re
 import secrets
 import ssl
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -33,7 +32,14 @@ from joserfc.jwk import RSAKey
 
 from alpr_workbench.service.tls import make_loopback_certificate
 from alpr_workbench.store import Store
-from service_fixtures import ADMIN, PASSPHRASE, Service, build_home, free_port, start_service
+from service_fixtures import (
+    ADMIN,
+    PASSPHRASE,
+    Service,
+    build_home,
+    serve_in_thread,
+    start_service,
+)
 
 CLIENT_ID = "alpr-workbench-test"
 CLIENT_SECRET = "oidc client secret for tests, not a secret"
@@ -132,21 +138,17 @@ def start_provider(folder: Path) -> Provider:
     """Start the test provider over TLS on a free loopback port."""
     folder.mkdir(parents=True, exist_ok=True)
     tls = make_loopback_certificate(folder)
-    port = free_port()
     key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1"})
-    provider = Provider(f"https://127.0.0.1:{port}", tls.certfile, key)
-    config = uvicorn.Config(
-        _provider_app(provider), host="127.0.0.1", port=port, log_level="warning",
-        ssl_certfile=str(tls.certfile), ssl_keyfile=str(tls.keyfile),
-    )
-    server = provider.server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test identity provider did not start")
-        time.sleep(0.05)
+    made: list[Provider] = []
+
+    def app_for(port: int) -> FastAPI:
+        made.append(Provider(f"https://127.0.0.1:{port}", tls.certfile, key))
+        return _provider_app(made[0])
+
+    running = serve_in_thread(app_for, log_level="warning", ssl_certfile=str(tls.certfile),
+                              ssl_keyfile=str(tls.keyfile))
+    provider = made[0]
+    provider.server = running.server
     return provider
 
 

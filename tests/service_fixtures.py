@@ -10,10 +10,12 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import httpx
 import polars as pl
@@ -67,10 +69,76 @@ def build_home(home: Path) -> tuple[str, Path]:
     return result.enrolment_code, result.certfile
 
 
+_T = TypeVar("_T")
+
+
 def free_port() -> int:
+    """A loopback port free a moment ago: start with :func:`retry_taken_port`."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+class PortTaken(RuntimeError):
+    """A free port found was taken by another process before the server bound it."""
+
+
+def retry_taken_port(start: Callable[[], _T], *, tries: int = 5) -> _T:
+    """Call ``start`` (which picks its ports with :func:`free_port`) until no port was taken.
+
+    :func:`free_port` only finds a port that was free a moment ago: another test running in
+    parallel (``pytest -n``) may bind it first. ``start`` then raises :class:`PortTaken`
+    (:func:`port_was_taken` reads a server's log for it) and is called again, on other
+    ports; the last try's error is raised as it is.
+    """
+    for _ in range(tries - 1):
+        try:
+            return start()
+        except PortTaken:
+            continue
+    return start()
+
+
+@dataclass
+class ThreadServer:
+    """A uvicorn server running in a thread of the test's process (see :func:`serve_in_thread`)."""
+
+    server: Any
+    thread: threading.Thread
+    port: int
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread."""
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def serve_in_thread(
+    app_for: Callable[[int], Any], *, timeout: float = 30.0, **config: Any
+) -> ThreadServer:
+    """Serve ``app_for(port)`` with uvicorn on a loopback port; return once it listens.
+
+    The socket is bound here, to a port the system picks, and handed to the server, so no
+    other process (a test on another ``pytest -n`` worker) can take the port between finding
+    it and serving on it: no retry needed. ``config``: more ``uvicorn.Config`` options.
+    """
+    import uvicorn
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app_for(port), host="127.0.0.1", port=port, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    running = ThreadServer(server, thread, port)
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            running.stop()
+            sock.close()
+            raise RuntimeError(f"the server on port {port} did not start")
+        time.sleep(0.05)
+    return running
 
 
 @dataclass
@@ -91,11 +159,7 @@ class Service:
 
 
 def port_was_taken(log: Path) -> bool:
-    """Whether a server's log says its port was taken meanwhile.
-
-    :func:`free_port` only finds a port that was free a moment ago: another test running in
-    parallel (``pytest -n``) may bind it first. The caller then starts again on another port.
-    """
+    """Whether a server's log says its port was taken meanwhile (:func:`retry_taken_port`)."""
     return "address already in use" in log.read_text(errors="replace").lower()
 
 
@@ -103,16 +167,9 @@ def start_service(
     home: Path, admin_code: str, cert: Path, *, passphrase: str | None = PASSPHRASE
 ) -> Service:
     """Start the service on a free port; ``passphrase=None`` for a demo store (its own file)."""
-    for _ in range(4):
-        try:
-            return _start_service(home, admin_code, cert, passphrase=passphrase)
-        except _PortTaken:
-            continue
-    return _start_service(home, admin_code, cert, passphrase=passphrase)
-
-
-class _PortTaken(RuntimeError):
-    """The free port found was taken by another process before the service bound it."""
+    return retry_taken_port(
+        lambda: _start_service(home, admin_code, cert, passphrase=passphrase)
+    )
 
 
 def _start_service(
@@ -135,7 +192,7 @@ def _start_service(
             while True:
                 if process.poll() is not None:
                     if port_was_taken(log):
-                        raise _PortTaken(log.read_text())
+                        raise PortTaken(log.read_text())
                     raise RuntimeError(f"the service exited: {log.read_text()}")
                 try:
                     if http.get("/v1/health").status_code == 200:
@@ -148,6 +205,18 @@ def _start_service(
     except BaseException:
         stop_service(service)
         raise
+
+
+@contextlib.contextmanager
+def city_service(root: Path) -> Iterator[Service]:
+    """The small city served from ``root/home`` (:func:`build_home`); stopped on exit."""
+    home = root / "home"
+    code, cert = build_home(home)
+    running = start_service(home, code, cert)
+    try:
+        yield running
+    finally:
+        stop_service(running)
 
 
 def stop_service(service: Service) -> None:

@@ -23,7 +23,7 @@ import pytest
 from typer.testing import CliRunner
 
 from alpr_workbench.cli import app
-from service_fixtures import PASSWORD, free_port
+from service_fixtures import PASSWORD, PortTaken, free_port, port_was_taken, retry_taken_port
 
 runner = CliRunner()
 
@@ -31,6 +31,8 @@ runner = CliRunner()
 def _wait_ready(process: subprocess.Popen[bytes], url: str, cert: Path, log: Path) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
+        if process.poll() is not None and port_was_taken(log):
+            raise PortTaken(log.read_text())
         assert process.poll() is None, log.read_text()
         if cert.is_file():
             context = ssl.create_default_context(cafile=str(cert))
@@ -43,8 +45,10 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, cert: Path, log: Pat
     raise AssertionError(f"the demo's service did not come up: {log.read_text()}")
 
 
-def test_make_demo_serves_and_its_printed_commands_sign_in_and_search(tmp_path):
-    home, port, log = tmp_path / "home", free_port(), tmp_path / "demo.log"
+def _start_demo(folder: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """Run ``alpr-workbench demo`` on a free port, into a new home; (process, URL, its log)."""
+    port = free_port()
+    home, log = folder / f"home-{port}", folder / f"demo-{port}.log"
     exe = shutil.which("alpr-workbench", path=os.path.dirname(sys.executable))
     assert exe
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_WORKBENCH_")}
@@ -58,6 +62,24 @@ def test_make_demo_serves_and_its_printed_commands_sign_in_and_search(tmp_path):
     url = f"https://127.0.0.1:{port}"
     try:
         _wait_ready(demo, url, home / "service" / "tls" / "service-cert.pem", log)
+    except BaseException:
+        _stop_demo(demo)
+        raise
+    return demo, url, log
+
+
+def _stop_demo(demo: subprocess.Popen[bytes]) -> None:
+    demo.send_signal(signal.SIGINT)
+    try:
+        demo.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        demo.kill()
+        demo.wait()
+
+
+def test_make_demo_serves_and_its_printed_commands_sign_in_and_search(tmp_path):
+    demo, url, log = retry_taken_port(lambda: _start_demo(tmp_path))
+    try:
         lines = log.read_text().splitlines()
         at = next(i for i, line in enumerate(lines) if line.startswith("# analyst: "))
         enroll, login, search = (shlex.split(line)[1:] for line in lines[at + 1 : at + 4])
@@ -79,12 +101,7 @@ def test_make_demo_serves_and_its_printed_commands_sign_in_and_search(tmp_path):
         plate = search[search.index("--plate") + 1]
         assert f'"plate": "{plate}"' in found.stdout
     finally:
-        demo.send_signal(signal.SIGINT)
-        try:
-            demo.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait()
+        _stop_demo(demo)
     assert demo.returncode is not None
 
 

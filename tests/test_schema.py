@@ -157,6 +157,7 @@ FILLED_ELSEWHERE = {
     ("audit_events", "refusal_reason"): "the gate, on a refusal",
     ("audit_events", "seq"): "the audit log, on append",
     ("reads", "frame_count"): "ingest-frames, when several frames of one vehicle vote",
+    ("users", "person_id"): "an administrator, `users set-person` (tests/test_person_id.py)",
 }
 
 

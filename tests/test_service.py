@@ -21,19 +21,14 @@ from service_fixtures import (
     CASE,
     PASSPHRASE,
     PASSWORD,
-    build_home,
-    start_service,
-    stop_service,
+    city_service,
 )
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    home = tmp_path_factory.mktemp("service") / "home"
-    code, cert = build_home(home)
-    running = start_service(home, code, cert)
-    yield running
-    stop_service(running)
+    with city_service(tmp_path_factory.mktemp("service")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
@@ -255,37 +250,25 @@ def test_searches_share_the_service_lock_and_a_change_runs_alone():
 
 def test_a_streamed_result_over_tls_equals_the_gate(service, analyst):
     """The streamed, compressed path end to end: real uvicorn over TLS, the real client."""
-    import threading
-
-    import uvicorn
-
     from alpr_workbench.service.app import create_app
     from alpr_workbench.service.tls import tls_files
-    from service_fixtures import free_port
+    from service_fixtures import serve_in_thread
 
     store = Store.open(service.home, passphrase=PASSPHRASE)
     sessions = SessionStore()
     with AuditLog.open(store.home, store.keystore) as log:
         app = create_app(store, audit=log, sessions=sessions, stream_rows=10)
-        files, port = tls_files(service.home), free_port()
-        server = uvicorn.Server(uvicorn.Config(
-            app, host="127.0.0.1", port=port, ssl_certfile=str(files.certfile),
-            ssl_keyfile=str(files.keyfile), log_level="warning", access_log=False))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
+        files = tls_files(service.home)
+        running = serve_in_thread(
+            lambda port: app, ssl_certfile=str(files.certfile), ssl_keyfile=str(files.keyfile),
+            log_level="warning", access_log=False)
         try:
             token, _ = sessions.open("t.analyst")
-            with Client(f"https://127.0.0.1:{port}", token,
+            with Client(f"https://127.0.0.1:{running.port}", token,
                         files.certfile.read_text()) as client:
-                for _ in range(600):  # wait until it listens
-                    if server.started:
-                        break
-                    thread.join(0.05)
-                assert server.started
                 found = client.search(**_request())
         finally:
-            server.should_exit = True
-            thread.join(30)
+            running.stop()
         direct = Gate(store, log).search("t.analyst", SearchRequest(**_request()))
     assert found.rows.height > 10  # more than stream_rows: it came in batches
     assert_frame_equal(found.rows, direct.rows)

@@ -36,9 +36,12 @@ from service_fixtures import (
     CASE,
     PASSPHRASE,
     PASSWORD,
+    PortTaken,
     Service,
     build_home,
     free_port,
+    port_was_taken,
+    retry_taken_port,
     start_service,
     stop_service,
 )
@@ -263,29 +266,41 @@ def test_kill_9_during_enrolment_and_sign_in_writes_keeps_accounts_store_and_log
 
 @contextmanager
 def _short_sessions(home: Path, cert: Path, idle_s: float, absolute_s: float):
+    service = retry_taken_port(lambda: _start_short_sessions(home, cert, idle_s, absolute_s))
+    try:
+        yield service
+    finally:
+        stop_service(service)
+
+
+def _start_short_sessions(home: Path, cert: Path, idle_s: float, absolute_s: float) -> Service:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALPR_WORKBENCH_")}
     env["ALPR_WORKBENCH_PASSPHRASE"] = PASSPHRASE
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SHORT_SESSIONS, str(home), str(port), str(idle_s),
-         str(absolute_s)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    log = home.parent / "short-sessions.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SHORT_SESSIONS, str(home), str(port), str(idle_s),
+             str(absolute_s)], env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
     service = Service(home, f"https://127.0.0.1:{port}", cert, process, "")
     try:
         deadline = time.monotonic() + 60
         with service.raw() as http:
             while True:
-                assert process.poll() is None, "the service exited"
+                if process.poll() is not None and port_was_taken(log):
+                    raise PortTaken(log.read_text())
+                assert process.poll() is None, f"the service exited: {log.read_text()}"
                 try:
                     if http.get("/v1/health").status_code == 200:
-                        break
+                        return service
                 except httpx.HTTPError:
                     pass
                 assert time.monotonic() < deadline, "the service did not become ready"
                 time.sleep(0.2)
-        yield service
-    finally:
+    except BaseException:
         stop_service(service)
+        raise
 
 
 def test_expired_sessions_are_refused_idle_and_absolute(city):

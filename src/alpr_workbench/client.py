@@ -21,6 +21,7 @@ import io
 import json
 import os
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: The service's answer (429) to a sign-in while another from the same address is in flight.
+SIGN_IN_BUSY = "sign_in_busy"
+_SIGN_IN_TRIES = 5
 _TIMEOUT_S = 60.0
 
 
@@ -190,23 +194,53 @@ def _search_flight(flight_client: Any, token: str, body: dict[str, Any]) -> Clie
             doc = json.loads(exc.extra_info or b"{}")
         except ValueError:
             doc = {}
-        if not isinstance(doc, dict) or "status" not in doc:
+        status = doc.get("status") if isinstance(doc, dict) else None
+        if not isinstance(status, int):
             raise ServiceError(0, "unreachable", f"cannot reach the service: {exc}") from exc
-        raise ServiceError(int(doc["status"]), str(doc.get("error", "refused")),
-                           str(doc.get("detail", exc)), doc.get("event_id")) from exc
-    meta = {k.decode(): v.decode() for k, v in (table.schema.metadata or {}).items()}
+        event_id = doc.get("event_id")
+        raise ServiceError(status, str(doc.get("error", "refused")), str(doc.get("detail", exc)),
+                           event_id if isinstance(event_id, str) else None) from exc
+    meta = {k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+            for k, v in (table.schema.metadata or {}).items()}
     rows = pl.from_arrow(table.replace_schema_metadata(None))
     assert isinstance(rows, pl.DataFrame)
     sent = meta.get("alpr.rows", "")
     if not sent.isdigit() or int(sent) != rows.height:
         raise ServiceError(200, "bad_response",
                            f"the result was cut: {rows.height} of {sent} rows arrived")
+    total, event_id = meta.get("alpr.total_rows", ""), meta.get("alpr.event_id", "")
+    if not total.isdigit() or not event_id.startswith("evt-"):
+        raise ServiceError(200, "bad_response", "the result came without its audit record")
     return ClientSearchResult(
         rows=rows,
-        event_id=meta["alpr.event_id"],
-        total_rows=int(meta["alpr.total_rows"]),
-        truncated=meta["alpr.truncated"] == "true",
+        event_id=event_id,
+        total_rows=int(total),
+        truncated=meta.get("alpr.truncated") == "true",
     )
+
+
+def _sign_in_post(http: httpx.Client, path: str, body: dict[str, Any]) -> httpx.Response:
+    """POST a sign-in; while another one from this address is in flight, try again.
+
+    The service takes one sign-in attempt per address at a time and answers the others
+    ``429 sign_in_busy`` (not counted as a failure): people behind one address (a station's
+    NAT) signing in together wait a moment instead of seeing an error.
+    """
+    for _ in range(_SIGN_IN_TRIES - 1):
+        response = _post(http, path, body)
+        if response.status_code != 429 or _error_code(response) != SIGN_IN_BUSY:
+            return response
+        retry = response.headers.get("Retry-After", "1")
+        time.sleep(min(5.0, float(retry)) if retry.isdigit() else 1.0)
+    return _post(http, path, body)
+
+
+def _error_code(response: httpx.Response) -> str:
+    try:
+        doc = response.json()
+    except ValueError:
+        return ""
+    return str(doc.get("error", "")) if isinstance(doc, dict) else ""
 
 
 def _post(http: httpx.Client, path: str, body: dict[str, Any] | None = None,
@@ -223,10 +257,14 @@ class Client:
 
     Make one with :meth:`login` or :func:`connect`; close it with :meth:`close` (or use it as
     a context manager). :meth:`logout` ends the session on the service.
+
+    :meth:`search` uses the service's Arrow Flight server when it offers one
+    (``docs/decisions/0010-flight-results.md``); ``use_flight=False`` keeps every request on
+    the HTTP API.
     """
 
     def __init__(self, url: str, token: str, ca_pem: str, *, user_id: str | None = None,
-                 session_file: Path | None = None) -> None:
+                 session_file: Path | None = None, use_flight: bool = True) -> None:
         self.url = url
         self.user_id = user_id
         self.session_file = session_file
@@ -234,8 +272,9 @@ class Client:
         self._ca_pem = ca_pem
         self._http = _http(url, ca_pem)
         # Search results come over the service's Arrow Flight server when it runs one
-        # (asked once, from GET /v1/health); False: it does not, use POST /v1/search.
-        self._flight: Any = None
+        # (asked once, from GET /v1/health); False: it does not (or ``use_flight=False``),
+        # use POST /v1/search.
+        self._flight: Any = None if use_flight else False
 
     def __repr__(self) -> str:  # never show the token
         return f"Client(url={self.url!r}, user_id={self.user_id!r})"
@@ -288,8 +327,8 @@ class Client:
         """
         ca_pem = Path(ca_file).read_text()
         with _http(url, ca_pem) as http:
-            response = _post(http, "/v1/login",
-                             {"user_id": user_id, "password": password, "totp": totp})
+            response = _sign_in_post(http, "/v1/login",
+                                     {"user_id": user_id, "password": password, "totp": totp})
         _raise_for(response)
         doc = response.json()
         path = Path(session_file) if session_file is not None else default_session_file()
@@ -312,8 +351,9 @@ class Client:
             When the code is wrong, used or expired, or the password is refused.
         """
         with _http(url, Path(ca_file).read_text()) as http:
-            response = _post(http, "/v1/enroll",
-                             {"user_id": user_id, "code": code, "new_password": new_password})
+            response = _sign_in_post(
+                http, "/v1/enroll", {"user_id": user_id, "code": code, "new_password": new_password}
+            )
         _raise_for(response)
         doc = response.json()
         return EnrolmentResult(doc["user_id"], doc["totp_secret"], doc["otpauth_uri"])
@@ -453,13 +493,41 @@ class Client:
                 doc = {}
             port = doc.get("flight_port") if isinstance(doc, dict) else None
             if isinstance(port, int) and 0 < port < 65536:
-                import pyarrow.flight as flight
-
-                host = httpx.URL(self.url).host
-                where = f"[{host}]" if ":" in host else host
-                self._flight = flight.FlightClient(f"grpc+tls://{where}:{port}",
-                                                   tls_root_certs=self._ca_pem.encode())
+                self._flight = self._open_flight(port) or False
         return self._flight or None
+
+    def _open_flight(self, port: int) -> Any:
+        """A Flight client with a certificate for this session (mutual TLS), or None.
+
+        The key is made here and never leaves this process; the service signs a certificate
+        for it that names this session's user and lapses with the session.
+        """
+        import pyarrow.flight as flight
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flight client")]))
+            .sign(key, hashes.SHA256())
+        )
+        body = {"csr": csr.public_bytes(serialization.Encoding.PEM).decode()}
+        response = _post(self._http, "/v1/flight/certificate", body, token=self._token)
+        if not response.is_success:
+            return None  # an older service, or a dead session (the API then says so)
+        doc = response.json()
+        host = httpx.URL(self.url).host
+        where = f"[{host}]" if ":" in host else host
+        return flight.FlightClient(
+            f"grpc+tls://{where}:{port}", tls_root_certs=self._ca_pem.encode(),
+            cert_chain=str(doc["certificate"]).encode(),
+            private_key=key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()),
+        )
 
     # -- administration (``/v1/admin/...``; the actor is always the session's user) ------
     def _admin(
@@ -499,6 +567,22 @@ class Client:
     def enable_user(self, user_id: str, reason: str = "") -> dict[str, Any]:
         """Administrators: enable ``user_id`` again (audited)."""
         return self._admin("POST", f"/users/{user_id}/enable", {"reason": reason})
+
+    def set_person(self, user_id: str, person_id: str | None, reason: str = "") -> dict[str, Any]:
+        """Administrators: record the person behind ``user_id`` (None clears it; audited).
+
+        One person's accounts share a person id; a two-person rule (a supervisor's approval)
+        is never met by two of them.
+        """
+        return self._admin("POST", f"/users/{user_id}/person",
+                           {"person_id": person_id, "reason": reason})
+
+    def unbind_oidc(self, user_id: str, reason: str = "") -> dict[str, Any]:
+        """Administrators: undo ``user_id``'s OIDC binding; its sessions end (audited).
+
+        Its next sign-in through the identity provider binds it again.
+        """
+        return self._admin("POST", f"/users/{user_id}/unbind-oidc", {"reason": reason})
 
     def list_grants(self) -> pl.DataFrame:
         """Every sharing grant, in force or revoked."""

@@ -19,8 +19,9 @@ from alpr_workbench.governance.audit_log import AuditLog
 from alpr_workbench.governance.gate import Gate, SearchRefused, SearchRequest
 from alpr_workbench.policy import load_policy
 from alpr_workbench.store import Store
-from alpr_workbench.synth import CityConfig, generate_city, generate_day
+from alpr_workbench.synth import CityConfig
 from conftest import PASSPHRASE
+from gate_fixtures import build_small_city, city_user
 
 CONFIG = CityConfig(days=2, scale=0.05, seed=11)
 NOW = dt.datetime.combine(CONFIG.end_date, dt.time(18, 0), tzinfo=dt.UTC)
@@ -29,42 +30,21 @@ CASE, OTHER_CASE = "BPD-2026-920001", "BPD-2026-920002"
 POLICY = load_policy().model_copy(update={"max_rows": 50})  # the test city is small
 
 
-def _user(user_id: str, role: str, title: str = "Crime Analyst") -> dict:
-    return {
-        "user_id": user_id, "full_name": user_id, "role": role,
-        "organization": "Burbank Police Department", "organization_type": "ca_local_agency",
-        "job_title": title, "is_active": True, "approved_by": "dlee", "approved_at": T0,
-        "trained_at": T0,
-    }
-
-
 USERS = [
-    _user("a.analyst", "analyst"),
-    _user("a.other", "analyst"),
-    _user("a.sgt", "supervisor", "Sergeant"),
-    _user("a.sgt2", "supervisor", "Sergeant"),
+    city_user("a.analyst", "analyst", since=T0),
+    city_user("a.other", "analyst", since=T0),
+    city_user("a.sgt", "supervisor", "Sergeant", since=T0),
+    city_user("a.sgt2", "supervisor", "Sergeant", since=T0),
 ]
 
 
 @pytest.fixture(scope="module")
 def city_home(tmp_path_factory):
-    home = tmp_path_factory.mktemp("attack-approvals") / "home"
-    store = Store.create(home, passphrase=PASSPHRASE)
-    city = generate_city(CONFIG)
-    for table in ("networks", "cameras", "sharing_grants"):
-        store.tables.write(table, getattr(city, table))
-    store.tables.write("users", pl.DataFrame(USERS, schema=store.tables.read("users").schema))
-    store.tables.write("cases", pl.DataFrame({
-        "case_number": [CASE, OTHER_CASE],
-        "title": ["Stolen Honda Civic", "Robbery on Olive Ave"],
-        "offense_type": ["motor_vehicle_theft", "robbery"],
-        "status": ["open", "open"],
-        "opened_at": [T0, T0],
-        "assigned_user_ids": [["a.analyst", "a.other", "a.sgt"], ["a.analyst", "a.other"]],
-    }))
-    for i in range(CONFIG.days):
-        store.reads.ingest(generate_day(city, CONFIG.start_date + dt.timedelta(days=i)).reads)
-    return home
+    return build_small_city(
+        tmp_path_factory.mktemp("attack-approvals") / "home", CONFIG, USERS,
+        theft=(CASE, ["a.analyst", "a.other", "a.sgt"]),
+        robbery=(OTHER_CASE, ["a.analyst", "a.other"]), opened_at=T0,
+    )
 
 
 @pytest.fixture

@@ -25,10 +25,8 @@ from service_fixtures import (
     CASE,
     PASSPHRASE,
     PASSWORD,
-    build_home,
+    city_service,
     free_port,
-    start_service,
-    stop_service,
 )
 
 _SOURCES = (f"127.0.0.{n}" for n in itertools.count(10))
@@ -36,11 +34,8 @@ _SOURCES = (f"127.0.0.{n}" for n in itertools.count(10))
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
-    home = tmp_path_factory.mktemp("attack-service") / "home"
-    code, cert = build_home(home)
-    running = start_service(home, code, cert)
-    yield running
-    stop_service(running)
+    with city_service(tmp_path_factory.mktemp("attack-service")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

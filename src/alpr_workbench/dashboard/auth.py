@@ -230,6 +230,11 @@ class LoginThrottle:
     account itself is never locked, so failures from one source cannot keep its owner out
     from another.
 
+    A caller that checks the back-off, evaluates an attempt and then records its outcome
+    takes :meth:`begin` first and :meth:`end` after: the check and the slot are one step, and
+    while an attempt from a source is in flight, further ones from it are refused (they would
+    otherwise all pass the check before any failure was counted). Other sources never wait.
+
     Examples
     --------
     >>> clock = iter([0.0, 0.0, 0.0, 5.0, 11.0]).__next__
@@ -244,10 +249,47 @@ class LoginThrottle:
     base_delay_s: float = 1.0
     max_delay_s: float = 15 * 60.0
     max_sources: int = 10_000
+    #: The wait :meth:`begin` gives while another attempt from the same source is in flight.
+    busy_retry_s: float = 1.0
     clock: Callable[[], float] = time.monotonic
     # source -> (failures, time the source may try again)
     _state: dict[str, tuple[int, float]] = field(default_factory=dict, repr=False)
+    # sources with an attempt between begin() and end(): at most one per source, so no larger
+    # than the number of requests in flight
+    _in_flight: set[str] = field(default_factory=set, repr=False)
     _mutex: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def begin(self, source: str) -> float:
+        """Start an attempt from ``source``, or say how long it must wait (0: go ahead).
+
+        Checks the back-off and takes ``source``'s one attempt slot in one step. On 0.0 the
+        caller evaluates the attempt, records it (:meth:`failed` or :meth:`succeeded`) and
+        then calls :meth:`end`, whatever happened. Otherwise nothing was taken: the result is
+        the back-off left, or :attr:`busy_retry_s` while another attempt from ``source`` is
+        in flight (:meth:`wait_s` tells the two apart: it is 0 while only busy).
+
+        Examples
+        --------
+        >>> throttle = LoginThrottle(free_failures=0, base_delay_s=30.0, clock=lambda: 0.0)
+        >>> throttle.begin("10.0.0.9"), throttle.begin("10.0.0.9"), throttle.begin("10.0.0.8")
+        (0.0, 1.0, 0.0)
+        >>> throttle.failed("10.0.0.9"), throttle.end("10.0.0.9"), throttle.begin("10.0.0.9")
+        (30.0, None, 30.0)
+        """
+        with self._mutex:
+            _, until = self._state.get(source, (0, 0.0))
+            wait = max(0.0, until - self.clock())
+            if wait > 0:
+                return wait
+            if source in self._in_flight:
+                return self.busy_retry_s
+            self._in_flight.add(source)
+            return 0.0
+
+    def end(self, source: str) -> None:
+        """Free ``source``'s attempt slot taken by :meth:`begin`."""
+        with self._mutex:
+            self._in_flight.discard(source)
 
     def wait_s(self, source: str) -> float:
         """Seconds ``source`` must still wait before an attempt is checked (0: it may try)."""

@@ -19,7 +19,7 @@ import polars as pl
 
 from alpr_workbench.config import load_department_settings, write_department_settings
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.governance.registry import get_case, get_user, user_problem
+from alpr_workbench.governance.registry import get_case, get_user, same_person, user_problem
 from alpr_workbench.hotlist import (
     HotlistImport,
     HotlistLoad,
@@ -409,6 +409,10 @@ def _hold_problem(
     )
     if approver_user_id == actor:
         return f"{actor!r} may not approve their own legal hold"
+    acting = get_user(store, actor)
+    if approver is not None and acting is not None and same_person(approver, acting):
+        return (f"{approver_user_id!r} may not approve a legal hold placed by {actor!r}: both "
+                "accounts are one person's (the same person id)")
     if (
         user_problem(approver, policy=policy, now=now) is not None
         or approver is None

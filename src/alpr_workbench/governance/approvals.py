@@ -24,7 +24,13 @@ from typing import Any
 import polars as pl
 
 from alpr_workbench.errors import WorkbenchError
-from alpr_workbench.governance.registry import User, get_case, get_user, user_problem
+from alpr_workbench.governance.registry import (
+    User,
+    get_case,
+    get_user,
+    same_person,
+    user_problem,
+)
 from alpr_workbench.policy import Policy
 from alpr_workbench.store import Store
 
@@ -109,9 +115,14 @@ def _approver_problem(approver: User | None, searcher: User | None, *, policy: P
     if searcher is not None:
         if searcher.user_id == approver.user_id:
             return f"{approver.user_id!r} may not approve their own search"
-        if _same_person(searcher.full_name, approver.full_name):
+        if same_person(searcher, approver):
             # One person's second account (a supervisor who also holds an analyst account)
-            # would otherwise approve their own search.
+            # would otherwise approve their own search: the administrator recorded one
+            # person id on both (users.person_id).
+            return (f"{approver.user_id!r} may not approve a search by {searcher.user_id!r}: "
+                    "both accounts are one person's (the same person id)")
+        if _same_person(searcher.full_name, approver.full_name):
+            # The second line, for accounts whose person id was never recorded.
             return (f"{approver.user_id!r} may not approve a search by {searcher.user_id!r}: "
                     "both accounts carry the same person's name")
         if searcher.organization != approver.organization:
@@ -148,7 +159,7 @@ def grant_approval(
     actor
         The supervisor, from their own session: a user in good standing whose role may
         ``approve``, of the searcher's organization, and not the searcher (nor an account
-        with the searcher's full name).
+        with the searcher's person id or full name).
     searcher_user_id
         Who may use it: a user in good standing who may search and is assigned to the case.
     case_number

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from alpr_workbench.policy import Policy
+from alpr_workbench.policy import Permission, Policy
 from alpr_workbench.store import Store
 
-__all__ = ["Case", "User", "get_case", "get_user", "user_problem"]
+__all__ = [
+    "PERSON_ID_PATTERN",
+    "SPLIT_DUTIES",
+    "Case",
+    "User",
+    "get_case",
+    "get_user",
+    "person_id_problem",
+    "person_roles_problem",
+    "same_person",
+    "user_problem",
+]
+
+#: A person id (``users.person_id``): letters, digits, ``.``, ``_``, ``-``; at most 64.
+PERSON_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: Two-person rules, as (permission of who acts, permission of the other person who
+#: approves), whose two sides one person's accounts may not hold at all. A legal hold's check
+#: (``governance/admin.py``) also refuses one person's two accounts where they are applied;
+#: this keeps the accounts from being set up that way in the first place. The approval of a
+#: larger search (``search`` / ``approve``) is not listed: its check refuses one person's
+#: accounts by their person id (``governance/approvals.py``), so a supervisor may keep a
+#: second, analyst account.
+SPLIT_DUTIES: tuple[tuple[Permission, Permission], ...] = (("manage_legal_holds", "approve"),)
 
 
 class User(BaseModel):
@@ -31,6 +55,7 @@ class User(BaseModel):
     trained_at: dt.datetime | None = None
     separated_at: dt.datetime | None = None
     last_active_at: dt.datetime | None = None
+    person_id: str | None = None
 
 
 class Case(BaseModel):
@@ -103,4 +128,74 @@ def user_problem(user: User | None, *, policy: Policy, now: dt.datetime) -> str 
         return f"{user.user_id!r} is overdue for refresher training"
     if policy.is_generic_account(user.user_id, user.full_name):
         return f"{user.user_id!r} looks like a shared or generic account"
+    return None
+
+
+def same_person(a: User, b: User) -> bool:
+    """Whether two accounts are one person's: one user id, or one recorded person id.
+
+    Person ids are compared without case (``E-1001`` and ``e-1001`` are one person); an
+    account with no person id recorded matches only itself.
+
+    Examples
+    --------
+    >>> base = dict(full_name="A", role="analyst", organization="O",
+    ...             organization_type="ca_local_agency", job_title="Detective", is_active=True)
+    >>> same_person(User(user_id="a.one", person_id="E-1", **base),
+    ...             User(user_id="a.two", person_id="e-1", **base))
+    True
+    >>> same_person(User(user_id="a.one", **base), User(user_id="a.two", **base))
+    False
+    """
+    if a.user_id == b.user_id:
+        return True
+    return bool(a.person_id and b.person_id) and (
+        str(a.person_id).casefold() == str(b.person_id).casefold()
+    )
+
+
+def person_id_problem(person_id: str | None) -> str | None:
+    """Why ``person_id`` is not a valid person id, or None (None itself clears it).
+
+    Examples
+    --------
+    >>> person_id_problem("E-1001") is None
+    True
+    >>> person_id_problem("E 1001")
+    "person id 'E 1001' is not valid: use 1 to 64 letters, digits, '.', '_' or '-'"
+    """
+    if person_id is None or PERSON_ID_PATTERN.fullmatch(person_id):
+        return None
+    return (f"person id {person_id[:80]!r} is not valid: use 1 to 64 letters, digits, '.', "
+            "'_' or '-'")
+
+
+def person_roles_problem(accounts: Iterable[User], *, policy: Policy) -> str | None:
+    """Why one person's ``accounts`` may not hold their roles together, or None.
+
+    Two accounts of one person may not hold the two sides of a two-person rule in
+    :data:`SPLIT_DUTIES` (one account acting, the other approving it).
+
+    Parameters
+    ----------
+    accounts
+        The accounts of one person (as they would be after a change).
+    policy
+        The department policy (the permissions of each role).
+
+    Returns
+    -------
+    str or None
+        The reason, naming both accounts and the rule; None when they may.
+    """
+    people = list(accounts)
+    for acts, approves in SPLIT_DUTIES:
+        for actor in people:
+            for other in people:
+                if (actor.user_id != other.user_id and policy.may(actor.role, acts)
+                        and policy.may(other.role, approves)):
+                    return (f"{actor.user_id!r} ({actor.role}, may {acts!r}) and "
+                            f"{other.user_id!r} ({other.role}, may {approves!r}) would be one "
+                            f"person's accounts: the two sides of the {acts!r}/{approves!r} "
+                            "two-person rule")
     return None

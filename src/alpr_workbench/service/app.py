@@ -154,9 +154,12 @@ class _BodyLimit:
 class _ServiceLock:
     """Administrative work runs alone (``with lock:``); searches share (``lock.shared()``).
 
-    The store's readers take no lock and the audit log serialises its own appends, so
-    searches may run side by side; a change (a purge, a key rotation, a user disabled) still
-    waits for the searches in flight and none starts while it runs. Writers go first: a
+    Sign-in, enrolment and sign-out share it too: the account store and the session table
+    serialise their own writes, and a password hash must not hold back every search
+    (``tests/attacks/test_attack_login_lock.py``). The store's readers take no lock and the
+    audit log serialises its own appends, so searches may run side by side; a change (a
+    purge, a key rotation, a user disabled) still waits for the searches in flight and none
+    starts while it runs. Writers go first: a
     waiting change holds back new searches, so a stream of searches cannot starve it.
     """
 
@@ -274,6 +277,10 @@ class _Service:
     #: The port of the search results' Arrow Flight server, when one runs (``service/run.py``
     #: sets it; ``GET /v1/health`` tells clients).
     flight_port: int | None = None
+    #: The in-memory authority of Flight client certificates (``service/flight.py``).
+    flight_clients: Any = None
+    #: Set once the read cache's start-up fill is done (``service/run.py``); None: no fill.
+    cache_filled: threading.Event | None = None
 
     # -- helpers -------------------------------------------------------------------------
     def now(self) -> dt.datetime:
@@ -316,6 +323,40 @@ class _Service:
                 f"too many failed attempts from your address: try again in {wait:.0f} s",
                 headers={"Retry-After": str(max(1, round(wait)))},
             )
+
+    def attempt_refusal(self, source: str, wait: float) -> ServiceError:
+        """The 429 for an attempt that :meth:`LoginThrottle.begin` did not let start."""
+        code = "too_many_failures"
+        if self.throttle.wait_s(source) > 0:
+            words = f"too many failed attempts from your address: try again in {wait:.0f} s"
+        else:  # not a failure: the client tries again by itself (client.SIGN_IN_BUSY)
+            code = "sign_in_busy"
+            words = ("another sign-in attempt from your address is in progress: try again "
+                     f"in {max(1, round(wait))} s")
+        return ServiceError(429, code, words, headers={"Retry-After": str(max(1, round(wait)))})
+
+    @contextlib.contextmanager
+    def sign_in_attempt(self, source: str) -> Iterator[None]:
+        """Check the back-off and hold ``source``'s one attempt slot for the block.
+
+        Sign-in, enrolment and OIDC code redemption check the back-off, evaluate the attempt
+        and record its outcome as one step per source: from one address, an attempt that
+        arrives while another is in flight is refused (429) instead of passing the check
+        before the first one's failure is counted (``tests/attacks/test_attack_login_race.py``).
+        Nothing waits: other addresses, searches and administration are not held back.
+
+        Raises
+        ------
+        ServiceError
+            429 while ``source`` backs off or has another attempt in flight.
+        """
+        wait = self.throttle.begin(source)
+        if wait > 0:
+            raise self.attempt_refusal(source, wait)
+        try:
+            yield
+        finally:
+            self.throttle.end(source)
 
     def refuse_session(self, found: SessionProblem, source: str, path: str) -> NoReturn:
         """Back the source off, audit the dead token, and answer 401 (always raises)."""
@@ -392,8 +433,10 @@ class _Service:
             its audit record).
         """
         if len(raw) > MAX_BODY_BYTES:
-            raise ServiceError(413, "body_too_large",
-                               f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+            words = f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+            event_id = self.record("search", action="search", source=source,
+                                   user_id=user.user_id, problem=f"{words} ({len(raw)} sent)")
+            raise ServiceError(413, "body_too_large", words, event_id=event_id)
         try:
             search_request = SearchRequest(**_json_body(raw))
         except (ValueError, TypeError) as exc:
@@ -531,8 +574,14 @@ def create_app(
 
     @app.get("/v1/health")
     async def health() -> dict[str, str | int]:
-        """Readiness: the service is up, and where its search results' Flight server listens."""
-        doc: dict[str, str | int] = {"status": "ok", "service": "alpr-workbench"}
+        """Readiness: the service is up, and where its Flight server listens.
+
+        ``read_cache`` says whether the read cache is still filling at start (searches are
+        answered meanwhile, slower).
+        """
+        filling = svc.cache_filled is not None and not svc.cache_filled.is_set()
+        doc: dict[str, str | int] = {"status": "ok", "service": "alpr-workbench",
+                                     "read_cache": "filling" if filling else "ready"}
         if svc.flight_port is not None:
             doc["flight_port"] = svc.flight_port
         return doc
@@ -544,7 +593,10 @@ def create_app(
         source = _source(request)
 
         def work() -> Response:
-            svc.backoff_check(source)
+            with svc.sign_in_attempt(source):  # check to outcome: one step per source
+                return attempt()
+
+        def attempt() -> Response:
             try:
                 body = _EnrollBody(**_json_body(raw))
             except (ValueError, TypeError) as exc:
@@ -582,7 +634,7 @@ def create_app(
                 }
             )
 
-        return await _run(work)
+        return await _run(work, shared=True)
 
     @app.post("/v1/login")
     async def login(request: Request) -> Response:
@@ -591,7 +643,10 @@ def create_app(
         source = _source(request)
 
         def work() -> Response:
-            svc.backoff_check(source)
+            with svc.sign_in_attempt(source):  # check to outcome: one step per source
+                return attempt()
+
+        def attempt() -> Response:
             try:
                 body = _LoginBody(**_json_body(raw))
             except (ValueError, TypeError) as exc:
@@ -629,7 +684,7 @@ def create_app(
                 }
             )
 
-        return await _run(work)
+        return await _run(work, shared=True)
 
     @app.post("/v1/logout")
     async def logout(request: Request) -> Response:
@@ -646,7 +701,7 @@ def create_app(
             )
             return JSONResponse({"status": "signed out", "user_id": user.user_id})
 
-        return await _run(work)
+        return await _run(work, shared=True)
 
     @app.get("/v1/whoami")
     async def whoami(request: Request) -> Response:
@@ -753,6 +808,9 @@ def create_app(
     from alpr_workbench.service.routes_approvals import approvals_router
 
     app.include_router(approvals_router(svc))
+    from alpr_workbench.service.flight import flight_router
+
+    app.include_router(flight_router(svc))
     from alpr_workbench.service.routes_oidc import oidc_router  # off unless configured
 
     app.include_router(oidc_router(svc))

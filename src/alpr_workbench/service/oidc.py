@@ -37,11 +37,15 @@ import urllib.parse
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alpr_workbench.errors import WorkbenchError
 
+if TYPE_CHECKING:
+    from alpr_workbench.store import Store
+
 __all__ = [
+    "BINDINGS_TABLE",
     "CALLBACK_PATH",
     "CONFIG_FILE",
     "DEFAULT_NAME",
@@ -51,9 +55,14 @@ __all__ = [
     "OidcRefused",
     "Started",
     "Verified",
+    "find_binding",
     "load_oidc_config",
+    "remove_binding",
     "role_problem",
 ]
+
+#: The store's table binding each account to the provider's (issuer, sub) at its first sign-in.
+BINDINGS_TABLE = "oidc_bindings"
 
 #: The operator's configuration, relative to the data directory.
 CONFIG_FILE = "service/oidc.toml"
@@ -147,6 +156,7 @@ class _Grant:
     secret_digest: str
     flow_id: str
     expires_at: dt.datetime
+    subject: str = ""
 
 
 def _digest(value: str) -> str:
@@ -558,11 +568,16 @@ class OidcFlow:
             self._grants[_digest(code)] = _Grant(user_id=verified.user_id,
                                                  secret_digest=verified.secret_digest,
                                                  flow_id=verified.flow_id,
-                                                 expires_at=now + REDEEM_TTL)
+                                                 expires_at=now + REDEEM_TTL,
+                                                 subject=verified.subject)
         return code
 
-    def redeem(self, flow_secret: str, code: str) -> tuple[str, str]:
-        """Consume a one-time code; return ``(user_id, flow_id)``.
+    def redeem(self, flow_secret: str, code: str) -> tuple[str, str, str]:
+        """Consume a one-time code; return ``(user_id, flow_id, subject)``.
+
+        ``subject`` is the provider's ``sub`` that the callback verified: the caller checks
+        that the account is still bound to it (an administrator may have unbound it since,
+        ``service/oidc_redeem.py``).
 
         Raises
         ------
@@ -582,10 +597,68 @@ class OidcFlow:
         ):
             raise OidcRefused("the one-time code belongs to a sign-in started elsewhere",
                               found.user_id)
-        return found.user_id, found.flow_id
+        return found.user_id, found.flow_id, found.subject
 
     def _forget(self, now: dt.datetime) -> None:
         for key in [k for k, p in self._pending.items() if now >= p.expires_at]:
             del self._pending[key]
         for key in [k for k, g in self._grants.items() if now >= g.expires_at]:
             del self._grants[key]
+
+
+# -- the binding store -----------------------------------------------------------------------
+def find_binding(store: Store, user_id: str) -> dict[str, Any] | None:
+    """The account's binding to the provider's (issuer, sub), or None when it is not bound.
+
+    Parameters
+    ----------
+    store
+        The store holding :data:`BINDINGS_TABLE`.
+    user_id
+        The workbench account.
+
+    Returns
+    -------
+    dict or None
+        The binding's row (``user_id``, ``issuer``, ``subject``, ``bound_at``).
+    """
+    import polars as pl
+
+    found = store.tables.read(BINDINGS_TABLE).filter(pl.col("user_id") == user_id)
+    return found.row(0, named=True) if found.height else None
+
+
+def remove_binding(store: Store, user_id: str) -> dict[str, Any]:
+    """Unbind the account: its next OIDC sign-in binds it again, to whoever signs in then.
+
+    The table is replaced atomically without the account's row; the caller holds the
+    service's lock (the sign-in's check-and-bind takes it too) and audits the change.
+
+    Parameters
+    ----------
+    store
+        The store holding :data:`BINDINGS_TABLE`.
+    user_id
+        The workbench account.
+
+    Returns
+    -------
+    dict
+        The binding removed (``user_id``, ``issuer``, ``subject``, ``bound_at``).
+
+    Raises
+    ------
+    alpr_workbench.errors.WorkbenchError
+        When the account is not bound (nothing is changed).
+    """
+    import polars as pl
+
+    table = store.tables.read(BINDINGS_TABLE)
+    mine = pl.col("user_id") == user_id
+    found = table.filter(mine)
+    if not found.height:
+        raise WorkbenchError(
+            f"{user_id[:64]!r} is not bound to an identity at the provider: nothing to unbind"
+        )
+    store.tables.write(BINDINGS_TABLE, table.filter(~mine))
+    return found.row(0, named=True)

@@ -7,10 +7,11 @@ use up the service's own address's flows in progress, or its back-off, for every
 (``docs/decisions/0006-oidc-sign-in.md``). The provider still sends the browser to the API's
 one registered callback, where the ID token, the account's standing, its role and its
 binding to the provider's subject are checked for both front ends alike; the dashboard keeps
-the flow secret in the browser's signed cookie and redeems the one-time code here, with the
-same standing check as ``POST /v1/oidc/redeem`` plus the dashboard's own rules
-(:func:`~alpr_workbench.dashboard.auth.dashboard_user_problem`). Refusals back the browser's
-address off and are ``login`` events with action ``oidc`` (``"login": "dashboard"``).
+the flow secret in the browser's signed cookie and redeems the one-time code here, through
+the same steps as ``POST /v1/oidc/redeem`` (``service/oidc_redeem.py``) with the dashboard's
+own standing check (:func:`~alpr_workbench.dashboard.auth.dashboard_user_problem`). Refusals
+back the browser's address off and are ``login`` events with action ``oidc``
+(``"login": "dashboard"``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from alpr_workbench.dashboard.auth import DashboardRefused, dashboard_user_problem
 from alpr_workbench.service.oidc import OidcFlow, OidcRefused
+from alpr_workbench.service.oidc_redeem import redeem_session
 
 if TYPE_CHECKING:
     from alpr_workbench.service.app import _Service
@@ -115,23 +117,17 @@ class DashboardOidc:
             and ``source`` backs off.
         """
         self._backoff_check(source)
-        try:
-            user_id, flow_id = self._flow.redeem(flow_secret, code)
-        except OidcRefused as exc:
-            raise self._refuse(source, exc.reason, exc.user_id, "redeem") from exc
         svc = self._svc
-        with svc.lock.shared():  # standing may have changed since the callback
+
+        def standing(user_id: str) -> tuple[str | None, None]:
             problem = dashboard_user_problem(svc.store, user_id, policy=svc.gate.policy,
                                              now=svc.now())
-        if problem is not None:
-            raise self._refuse(source, problem, user_id, "redeem", {"flow_id": flow_id})
-        svc.throttle.succeeded(source)
-        token, session = svc.sessions.open(user_id)
-        with svc.lock.shared():
-            svc.record("login", action="oidc", source=source, user_id=user_id, problem=None,
-                       details={"stage": "redeem", "login": "dashboard", "flow_id": flow_id,
-                                "session_id": session.session_id})
-        return user_id, token
+            return problem, None
+
+        redeemed = redeem_session(svc, self._flow, flow_secret, code, source,
+                                  standing=standing, refuse=self._refuse,
+                                  details={"login": "dashboard"})
+        return redeemed.user_id, redeemed.token
 
     def _backoff_check(self, source: str) -> None:
         wait = self._svc.throttle.wait_s(source)

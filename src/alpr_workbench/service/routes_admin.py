@@ -29,7 +29,13 @@ from starlette.concurrency import run_in_threadpool
 from alpr_workbench.errors import WorkbenchError
 from alpr_workbench.governance import admin
 from alpr_workbench.governance.admin import AdminRefused, actor_problem
-from alpr_workbench.governance.registry import User
+from alpr_workbench.governance.registry import (
+    User,
+    get_user,
+    person_id_problem,
+    person_roles_problem,
+    same_person,
+)
 from alpr_workbench.governance.sharing import SharingRefused
 from alpr_workbench.policy import Permission
 
@@ -70,6 +76,11 @@ class _Body(BaseModel):
 
 
 class _UserStateBody(_Body):
+    reason: str = Field(default="", max_length=500)
+
+
+class _PersonBody(_Body):
+    person_id: str | None = Field(max_length=64)
     reason: str = Field(default="", max_length=500)
 
 
@@ -288,6 +299,107 @@ def admin_router(svc: _Service) -> APIRouter:
     async def users_enable(user_id: str, request: Request) -> Response:
         """Administrators: enable a disabled user again."""
         return await _set_active(request, user_id, True)
+
+    @router.post("/users/{user_id}/person")
+    async def users_person(user_id: str, request: Request) -> Response:
+        """Administrators: record (or clear, with null) the person behind an account.
+
+        One person's accounts share a person id, and a two-person rule (a supervisor's
+        approval of a larger search) is never met by two of them. Refused (audited): an
+        administrator's change to their own person's accounts, and a person whose accounts
+        would together hold both sides of a two-person rule (``registry.SPLIT_DUTIES``).
+        """
+        raw = await request.body()
+        source = _source(request)
+
+        def work(actor: User, audit: _Recorder) -> dict[str, Any]:
+            body = _parse(_PersonBody, raw)
+            person = body.person_id.strip() if body.person_id is not None else None
+            person = person or None
+            details = {"user_id": user_id[:64], "person_id": person, "reason": body.reason}
+
+            def audited(reason: str) -> str:
+                audit.last = svc.record("user_change", action="set person id", source=source,
+                                        user_id=actor.user_id, problem=reason, details=details)
+                return reason
+
+            def refused(reason: str) -> AdminRefused:
+                return AdminRefused(audited(reason))
+
+            target = get_user(svc.store, user_id)
+            if target is None:
+                raise ValueError(audited(f"unknown user {user_id[:64]!r}"))
+            invalid = person_id_problem(person)
+            if invalid is not None:
+                raise ValueError(audited(invalid))
+            before = target.person_id
+            if same_person(actor, target) or (
+                actor.person_id is not None and person is not None
+                and same_person(actor, target.model_copy(update={"person_id": person}))
+            ):
+                raise refused(f"{actor.user_id!r} may not change the person id of their own "
+                              "person's accounts (ask another administrator)")
+            if person is not None:
+                after = target.model_copy(update={"person_id": person})
+                others = [
+                    u for u in (User(**row) for row in
+                                 svc.store.tables.read("users").iter_rows(named=True))
+                    if u.user_id != user_id and same_person(u, after)
+                ]
+                conflict = person_roles_problem([after, *others], policy=svc.gate.policy)
+                if conflict is not None:
+                    raise refused(conflict)
+            admin.change_user(
+                svc.store, audit, actor=actor.user_id, user_id=user_id,
+                changes={"person_id": person}, policy=svc.gate.policy, now=now(),
+            )
+            return {"user_id": user_id, "person_id": person, "previous_person_id": before,
+                    "reason": body.reason}
+
+        return await handle(request, event_type="user_change", permission="administer",
+                            action="set person ids", work=work)
+
+    @router.post("/users/{user_id}/unbind-oidc")
+    async def users_unbind_oidc(user_id: str, request: Request) -> Response:
+        """Administrators: undo an account's OIDC binding; its live sessions end at once.
+
+        The account's next sign-in through the identity provider binds it again (audited
+        ``oidc_bound``). Audited as a ``user_change`` with the binding removed.
+        """
+        raw = await request.body()
+        source = _source(request)
+
+        def work(actor: User, audit: _Recorder) -> dict[str, Any]:
+            from alpr_workbench.service.oidc import find_binding, remove_binding
+
+            body = _parse(_UserStateBody, raw)
+            details: dict[str, Any] = {"user_id": user_id[:64], "reason": body.reason}
+            problem = None
+            if get_user(svc.store, user_id) is None:
+                problem = f"unknown user {user_id[:64]!r}"
+            elif find_binding(svc.store, user_id) is None:
+                problem = (f"{user_id!r} is not bound to an identity at the provider: "
+                           "nothing to unbind")
+            if problem is not None:
+                audit.last = svc.record("user_change", action="unbind oidc", source=source,
+                                        user_id=actor.user_id, problem=problem,
+                                        details=details)
+                raise ValueError(problem)
+            removed = remove_binding(svc.store, user_id)
+            ended = svc.sessions.revoke_user(user_id)
+            audit.last = svc.record(
+                "user_change", action="unbind oidc", source=source, user_id=actor.user_id,
+                problem=None,
+                details={**details, "issuer": removed["issuer"],
+                         "subject": str(removed["subject"])[:128],
+                         "bound_at": removed["bound_at"], "sessions_ended": ended},
+            )
+            return {"user_id": user_id, "unbound": True, "issuer": removed["issuer"],
+                    "subject": removed["subject"], "sessions_ended": ended,
+                    "reason": body.reason}
+
+        return await handle(request, event_type="user_change", permission="administer",
+                            action="unbind oidc accounts", work=work)
 
     # -- grants and agencies -------------------------------------------------------------
     @router.get("/grants")

@@ -24,20 +24,19 @@ from starlette.concurrency import run_in_threadpool
 
 from alpr_workbench.governance.registry import get_user, user_problem
 from alpr_workbench.service.oidc import (
+    BINDINGS_TABLE,
     OidcFlow,
     OidcRefused,
     Verified,
     load_oidc_config,
     role_problem,
 )
+from alpr_workbench.service.oidc_redeem import redeem_session
 
 if TYPE_CHECKING:
     from alpr_workbench.service.app import _Service
 
 __all__ = ["BINDINGS_TABLE", "oidc_router"]
-
-#: The store's table binding each account to the provider's (issuer, sub).
-BINDINGS_TABLE = "oidc_bindings"
 
 _NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -221,23 +220,13 @@ def oidc_router(svc: _Service) -> APIRouter:
             except (ValueError, TypeError) as exc:
                 words = _validation_words(exc) if isinstance(exc, ValidationError) else str(exc)
                 raise ServiceError(422, "malformed_request", words) from exc
-            try:
-                user_id, flow_id = oidc.redeem(body.flow_secret, body.code)
-            except OidcRefused as exc:
-                raise refuse(source, exc.reason, exc.user_id, "redeem") from exc
-            with svc.lock.shared():
-                problem, role = standing(user_id)  # it may have changed since the callback
-            if problem is not None:
-                raise refuse(source, problem, user_id, "redeem", {"flow_id": flow_id})
-            svc.throttle.succeeded(source)
-            token, session = svc.sessions.open(user_id)
-            with svc.lock.shared():
-                svc.record("login", action="oidc", source=source, user_id=user_id, problem=None,
-                           details={"stage": "redeem", "flow_id": flow_id,
-                                    "session_id": session.session_id})
+            redeemed = redeem_session(svc, oidc, body.flow_secret, body.code, source,
+                                      standing=standing, refuse=refuse,
+                                      busy=svc.attempt_refusal)
             return JSONResponse(
-                {"token": token, "user_id": user_id, "role": role,
-                 "expires_at": session.expires_at.isoformat()},
+                {"token": redeemed.token, "user_id": redeemed.user_id,
+                 "role": redeemed.standing,
+                 "expires_at": redeemed.session.expires_at.isoformat()},
                 headers=_NO_STORE,
             )
 

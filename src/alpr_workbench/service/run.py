@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from alpr_workbench.dashboard.serve import RunningDashboard
     from alpr_workbench.governance.audit_log import AuditLog
     from alpr_workbench.service.accounts import AccountStore
+    from alpr_workbench.service.flight import FlightSearch
     from alpr_workbench.service.sessions import SessionStore
     from alpr_workbench.store import Store
 
@@ -177,7 +178,15 @@ def run_service(
         store = Store.open(Path(home), passphrase=_read_secret(secret_file))
         if read_cache_mb is not None:
             READ_CACHE.set_budget(read_cache_mb << 20)
-        threading.Thread(target=store.reads.warm, name="read-cache-warm", daemon=True).start()
+        filled = threading.Event()  # GET /v1/health says "filling" until it is set
+
+        def fill() -> None:
+            try:
+                store.reads.warm()
+            finally:
+                filled.set()
+
+        threading.Thread(target=fill, name="read-cache-warm", daemon=True).start()
         audit = AuditLog.open(store.home, store.keystore)
         accounts = AccountStore(store.home, store.keystore)
         throttle = make_throttle()  # one back-off per source for the API and the dashboard
@@ -185,6 +194,7 @@ def run_service(
         app = create_app(
             store, audit=audit, accounts=accounts, sessions=sessions, throttle=throttle
         )
+        app.state.service.cache_filled = filled
         config = uvicorn.Config(
             app,
             host=host,
@@ -233,12 +243,24 @@ def run_service(
                         dashboard.stop()
                 finally:
                     if flight is not None:
-                        flight.shutdown()  # waits for its searches in flight
+                        _stop_flight(flight)
             finally:
                 # A request thread still in the gate (its connection cut at shutdown) holds the
                 # service lock: its audit record is written before the log closes.
                 with app.state.service.lock:
                     audit.close()
+
+
+def _stop_flight(server: FlightSearch) -> None:
+    """Stop the Flight server, waiting at most :data:`SHUTDOWN_GRACE_S` for its calls.
+
+    Its ``shutdown()`` waits for every call, also a result stream to a client that stopped
+    reading (a laptop gone to sleep): the service would never stop. Searches still in the gate
+    need no wait here: the audit log closes under the service lock, after them.
+    """
+    stopper = threading.Thread(target=server.shutdown, name="flight-stop", daemon=True)
+    stopper.start()
+    stopper.join(SHUTDOWN_GRACE_S)
 
 
 @contextlib.contextmanager
